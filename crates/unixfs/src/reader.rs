@@ -1,0 +1,325 @@
+//! Reading UnixFS DAGs back: stat, path resolution, directory listings and file byte streams.
+
+use ipfs_kit_block::dagpb::PbNode;
+use ipfs_kit_block::Bytes;
+use ipfs_kit_block::{codec, Cid};
+
+use crate::hamt;
+use crate::pb::{Data, DataType};
+use crate::{BlockSource, Error};
+
+/// What a CID points at, as far as UnixFS is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A file (a UnixFS file node or a raw block).
+    File,
+    /// A plain or sharded directory.
+    Directory,
+    /// A symbolic link.
+    Symlink,
+    /// A block that is not UnixFS (dag-cbor, dag-json, dag-pb without UnixFS data).
+    Other,
+}
+
+/// A decoded node with its UnixFS metadata.
+#[derive(Clone, Debug)]
+pub struct Stat {
+    /// The node's CID.
+    pub cid: Cid,
+    /// What it is.
+    pub kind: Kind,
+    /// File size (0 for non-files).
+    pub filesize: u64,
+    /// Size of this one block.
+    pub block_size: u64,
+    /// Sum of the link Tsizes, plus the block: the DAG's cumulative size.
+    pub cumulative_size: u64,
+    /// Whether the directory is HAMT-sharded.
+    pub sharded: bool,
+    /// POSIX mode bits, when recorded.
+    pub mode: Option<u32>,
+    /// Modification time, when recorded.
+    pub mtime: Option<(i64, Option<u32>)>,
+    /// The symlink target, for symlinks.
+    pub target: Option<String>,
+}
+
+/// One entry of a directory listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListEntry {
+    /// Entry name.
+    pub name: String,
+    /// Entry CID.
+    pub cid: Cid,
+    /// The link's cumulative size.
+    pub tsize: u64,
+}
+
+fn fetch(source: &dyn BlockSource, cid: &Cid) -> Result<Bytes, Error> {
+    source.get(cid).map_err(|e| Error::Source(*cid, e))
+}
+
+fn decode_pb(cid: &Cid, bytes: &[u8]) -> Result<(PbNode, Option<Data>), Error> {
+    let node = PbNode::decode(bytes).map_err(|e| Error::Invalid(format!("{cid}: {e}")))?;
+    let data = match &node.data {
+        Some(d) => Data::decode(d).ok(),
+        None => None,
+    };
+    Ok((node, data))
+}
+
+/// Decodes the node at `cid`.
+pub fn stat(source: &dyn BlockSource, cid: &Cid) -> Result<Stat, Error> {
+    let bytes = fetch(source, cid)?;
+    let block_size = bytes.len() as u64;
+    let mut stat = Stat {
+        cid: *cid,
+        kind: Kind::Other,
+        filesize: 0,
+        block_size,
+        cumulative_size: block_size,
+        sharded: false,
+        mode: None,
+        mtime: None,
+        target: None,
+    };
+    match cid.codec() {
+        codec::RAW => {
+            stat.kind = Kind::File;
+            stat.filesize = block_size;
+        }
+        codec::DAG_PB => {
+            let (node, data) = decode_pb(cid, &bytes)?;
+            stat.cumulative_size += node.links.iter().filter_map(|l| l.tsize).sum::<u64>();
+            if let Some(d) = data {
+                stat.mode = d.mode;
+                stat.mtime = d.mtime;
+                match d.kind {
+                    DataType::File | DataType::Raw => {
+                        stat.kind = Kind::File;
+                        stat.filesize = d.file_size();
+                    }
+                    DataType::Directory => stat.kind = Kind::Directory,
+                    DataType::HamtShard => {
+                        stat.kind = Kind::Directory;
+                        stat.sharded = true;
+                    }
+                    DataType::Symlink => {
+                        stat.kind = Kind::Symlink;
+                        stat.target = d.data.map(|t| String::from_utf8_lossy(&t).into_owned());
+                    }
+                    DataType::Metadata => {}
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(stat)
+}
+
+/// Lists a plain or sharded directory completely, in name order for plain directories and
+/// shard order for sharded ones (as Kubo does).
+pub fn list(source: &dyn BlockSource, cid: &Cid) -> Result<Vec<ListEntry>, Error> {
+    let bytes = fetch(source, cid)?;
+    if cid.codec() != codec::DAG_PB {
+        return Err(Error::NotDirectory(*cid));
+    }
+    let (node, data) = decode_pb(cid, &bytes)?;
+    match data.map(|d| d.kind) {
+        Some(DataType::Directory) => Ok(node
+            .links
+            .into_iter()
+            .map(|l| ListEntry {
+                name: l.name.unwrap_or_default(),
+                cid: l.cid,
+                tsize: l.tsize.unwrap_or(0),
+            })
+            .collect()),
+        Some(DataType::HamtShard) => {
+            let mut out = Vec::new();
+            list_shard(source, &node, data_fanout(cid, &bytes)?, &mut out)?;
+            Ok(out)
+        }
+        _ => Err(Error::NotDirectory(*cid)),
+    }
+}
+
+fn data_fanout(cid: &Cid, bytes: &[u8]) -> Result<usize, Error> {
+    let (_, data) = decode_pb(cid, bytes)?;
+    let fanout = data.and_then(|d| d.fanout).unwrap_or(0) as usize;
+    if !fanout.is_power_of_two() || fanout < 2 {
+        return Err(Error::Invalid(format!("{cid}: bad hamt fanout {fanout}")));
+    }
+    Ok(fanout)
+}
+
+fn list_shard(
+    source: &dyn BlockSource,
+    node: &PbNode,
+    fanout: usize,
+    out: &mut Vec<ListEntry>,
+) -> Result<(), Error> {
+    let pad = hamt::pad_len(fanout);
+    for link in &node.links {
+        let name = link.name.clone().unwrap_or_default();
+        if name.len() > pad {
+            out.push(ListEntry {
+                name: name[pad..].to_string(),
+                cid: link.cid,
+                tsize: link.tsize.unwrap_or(0),
+            });
+        } else {
+            let bytes = fetch(source, &link.cid)?;
+            let (child, _) = decode_pb(&link.cid, &bytes)?;
+            list_shard(source, &child, fanout, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// Looks up one name in a directory (following the hash path in sharded directories).
+pub fn lookup(source: &dyn BlockSource, dir: &Cid, name: &str) -> Result<Option<Cid>, Error> {
+    if dir.codec() != codec::DAG_PB {
+        return Err(Error::NotDirectory(*dir));
+    }
+    let bytes = fetch(source, dir)?;
+    let (node, data) = decode_pb(dir, &bytes)?;
+    match data.map(|d| d.kind) {
+        Some(DataType::Directory) => Ok(node
+            .links
+            .iter()
+            .find(|l| l.name.as_deref() == Some(name))
+            .map(|l| l.cid)),
+        Some(DataType::HamtShard) => {
+            let fanout = data_fanout(dir, &bytes)?;
+            let bits = fanout.trailing_zeros();
+            let pad = hamt::pad_len(fanout);
+            let hash = hamt::murmur3_x64_64(name.as_bytes());
+            let mut node = node;
+            for depth in 0.. {
+                let Some(slot) = hamt::slot(hash, depth, bits) else {
+                    return Ok(None);
+                };
+                let prefix = format!("{slot:0pad$X}");
+                let Some(link) = node
+                    .links
+                    .iter()
+                    .find(|l| l.name.as_deref().is_some_and(|n| n.starts_with(&prefix)))
+                else {
+                    return Ok(None);
+                };
+                let link_name = link.name.as_deref().unwrap_or_default();
+                if link_name.len() > pad {
+                    return Ok((&link_name[pad..] == name).then_some(link.cid));
+                }
+                let child = link.cid;
+                let bytes = fetch(source, &child)?;
+                node = decode_pb(&child, &bytes)?.0;
+            }
+            Ok(None)
+        }
+        _ => Err(Error::NotDirectory(*dir)),
+    }
+}
+
+/// Resolves `root/seg/seg/...` to the CID at the end of the path.
+pub fn resolve_path(source: &dyn BlockSource, root: &Cid, path: &[&str]) -> Result<Cid, Error> {
+    let mut cur = *root;
+    for (i, seg) in path.iter().enumerate() {
+        if seg.is_empty() {
+            continue;
+        }
+        cur = lookup(source, &cur, seg)?.ok_or_else(|| Error::NoLink {
+            name: (*seg).to_string(),
+            path: path[..i].join("/"),
+        })?;
+    }
+    Ok(cur)
+}
+
+/// Streams the bytes of a file DAG, from `offset` for at most `length` bytes, one leaf at a time.
+pub struct FileReader<'s> {
+    source: &'s dyn BlockSource,
+    stack: Vec<(Cid, u64)>,
+    start: u64,
+    end: u64,
+}
+
+impl<'s> FileReader<'s> {
+    /// Reads the file at `cid` from `offset`, at most `length` bytes (to the end when `None`).
+    pub fn new(source: &'s dyn BlockSource, cid: &Cid, offset: u64, length: Option<u64>) -> Self {
+        let end = length.map_or(u64::MAX, |l| offset.saturating_add(l));
+        FileReader {
+            source,
+            stack: vec![(*cid, 0)],
+            start: offset,
+            end,
+        }
+    }
+
+    fn clip(&self, data: Bytes, at: u64) -> Option<Bytes> {
+        let len = data.len() as u64;
+        let from = self.start.max(at);
+        let to = self.end.min(at + len);
+        (from < to).then(|| data.slice((from - at) as usize..(to - at) as usize))
+    }
+
+    fn step(&mut self, cid: Cid, at: u64) -> Result<Option<Bytes>, Error> {
+        let bytes = fetch(self.source, &cid)?;
+        if cid.codec() == codec::RAW {
+            return Ok(self.clip(bytes, at));
+        }
+        if cid.codec() != codec::DAG_PB {
+            return Err(Error::NotFile(cid));
+        }
+        let (node, data) = decode_pb(&cid, &bytes)?;
+        let data = data.ok_or(Error::NotFile(cid))?;
+        match data.kind {
+            DataType::File | DataType::Raw => {}
+            DataType::Directory | DataType::HamtShard => return Err(Error::IsDirectory(cid)),
+            _ => return Err(Error::NotFile(cid)),
+        }
+        if !node.links.is_empty() && node.links.len() != data.blocksizes.len() {
+            return Err(Error::Invalid(format!(
+                "{cid}: {} links but {} blocksizes",
+                node.links.len(),
+                data.blocksizes.len()
+            )));
+        }
+        let own = data.data.unwrap_or_default();
+        let mut child_at = at + own.len() as u64;
+        let mut children = Vec::new();
+        for (link, size) in node.links.iter().zip(&data.blocksizes) {
+            if child_at >= self.end {
+                break;
+            }
+            if child_at + size > self.start {
+                children.push((link.cid, child_at));
+            }
+            child_at += size;
+        }
+        self.stack.extend(children.into_iter().rev());
+        Ok(self.clip(own, at))
+    }
+}
+
+impl Iterator for FileReader<'_> {
+    type Item = Result<Bytes, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while let Some((cid, at)) = self.stack.pop() {
+            if at >= self.end {
+                continue;
+            }
+            match self.step(cid, at) {
+                Ok(Some(bytes)) => return Some(Ok(bytes)),
+                Ok(None) => {}
+                Err(e) => {
+                    self.stack.clear();
+                    return Some(Err(e));
+                }
+            }
+        }
+        None
+    }
+}
