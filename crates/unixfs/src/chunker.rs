@@ -9,6 +9,9 @@ use std::str::FromStr;
 
 use crate::Error;
 
+mod buzhash;
+mod rabin;
+
 /// The largest chunk any chunker may produce (Kubo's limit: a block must fit a bitswap message).
 pub const MAX_CHUNK_SIZE: usize = 1024 * 1024;
 /// Kubo's default chunk size.
@@ -91,9 +94,10 @@ impl FromStr for ChunkerSpec {
             let parts: Vec<&str> = rest.split('-').collect();
             return match parts.as_slice() {
                 [avg] => {
-                    let avg = check_max(parse_size(s, avg)?)?;
-                    if avg < 4 {
-                        return Err(chunker_err(s, "average size must be at least 4"));
+                    let avg = parse_size(s, avg)?;
+                    check_max(avg + avg / 2)?;
+                    if avg / 3 < 16 {
+                        return Err(chunker_err(s, "rabin min (avg/3) must be at least 16"));
                     }
                     Ok(rabin_from_avg(avg))
                 }
@@ -103,11 +107,14 @@ impl FromStr for ChunkerSpec {
                         parse_size(s, avg)?,
                         check_max(parse_size(s, max)?)?,
                     );
-                    if !(min <= avg && avg <= max) {
-                        return Err(chunker_err(s, "sizes must satisfy min <= avg <= max"));
-                    }
                     if min < 16 {
-                        return Err(chunker_err(s, "rabin minimum must be at least 16 bytes"));
+                        return Err(chunker_err(s, "rabin min must be at least 16"));
+                    }
+                    if min >= avg {
+                        return Err(chunker_err(s, "rabin-min must be smaller than rabin-avg"));
+                    }
+                    if avg >= max {
+                        return Err(chunker_err(s, "rabin-avg must be smaller than rabin-max"));
                     }
                     Ok(ChunkerSpec::Rabin { min, avg, max })
                 }
@@ -147,26 +154,67 @@ pub(crate) fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
+/// Read-ahead for content-defined chunkers, which must see up to `max` bytes to pick a cut.
+#[derive(Default)]
+struct Buffer {
+    data: Vec<u8>,
+    start: usize,
+    eof: bool,
+}
+
+impl Buffer {
+    /// The unconsumed bytes, topped up from `r` to `want` bytes unless the stream ended.
+    fn fill(&mut self, r: &mut dyn Read, want: usize) -> io::Result<&[u8]> {
+        if self.start > 0 {
+            self.data.drain(..self.start);
+            self.start = 0;
+        }
+        if self.data.len() < want && !self.eof {
+            let have = self.data.len();
+            self.data.resize(want, 0);
+            let got = read_full(r, &mut self.data[have..])?;
+            self.data.truncate(have + got);
+            self.eof = have + got < want;
+        }
+        let n = self.data.len().min(want);
+        Ok(&self.data[..n])
+    }
+
+    /// Consumes and returns the next `n` bytes.
+    fn take(&mut self, n: usize) -> Vec<u8> {
+        let out = self.data[self.start..self.start + n].to_vec();
+        self.start += n;
+        out
+    }
+}
+
 /// A running chunker over one stream.
 pub enum Chunker {
     /// Fixed size.
     Size(usize),
+    /// Rabin fingerprinting.
+    Rabin(rabin::Rabin),
+    /// Buzhash.
+    Buzhash(buzhash::Buzhash),
 }
 
 impl Chunker {
     /// Starts a chunker for `spec`.
     pub fn new(spec: ChunkerSpec) -> Result<Self, Error> {
-        match spec {
-            ChunkerSpec::Size(n) => Ok(Chunker::Size(n)),
-            other => Err(Error::Chunker(format!(
-                "{other}: content-defined chunkers are not supported yet"
-            ))),
-        }
+        Ok(match spec {
+            ChunkerSpec::Size(n) => Chunker::Size(n),
+            ChunkerSpec::Rabin { min, avg, max } => {
+                Chunker::Rabin(rabin::Rabin::new(min, avg, max))
+            }
+            ChunkerSpec::Buzhash => Chunker::Buzhash(buzhash::Buzhash::new()),
+        })
     }
 
     /// The next chunk, or `None` at the end of the stream. Never returns an empty chunk.
     pub fn next_chunk(&mut self, r: &mut dyn Read) -> io::Result<Option<Vec<u8>>> {
         match self {
+            Chunker::Rabin(c) => c.next_chunk(r),
+            Chunker::Buzhash(c) => c.next_chunk(r),
             Chunker::Size(n) => {
                 let mut buf = vec![0u8; *n];
                 let got = read_full(r, &mut buf)?;
@@ -217,6 +265,70 @@ mod tests {
         ] {
             assert!(bad.parse::<ChunkerSpec>().is_err(), "{bad}");
         }
+    }
+
+    /// The input of the reference vectors: an LCG's top byte, as the research harness made it.
+    fn lcg(n: usize) -> Vec<u8> {
+        let mut x: u64 = 1;
+        (0..n)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (x >> 56) as u8
+            })
+            .collect()
+    }
+
+    fn sizes(spec: &str, data: &[u8]) -> Vec<usize> {
+        let mut c = Chunker::new(spec.parse().unwrap()).unwrap();
+        let mut r = data;
+        let mut out = vec![];
+        while let Some(chunk) = c.next_chunk(&mut r).unwrap() {
+            out.push(chunk.len());
+        }
+        out
+    }
+
+    /// Chunk sizes produced by boxo's own chunker code (compiled with Go) on the same input.
+    #[test]
+    fn content_defined_chunkers_match_boxo() {
+        let data = lcg(4 << 20);
+        assert_eq!(
+            sizes("buzhash", &data),
+            [
+                155739, 211123, 169579, 266407, 257669, 152829, 211587, 179311, 317109, 163720,
+                524288, 222448, 243497, 294111, 524288, 233450, 67149
+            ]
+        );
+        assert_eq!(
+            sizes("rabin", &data),
+            [
+                184165, 114656, 196300, 393216, 151973, 126728, 120823, 344646, 145122, 393216,
+                181240, 393216, 389002, 187980, 244319, 355414, 87891, 184397
+            ]
+        );
+        assert_eq!(
+            sizes("rabin-262144-524288-1048576", &data),
+            [513487, 530510, 1048576, 1048576, 425453, 627702]
+        );
+        assert_eq!(
+            sizes("rabin-16-32-64", &data[..2000]),
+            [
+                64, 64, 46, 27, 48, 50, 23, 64, 29, 26, 64, 64, 25, 33, 25, 41, 26, 20, 29, 42, 28,
+                18, 23, 23, 30, 26, 40, 42, 33, 37, 63, 27, 64, 64, 21, 64, 64, 64, 58, 22, 64, 27,
+                20, 32, 64, 18, 32, 59, 27, 28, 8
+            ]
+        );
+        assert_eq!(
+            sizes("rabin-512-1024-2048", &data[..65536]),
+            [
+                627, 1467, 1141, 809, 626, 1521, 682, 1170, 1026, 1776, 875, 1395, 594, 1564, 2048,
+                1141, 1712, 1187, 998, 1517, 976, 1806, 624, 855, 604, 723, 662, 724, 1401, 1651,
+                2048, 2048, 609, 1563, 656, 525, 2048, 2048, 1084, 1497, 520, 707, 1420, 1465,
+                1580, 818, 2048, 791, 628, 1045, 581, 606, 732, 2048, 771, 1748
+            ]
+        );
     }
 
     #[test]

@@ -247,3 +247,249 @@ fn directories_match_kubo() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+fn v1_raw() -> ImportProfile {
+    ImportProfile {
+        cid_version: 1,
+        raw_leaves: true,
+        ..ImportProfile::default()
+    }
+}
+
+/// Vectors from two independent implementations of Kubo's rules (a reference written from the
+/// boxo sources and npm `ipfs-unixfs-importer`), for the settings Kubo 0.22 cannot be asked for.
+#[test]
+fn layouts_match_reference_vectors() {
+    use ipfs_kit_unixfs::{ChunkerSpec, Layout, NullSink};
+    let cases: &[(usize, usize, bool, Layout, &str, u64)] = &[
+        (
+            1000,
+            3,
+            true,
+            Layout::Balanced,
+            "bafybeihuff65sjgzjvsumt4jsuisggmmklldgja52hiatdkod2n4z5gu3m",
+            1793,
+        ),
+        (
+            2900,
+            3,
+            true,
+            Layout::Balanced,
+            "bafybeiaxif7hbedegbtnii3kkvhxqlgnmtn7b6csg42p7nw6gvwcyg5zze",
+            5121,
+        ),
+        (
+            2900,
+            3,
+            false,
+            Layout::Balanced,
+            "bafybeifcee7hfcokzoe6lxplyc3c5sx6whoije2h7wdjm2twcjph5gkeoa",
+            5353,
+        ),
+        (
+            5000,
+            4,
+            false,
+            Layout::Balanced,
+            "bafybeiaglaww63kqwwqcjtt3ke7ckijnk2bupkfbwl2ib7nekvc3envmse",
+            8642,
+        ),
+        (
+            100,
+            3,
+            true,
+            Layout::Trickle,
+            "bafybeidwkur4w4nq4nq7ht62l67am6rqvfazwrlxtb45qntniqqd5dqpda",
+            152,
+        ),
+        (
+            1000,
+            3,
+            true,
+            Layout::Trickle,
+            "bafybeihaae35vrd446c5amipnjs7qigg3tvuxfagwtl4km4v2fplc7wwam",
+            1630,
+        ),
+        (
+            5000,
+            3,
+            false,
+            Layout::Trickle,
+            "bafybeihwlbhxr5vije4vok2oufrcpj7pnhkgfrzb77gcmzpdaqx5kyx3ge",
+            8587,
+        ),
+        (
+            20000,
+            2,
+            true,
+            Layout::Trickle,
+            "bafybeiep72msck6ysqaid4azhw2jibpte6qfn6jhmtxxuwtp67oqj2qoi4",
+            34653,
+        ),
+        (
+            60000,
+            3,
+            false,
+            Layout::Trickle,
+            "bafybeifmwcavurk3hzkrsc7non3pl6so7mww3typadcpxd3nyuzek33lim",
+            103356,
+        ),
+        (
+            0,
+            3,
+            false,
+            Layout::Trickle,
+            "bafybeif7ztnhq65lumvvtr4ekcwd2ifwgm3awq4zfr3srh462rwyinlb4y",
+            6,
+        ),
+    ];
+    for &(n, links, raw, layout, cid, tsize) in cases {
+        let data: Vec<u8> = (0..n).map(|i| ((7 * i + 3) % 251) as u8).collect();
+        let profile = ImportProfile {
+            raw_leaves: raw,
+            chunker: ChunkerSpec::Size(100),
+            max_file_links: links,
+            layout,
+            ..v1_raw()
+        };
+        let node = Importer::new(&profile, &mut NullSink)
+            .file(&mut &data[..])
+            .expect("import");
+        assert_eq!(
+            (node.cid.to_string().as_str(), node.tsize),
+            (cid, tsize),
+            "{n} bytes {links} links {layout:?} raw={raw}"
+        );
+    }
+}
+
+#[test]
+fn hamts_match_reference_vectors() {
+    use ipfs_kit_unixfs::{HamtEstimate, NullSink};
+    let entries = |n: usize, im: &mut Importer<'_>| -> Vec<DirEntry> {
+        (0..n)
+            .map(|i| DirEntry {
+                name: format!("f{i}.txt"),
+                node: im
+                    .file(&mut format!("content {i}\n").as_bytes())
+                    .expect("file"),
+            })
+            .collect()
+    };
+    let always: &[(usize, usize, bool, &str, u64)] = &[
+        (
+            1,
+            256,
+            true,
+            "bafybeibobxtp64kjtn2se5w2saodj27wntja2epy3qbwq4qhkb6yse6ntu",
+            85,
+        ),
+        (
+            3,
+            256,
+            true,
+            "bafybeibb7astn4rfyirouyofwi6orsvzktanjr43bif5cd2z2cmejxhevy",
+            216,
+        ),
+        (
+            300,
+            256,
+            true,
+            "bafybeihtljuaonjkqncvp2ypvk2r2hptu52mtgvawi3xl77spgsz3l5y5u",
+            26495,
+        ),
+        (
+            3000,
+            256,
+            true,
+            "bafybeih7sdsmpwfa5g3oiisnwfnwruy3vn3u4xxy2giypw3akxkplb5kw4",
+            229641,
+        ),
+        (
+            2000,
+            16,
+            true,
+            "bafybeiggnokd4w5utob7usmnvur3fntnxqmm6z4lbj6gumclhqratxltz4",
+            169928,
+        ),
+        (
+            2000,
+            32,
+            true,
+            "bafybeib5ojofifhynt5mv2ii7miuxmalfpiendweo5mki6xmhg3wvouegq",
+            175213,
+        ),
+        (
+            2000,
+            1024,
+            true,
+            "bafybeiebmw6qfr564iuwgzlgb73zeks2ue7gfhjixe3pxtjqpzwcnea5d4",
+            227218,
+        ),
+        (
+            300,
+            256,
+            false,
+            "QmRX3t4DqEMwUbazo2c1Lqa1p6kbVp87h8A8yyPfaw7fzM",
+            28121,
+        ),
+    ];
+    for &(n, fanout, v1, cid, tsize) in always {
+        let base = if v1 {
+            v1_raw()
+        } else {
+            ImportProfile::default()
+        };
+        let profile = ImportProfile {
+            hamt_fanout: fanout,
+            hamt_threshold: 0,
+            ..base
+        };
+        let mut sink = NullSink;
+        let mut im = Importer::new(&profile, &mut sink);
+        let e = entries(n, &mut im);
+        let node = im.directory(e).expect("dir");
+        assert_eq!(
+            (node.cid.to_string().as_str(), node.tsize),
+            (cid, tsize),
+            "{n} entries fanout {fanout}"
+        );
+    }
+    // The switch, with both estimates, one entry either side of the threshold.
+    let switch: &[(usize, HamtEstimate, &str)] = &[
+        (
+            5850,
+            HamtEstimate::Links,
+            "bafybeidpanqc2g2s2n4lltjddh5e3ho5vuocq7zgkcqnyl43djtdti3t2y",
+        ),
+        (
+            5851,
+            HamtEstimate::Links,
+            "bafybeifxpskftkf6uk5v3nrrg7glnn2ek7adrqc6zqgbmrlmtawytcntm4",
+        ),
+        (
+            4966,
+            HamtEstimate::Block,
+            "bafybeihki2pdkcbu25sy7knezv36elc3grspsy44cyfhuc2lynh772pqfy",
+        ),
+        (
+            4967,
+            HamtEstimate::Block,
+            "bafybeicre5o44tdelmjmih25ftg3lhwxlw5i3kr6vfk3vvbgpwtqnjizbq",
+        ),
+    ];
+    for &(n, estimate, cid) in switch {
+        let profile = ImportProfile {
+            hamt_estimate: estimate,
+            ..v1_raw()
+        };
+        let mut sink = NullSink;
+        let mut im = Importer::new(&profile, &mut sink);
+        let e = entries(n, &mut im);
+        assert_eq!(
+            im.directory(e).expect("dir").cid.to_string(),
+            cid,
+            "{n} entries {estimate:?}"
+        );
+    }
+}
