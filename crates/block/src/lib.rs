@@ -68,6 +68,8 @@ pub const IDENTITY: u64 = 0x00;
 pub const SHA2_256: u64 = 0x12;
 /// Multihash code of BLAKE3 (32-byte digests).
 pub const BLAKE3: u64 = 0x1e;
+/// Multihash code of BLAKE2b-256 (Filecoin's hash; read and verified, and accepted by `--hash`).
+pub const BLAKE2B_256: u64 = 0xb220;
 
 /// Hash functions ipfs-kit can address content with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -77,6 +79,8 @@ pub enum HashAlg {
     Sha2_256,
     /// BLAKE3 with a 32-byte digest.
     Blake3,
+    /// BLAKE2b with a 32-byte digest.
+    Blake2b256,
 }
 
 impl HashAlg {
@@ -85,6 +89,7 @@ impl HashAlg {
         match self {
             HashAlg::Sha2_256 => SHA2_256,
             HashAlg::Blake3 => BLAKE3,
+            HashAlg::Blake2b256 => BLAKE2B_256,
         }
     }
 
@@ -93,6 +98,7 @@ impl HashAlg {
         match self {
             HashAlg::Sha2_256 => "sha2-256",
             HashAlg::Blake3 => "blake3",
+            HashAlg::Blake2b256 => "blake2b-256",
         }
     }
 
@@ -101,6 +107,7 @@ impl HashAlg {
         match name {
             "sha2-256" => Ok(HashAlg::Sha2_256),
             "blake3" => Ok(HashAlg::Blake3),
+            "blake2b-256" => Ok(HashAlg::Blake2b256),
             other => Err(Error::UnsupportedHashName(other.to_string())),
         }
     }
@@ -110,6 +117,7 @@ impl HashAlg {
         match code {
             SHA2_256 => Some(HashAlg::Sha2_256),
             BLAKE3 => Some(HashAlg::Blake3),
+            BLAKE2B_256 => Some(HashAlg::Blake2b256),
             _ => None,
         }
     }
@@ -122,6 +130,13 @@ impl HashAlg {
                 (SHA2_256, sha2::Sha256::digest(data).into())
             }
             HashAlg::Blake3 => (BLAKE3, *blake3::hash(data).as_bytes()),
+            HashAlg::Blake2b256 => {
+                use blake2::Digest;
+                (
+                    BLAKE2B_256,
+                    blake2::Blake2b::<blake2::digest::consts::U32>::digest(data).into(),
+                )
+            }
         };
         // A 32-byte digest always fits the 64-byte multihash.
         Multihash::wrap(code, &digest).unwrap_or_default()

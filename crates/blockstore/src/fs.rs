@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use ipfs_kit_block::{verify_multihash, Block, Bytes, Cid};
 use parking_lot::{Mutex, MutexGuard, RwLock};
-use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use crate::{Blockstore, Error, StoreStats, WriteBatch};
 

@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use ipfs_kit_block::{ipld, verify_multihash, Cid, IDENTITY};
 use ipfs_kit_blockstore::Blockstore;
-use redb::{Database, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 const PINS: TableDefinition<&[u8], u8> = TableDefinition::new("pins");
 

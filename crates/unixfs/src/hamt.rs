@@ -115,7 +115,7 @@ pub fn build(
     fanout: usize,
     emit: &mut dyn FnMut(Vec<u8>) -> Result<Cid, Error>,
 ) -> Result<(Cid, u64), Error> {
-    if !fanout.is_power_of_two() || fanout < 8 || fanout > 1024 {
+    if !fanout.is_power_of_two() || !(8..=1024).contains(&fanout) {
         return Err(Error::Invalid(format!(
             "hamt fanout must be a power of two between 8 and 1024, got {fanout}"
         )));
@@ -200,7 +200,7 @@ mod tests {
 
     #[test]
     fn slots_consume_high_bits_first() {
-        let h = 0xAB_CD00_0000_0000_00u64;
+        let h = 0xABCD_0000_0000_0000_u64;
         assert_eq!(slot(h, 0, 8), Some(0xAB));
         assert_eq!(slot(h, 1, 8), Some(0xCD));
         assert_eq!(slot(h, 8, 8), None);

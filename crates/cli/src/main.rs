@@ -1,0 +1,853 @@
+//! `ipfs-kit`: the command line of the ipfs-kit node. Glue only: parse arguments, open the repo,
+//! call the node, print what Kubo would print.
+
+use std::io::{self, IsTerminal, Read, Write};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use ipfs_kit_block::{codec, parse_cid, HashAlg};
+use ipfs_kit_node::{AddOptions, Added, InitOptions, Repo};
+use ipfs_kit_pin::PinType;
+use ipfs_kit_unixfs::{ChunkerSpec, ImportProfile, Kind, Layout};
+
+/// ipfs-kit: an IPFS node and toolkit. Content addressing identical to Kubo's, a crash-safe
+/// repo, pins, GC and CAR import/export.
+#[derive(Parser)]
+#[command(name = "ipfs-kit", version, about, long_about = None)]
+struct Cli {
+    /// The repo directory.
+    #[arg(long, global = true, env = "IPFS_KIT_PATH", value_name = "PATH")]
+    repo_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create a new repo (config, identity, block store) at the repo path.
+    Init {
+        /// The default import profile: unixfs-v0-2015 (Kubo's CIDs), unixfs-v1-2025 or kubo-v0.22.
+        #[arg(long)]
+        profile: Option<String>,
+    },
+    /// Show or edit the repo config.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Import files, directories or stdin as UnixFS, printing each CID.
+    Add(AddArgs),
+    /// Write a file's bytes to stdout.
+    Cat {
+        /// /ipfs/CID[/path] or CID[/path].
+        path: String,
+        /// Byte offset to start at.
+        #[arg(short, long, default_value_t = 0)]
+        offset: u64,
+        /// Maximum number of bytes to write.
+        #[arg(short, long)]
+        length: Option<u64>,
+    },
+    /// Write a file or directory to the local file system.
+    Get {
+        /// /ipfs/CID[/path] or CID[/path].
+        path: String,
+        /// Where to write it (default: the last path segment, or the CID).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// List a directory: CID, size and name of each entry (directories end with /).
+    Ls {
+        /// /ipfs/CID[/path] or CID[/path].
+        path: String,
+    },
+    /// Resolve a path to the CID at its end.
+    Resolve {
+        /// /ipfs/CID[/path].
+        path: String,
+    },
+    /// Work with raw blocks.
+    #[command(subcommand)]
+    Block(BlockCmd),
+    /// Work with IPLD nodes (dag-cbor, dag-json, dag-pb, raw) and CAR files.
+    #[command(subcommand)]
+    Dag(DagCmd),
+    /// List the links of a node (`refs local`: every block in the repo).
+    Refs(RefsArgs),
+    /// Keep content from garbage collection.
+    #[command(subcommand)]
+    Pin(PinCmd),
+    /// Repo maintenance: gc, stat, verify.
+    #[command(subcommand)]
+    Repo(RepoCmd),
+    /// Show the node's identity.
+    Id,
+    /// Show the ipfs-kit version.
+    Version,
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Print the whole config (the private key redacted).
+    Show,
+    /// Print one value, by dotted key (e.g. import.profile).
+    Get {
+        /// Dotted key.
+        key: String,
+    },
+    /// Set one value, by dotted key; the value is parsed as TOML or taken as a string.
+    Set {
+        /// Dotted key.
+        key: String,
+        /// New value.
+        value: String,
+    },
+}
+
+#[derive(Args)]
+struct AddArgs {
+    /// Files or directories to add; `-` or nothing reads stdin.
+    paths: Vec<PathBuf>,
+    /// Accepted for Kubo compatibility: directories are always added recursively.
+    #[arg(short, long)]
+    recursive: bool,
+    /// A named import profile (default: the repo's import.profile).
+    #[arg(long)]
+    profile: Option<String>,
+    /// CID version (0 or 1); 1 implies --raw-leaves unless it is given.
+    #[arg(long)]
+    cid_version: Option<u8>,
+    /// Store leaves as raw blocks.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    raw_leaves: Option<bool>,
+    /// size-N, rabin, rabin-AVG, rabin-MIN-AVG-MAX or buzhash.
+    #[arg(short = 's', long)]
+    chunker: Option<String>,
+    /// Use the trickle layout instead of balanced.
+    #[arg(short = 't', long)]
+    trickle: bool,
+    /// Maximum links per file node.
+    #[arg(long)]
+    max_file_links: Option<usize>,
+    /// Shard directories with more entries than this.
+    #[arg(long)]
+    max_directory_links: Option<usize>,
+    /// Fanout of HAMT-sharded directories (power of two, 8..=1024).
+    #[arg(long)]
+    max_hamt_fanout: Option<usize>,
+    /// Hash function: sha2-256 or blake3 (not sha2-256 implies CIDv1).
+    #[arg(long)]
+    hash: Option<String>,
+    /// Only compute the CIDs; store nothing.
+    #[arg(short = 'n', long)]
+    only_hash: bool,
+    /// Wrap the added paths in a directory.
+    #[arg(short = 'w', long)]
+    wrap_with_directory: bool,
+    /// Include files whose names start with a dot.
+    #[arg(short = 'H', long)]
+    hidden: bool,
+    /// Pin what was added (recursively).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", default_value = "true")]
+    pin: bool,
+    /// Print only CIDs.
+    #[arg(short = 'q', long)]
+    quiet: bool,
+    /// Print only the final root CID.
+    #[arg(short = 'Q', long)]
+    quieter: bool,
+    /// Show a progress bar (on by default when stderr is a terminal).
+    #[arg(short = 'p', long)]
+    progress: bool,
+}
+
+#[derive(Subcommand)]
+enum BlockCmd {
+    /// Store the bytes of a file (or stdin) as one block and print its CID.
+    Put {
+        /// File to read; `-` or nothing for stdin.
+        file: Option<PathBuf>,
+        /// Codec of the new CID: raw, dag-pb, dag-cbor, dag-json.
+        #[arg(long, default_value = "raw")]
+        cid_codec: String,
+        /// Multihash function: sha2-256 or blake3.
+        #[arg(long, default_value = "sha2-256")]
+        mhtype: String,
+        /// Legacy: `v0` stores a dag-pb CIDv0 block.
+        #[arg(long)]
+        format: Option<String>,
+        /// Allow blocks over 1 MiB.
+        #[arg(long)]
+        allow_big_block: bool,
+        /// Pin the block.
+        #[arg(long)]
+        pin: bool,
+    },
+    /// Write a block's bytes to stdout.
+    Get {
+        /// The block's CID.
+        cid: String,
+    },
+    /// Print a block's CID and size.
+    Stat {
+        /// The block's CID.
+        cid: String,
+    },
+    /// Remove blocks (pinned ones are refused).
+    Rm {
+        /// CIDs to remove.
+        #[arg(required = true)]
+        cids: Vec<String>,
+        /// Ignore blocks that are not there.
+        #[arg(short, long)]
+        force: bool,
+        /// Print nothing on success.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum DagCmd {
+    /// Store an IPLD node read from a file or stdin.
+    Put {
+        /// File to read; `-` or nothing for stdin.
+        file: Option<PathBuf>,
+        /// Codec of the input: dag-json, dag-cbor, json, dag-pb, raw.
+        #[arg(long, default_value = "dag-json")]
+        input_codec: String,
+        /// Codec to store as: dag-cbor, dag-json, dag-pb, raw.
+        #[arg(long, default_value = "dag-cbor")]
+        store_codec: String,
+        /// Hash function.
+        #[arg(long, default_value = "sha2-256")]
+        hash: String,
+        /// Pin the node.
+        #[arg(long)]
+        pin: bool,
+        /// Allow blocks over 1 MiB.
+        #[arg(long)]
+        allow_big_block: bool,
+    },
+    /// Print an IPLD node (or the value at a path inside it).
+    Get {
+        /// CID[/path].
+        path: String,
+        /// Output codec: dag-json, dag-cbor, raw, dag-pb.
+        #[arg(long, default_value = "dag-json")]
+        output_codec: String,
+    },
+    /// Write the DAG under a CID to stdout as a CARv1.
+    Export {
+        /// The root.
+        path: String,
+    },
+    /// Import CARv1/CARv2 files (or stdin); all blocks are verified first.
+    Import {
+        /// CAR files; `-` or nothing for stdin.
+        files: Vec<PathBuf>,
+        /// Pin the roots recursively.
+        #[arg(long, num_args = 0..=1, default_missing_value = "true", default_value = "true")]
+        pin_roots: bool,
+        /// Print block and byte counts.
+        #[arg(long)]
+        stats: bool,
+    },
+    /// Resolve a path to a CID.
+    Resolve {
+        /// /ipfs/CID[/path].
+        path: String,
+    },
+}
+
+#[derive(Args)]
+struct RefsArgs {
+    /// CID[/path], or `local` for every block in the repo.
+    path: String,
+    /// Follow links recursively.
+    #[arg(short, long)]
+    recursive: bool,
+    /// Print each CID only once.
+    #[arg(short, long)]
+    unique: bool,
+}
+
+#[derive(Subcommand)]
+enum PinCmd {
+    /// Pin content (recursively by default).
+    Add {
+        /// Paths to pin.
+        #[arg(required = true)]
+        paths: Vec<String>,
+        /// Pin the whole DAG (false: only the block itself).
+        #[arg(short, long, num_args = 0..=1, default_missing_value = "true", default_value = "true")]
+        recursive: bool,
+    },
+    /// Remove pins.
+    Rm {
+        /// Paths to unpin.
+        #[arg(required = true)]
+        paths: Vec<String>,
+        /// Also remove recursive pins.
+        #[arg(short, long, num_args = 0..=1, default_missing_value = "true", default_value = "true")]
+        recursive: bool,
+    },
+    /// List pins.
+    Ls {
+        /// Only these paths.
+        paths: Vec<String>,
+        /// direct, indirect, recursive or all.
+        #[arg(short = 't', long = "type", default_value = "all")]
+        kind: String,
+        /// Print only CIDs.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Check that every pinned DAG is complete and intact.
+    Verify {
+        /// Also print pins that are fine.
+        #[arg(long)]
+        verbose: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum RepoCmd {
+    /// Remove every block that no pin reaches.
+    Gc {
+        /// Print nothing.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Print repo size figures.
+    Stat,
+    /// Re-hash every block and name the corrupt ones.
+    Verify,
+}
+
+fn repo_path(cli_path: &Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(p) = cli_path {
+        return Ok(p.clone());
+    }
+    let home = std::env::var_os("HOME")
+        .context("HOME is not set; pass --repo-dir or set IPFS_KIT_PATH")?;
+    Ok(PathBuf::from(home).join(".ipfs-kit"))
+}
+
+fn read_input(file: &Option<PathBuf>) -> Result<Vec<u8>> {
+    let mut data = Vec::new();
+    match file {
+        Some(p) if p.as_os_str() != "-" => {
+            data = std::fs::read(p).with_context(|| format!("read {}", p.display()))?;
+        }
+        _ => {
+            io::stdin().read_to_end(&mut data).context("read stdin")?;
+        }
+    }
+    Ok(data)
+}
+
+fn codec_arg(name: &str) -> Result<u64> {
+    codec::from_name(name)
+        .with_context(|| format!("unknown codec {name:?} (raw, dag-pb, dag-cbor, dag-json, json)"))
+}
+
+fn profile_for(args: &AddArgs, repo: &Repo) -> Result<ImportProfile> {
+    let name = args
+        .profile
+        .clone()
+        .unwrap_or_else(|| repo.config().import.profile.clone());
+    let mut p = ImportProfile::by_name(&name)?;
+    if let Some(h) = &args.hash {
+        p.hash = HashAlg::from_name(h)?;
+        if p.hash != HashAlg::Sha2_256 {
+            if args.cid_version == Some(0) {
+                bail!("CIDv0 only supports sha2-256");
+            }
+            p.cid_version = 1;
+            p.raw_leaves = true;
+        }
+    }
+    if let Some(v) = args.cid_version {
+        p.cid_version = v;
+        if v == 1 {
+            p.raw_leaves = true;
+        }
+    }
+    if let Some(r) = args.raw_leaves {
+        p.raw_leaves = r;
+    }
+    if let Some(c) = &args.chunker {
+        p.chunker = c.parse::<ChunkerSpec>()?;
+    }
+    if args.trickle {
+        p.layout = Layout::Trickle;
+    }
+    if let Some(n) = args.max_file_links {
+        p.max_file_links = n;
+    }
+    if let Some(n) = args.max_directory_links {
+        p.max_directory_links = (n > 0).then_some(n);
+    }
+    if let Some(n) = args.max_hamt_fanout {
+        p.hamt_fanout = n;
+    }
+    p.validate()?;
+    Ok(p)
+}
+
+fn total_size(paths: &[PathBuf], hidden: bool) -> u64 {
+    fn walk(p: &std::path::Path, hidden: bool) -> u64 {
+        let Ok(meta) = std::fs::symlink_metadata(p) else {
+            return 0;
+        };
+        if meta.is_file() {
+            return meta.len();
+        }
+        if !meta.is_dir() {
+            return 0;
+        }
+        std::fs::read_dir(p)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .filter(|e| hidden || !e.file_name().to_string_lossy().starts_with('.'))
+                    .map(|e| walk(&e.path(), hidden))
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+    paths.iter().map(|p| walk(p, hidden)).sum()
+}
+
+fn progress_bar(show: bool, total: Option<u64>) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = match total {
+        Some(t) => ProgressBar::new(t),
+        None => ProgressBar::no_length(),
+    };
+    let style = ProgressStyle::with_template(
+        "{bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar
+}
+
+fn cmd_add(repo: &Repo, args: &AddArgs) -> Result<()> {
+    let opts = AddOptions {
+        profile: profile_for(args, repo)?,
+        only_hash: args.only_hash,
+        wrap: args.wrap_with_directory,
+        hidden: args.hidden,
+        pin: args.pin && !args.only_hash,
+    };
+    let show = (args.progress || io::stderr().is_terminal()) && !args.quiet && !args.quieter;
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let print = |a: &Added, out: &mut dyn Write| -> io::Result<()> {
+        if args.quieter {
+            return Ok(());
+        }
+        if args.quiet {
+            writeln!(out, "{}", a.cid)
+        } else if a.name.is_empty() {
+            writeln!(out, "added {}", a.cid)
+        } else {
+            writeln!(out, "added {} {}", a.cid, a.name)
+        }
+    };
+    let stdin_only = args.paths.is_empty() || args.paths.iter().all(|p| p.as_os_str() == "-");
+    if stdin_only {
+        let bar = progress_bar(show, None);
+        let node = {
+            let mut stdin = ProgressReader {
+                inner: io::stdin().lock(),
+                bar: &bar,
+            };
+            repo.add_reader(&mut stdin, &opts)?
+        };
+        bar.finish_and_clear();
+        let a = Added {
+            name: node.cid.to_string(),
+            cid: node.cid,
+            size: node.tsize,
+        };
+        print(&a, &mut out)?;
+        if args.quieter {
+            writeln!(out, "{}", node.cid)?;
+        }
+        return Ok(());
+    }
+    if args.paths.iter().any(|p| p.as_os_str() == "-") {
+        bail!("`-` (stdin) cannot be mixed with paths");
+    }
+    let bar = progress_bar(show, Some(total_size(&args.paths, args.hidden)));
+    let mut io_err = None;
+    let roots = repo.add_paths(&args.paths, &opts, &mut |n| bar.inc(n), &mut |a| {
+        if io_err.is_none() {
+            bar.suspend(|| {
+                if let Err(e) = print(a, &mut out) {
+                    io_err = Some(e);
+                }
+            });
+        }
+    })?;
+    bar.finish_and_clear();
+    if let Some(e) = io_err {
+        return Err(e).context("write output");
+    }
+    if args.quieter {
+        if let Some(last) = roots.last() {
+            writeln!(out, "{}", last.cid)?;
+        }
+    }
+    Ok(())
+}
+
+struct ProgressReader<'a, R> {
+    inner: R,
+    bar: &'a ProgressBar,
+}
+
+impl<R: Read> Read for ProgressReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bar.inc(n as u64);
+        Ok(n)
+    }
+}
+
+fn pin_types(kind: &str) -> Result<Vec<PinType>> {
+    Ok(match kind {
+        "all" => vec![PinType::Recursive, PinType::Direct, PinType::Indirect],
+        "recursive" => vec![PinType::Recursive],
+        "direct" => vec![PinType::Direct],
+        "indirect" => vec![PinType::Indirect],
+        other => bail!("invalid type {other:?}, must be one of direct, indirect, recursive or all"),
+    })
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let path = repo_path(&cli.repo_dir)?;
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    if let Cmd::Version = cli.cmd {
+        writeln!(out, "ipfs-kit version {}", env!("CARGO_PKG_VERSION"))?;
+        return Ok(());
+    }
+    if let Cmd::Init { profile } = &cli.cmd {
+        let repo = Repo::init(
+            &path,
+            InitOptions {
+                profile: profile.clone(),
+            },
+        )?;
+        writeln!(out, "initialized ipfs-kit repo at {}", path.display())?;
+        writeln!(out, "peer identity: {}", repo.config().identity.peer_id)?;
+        return Ok(());
+    }
+    let mut repo = Repo::open(&path)?;
+    match cli.cmd {
+        Cmd::Version | Cmd::Init { .. } => {}
+        Cmd::Config(c) => match c {
+            ConfigCmd::Show => {
+                let mut cfg = repo.config().clone();
+                cfg.identity.private_key = "<redacted>".into();
+                write!(out, "{}", cfg.to_toml()?)?;
+            }
+            ConfigCmd::Get { key } => {
+                let value = repo.config().get(&key)?;
+                match value.as_str() {
+                    Some(s) => writeln!(out, "{s}")?,
+                    None => writeln!(out, "{value}")?,
+                }
+            }
+            ConfigCmd::Set { key, value } => {
+                let updated = repo.config().with(&key, &value)?;
+                repo.set_config(updated)?;
+            }
+        },
+        Cmd::Add(args) => cmd_add(&repo, &args)?,
+        Cmd::Cat {
+            path,
+            offset,
+            length,
+        } => {
+            repo.cat(&path, offset, length, &mut out)?;
+        }
+        Cmd::Get { path, output } => {
+            let target = output.unwrap_or_else(|| {
+                PathBuf::from(
+                    path.trim_end_matches('/')
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or(&path),
+                )
+            });
+            repo.get(&path, &target)?;
+            writeln!(out, "Saving file(s) to {}", target.display())?;
+        }
+        Cmd::Ls { path } => {
+            for e in repo.ls(&path)? {
+                match e.kind {
+                    Kind::Directory => writeln!(out, "{} - {}/", e.cid, e.name)?,
+                    _ => writeln!(out, "{} {} {}", e.cid, e.size, e.name)?,
+                }
+            }
+        }
+        Cmd::Resolve { path } | Cmd::Dag(DagCmd::Resolve { path }) => {
+            writeln!(out, "/ipfs/{}", repo.resolve(&path)?)?;
+        }
+        Cmd::Block(b) => match b {
+            BlockCmd::Put {
+                file,
+                cid_codec,
+                mhtype,
+                format,
+                allow_big_block,
+                pin,
+            } => {
+                let data = read_input(&file)?;
+                let (codec, version) = match format.as_deref() {
+                    Some("v0") => (codec::DAG_PB, 0),
+                    Some(f) => (codec_arg(f)?, 1),
+                    None => (codec_arg(&cid_codec)?, 1),
+                };
+                let cid = repo.block_put(
+                    data,
+                    codec,
+                    HashAlg::from_name(&mhtype)?,
+                    version,
+                    allow_big_block,
+                    pin,
+                )?;
+                writeln!(out, "{cid}")?;
+            }
+            BlockCmd::Get { cid } => {
+                let cid = repo.resolve(&cid)?;
+                out.write_all(&repo.block_bytes(&cid)?)?;
+            }
+            BlockCmd::Stat { cid } => {
+                let s = repo.block_stat(&cid)?;
+                writeln!(out, "Key: {}\nSize: {}", s.cid, s.size)?;
+            }
+            BlockCmd::Rm { cids, force, quiet } => {
+                let cids = cids
+                    .iter()
+                    .map(|c| parse_cid(c))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut failures = Vec::new();
+                for (cid, err) in repo.block_rm(&cids, force)? {
+                    match err {
+                        None if !quiet => writeln!(out, "removed {cid}")?,
+                        None => {}
+                        Some(e) => failures.push(format!("cannot remove {cid}: {e}")),
+                    }
+                }
+                if !failures.is_empty() {
+                    bail!("{}", failures.join("; "));
+                }
+            }
+        },
+        Cmd::Dag(d) => match d {
+            DagCmd::Put {
+                file,
+                input_codec,
+                store_codec,
+                hash,
+                pin,
+                allow_big_block,
+            } => {
+                let data = read_input(&file)?;
+                let cid = repo.dag_put(
+                    &data,
+                    codec_arg(&input_codec)?,
+                    codec_arg(&store_codec)?,
+                    HashAlg::from_name(&hash)?,
+                    pin,
+                    allow_big_block,
+                )?;
+                writeln!(out, "{cid}")?;
+            }
+            DagCmd::Get { path, output_codec } => {
+                let bytes = repo.dag_get(&path, codec_arg(&output_codec)?)?;
+                out.write_all(&bytes)?;
+            }
+            DagCmd::Export { path } => {
+                let mut w = io::BufWriter::with_capacity(1 << 20, &mut out);
+                repo.dag_export(&path, &mut w)?;
+                w.flush()?;
+            }
+            DagCmd::Import {
+                files,
+                pin_roots,
+                stats,
+            } => {
+                let inputs: Vec<Option<PathBuf>> = if files.is_empty() {
+                    vec![None]
+                } else {
+                    files.into_iter().map(Some).collect()
+                };
+                let mut failed = false;
+                for input in inputs {
+                    let result = match &input {
+                        Some(p) if p.as_os_str() != "-" => {
+                            let f = std::fs::File::open(p)
+                                .with_context(|| format!("open {}", p.display()))?;
+                            repo.dag_import(
+                                &mut io::BufReader::with_capacity(1 << 20, f),
+                                pin_roots,
+                            )
+                        }
+                        _ => repo.dag_import(&mut io::stdin().lock(), pin_roots),
+                    }
+                    .with_context(|| match &input {
+                        Some(p) => format!("import {}", p.display()),
+                        None => "import stdin".to_string(),
+                    })?;
+                    if pin_roots {
+                        for (root, err) in &result.roots {
+                            match err {
+                                None => writeln!(out, "Pinned root\t{root}\tsuccess")?,
+                                Some(e) => {
+                                    failed = true;
+                                    writeln!(out, "Pinned root\t{root}\tFAILED: {e}")?;
+                                }
+                            }
+                        }
+                    }
+                    if stats {
+                        writeln!(
+                            out,
+                            "Imported {} blocks ({} bytes)",
+                            result.blocks, result.bytes
+                        )?;
+                    }
+                }
+                if failed {
+                    bail!("some roots could not be pinned");
+                }
+            }
+            DagCmd::Resolve { .. } => {}
+        },
+        Cmd::Refs(r) => {
+            let cids = if r.path == "local" {
+                repo.refs_local()?
+            } else {
+                repo.refs(&r.path, r.recursive, r.unique)?
+            };
+            for c in cids {
+                writeln!(out, "{c}")?;
+            }
+        }
+        Cmd::Pin(p) => match p {
+            PinCmd::Add { paths, recursive } => {
+                for cid in repo.pin_add(&paths, recursive)? {
+                    let how = if recursive { "recursively" } else { "directly" };
+                    writeln!(out, "pinned {cid} {how}")?;
+                }
+            }
+            PinCmd::Rm { paths, recursive } => {
+                for cid in repo.pin_rm(&paths, recursive)? {
+                    writeln!(out, "unpinned {cid}")?;
+                }
+            }
+            PinCmd::Ls { paths, kind, quiet } => {
+                for (cid, t) in repo.pin_ls(&paths, &pin_types(&kind)?)? {
+                    if quiet {
+                        writeln!(out, "{cid}")?;
+                    } else {
+                        writeln!(out, "{cid} {}", t.as_str())?;
+                    }
+                }
+            }
+            PinCmd::Verify { verbose } => {
+                let mut broken = false;
+                for check in repo.pin_verify()? {
+                    if check.bad.is_empty() {
+                        if verbose {
+                            writeln!(out, "{} ok", check.root)?;
+                        }
+                        continue;
+                    }
+                    broken = true;
+                    writeln!(out, "{} broken", check.root)?;
+                    for (cid, why) in check.bad {
+                        writeln!(out, "  {cid}: {why}")?;
+                    }
+                }
+                if broken {
+                    bail!("some pins are broken");
+                }
+            }
+        },
+        Cmd::Repo(r) => match r {
+            RepoCmd::Gc { quiet } => {
+                for cid in repo.gc()? {
+                    if !quiet {
+                        writeln!(out, "removed {cid}")?;
+                    }
+                }
+            }
+            RepoCmd::Stat => {
+                let s = repo.repo_stat()?;
+                writeln!(out, "NumObjects: {}", s.num_objects)?;
+                writeln!(out, "RepoSize:   {}", s.repo_size)?;
+                writeln!(out, "BlockBytes: {}", s.block_bytes)?;
+                writeln!(out, "RepoPath:   {}", s.path)?;
+                writeln!(
+                    out,
+                    "Version:    ipfs-kit-repo@{}",
+                    ipfs_kit_node::REPO_VERSION
+                )?;
+            }
+            RepoCmd::Verify => {
+                let total = repo.blocks().stats()?.blocks;
+                let bar = progress_bar(io::stderr().is_terminal(), Some(total));
+                let (bad, n) = repo.repo_verify(&mut |k| bar.inc(k))?;
+                bar.finish_and_clear();
+                for (cid, why) in &bad {
+                    writeln!(out, "block {cid} was corrupt ({why})")?;
+                }
+                if !bad.is_empty() {
+                    bail!("verify complete, {} of {n} blocks were corrupt", bad.len());
+                }
+                writeln!(out, "verified repo integrity: {n} blocks")?;
+            }
+        },
+        Cmd::Id => {
+            let id = serde_json::json!({
+                "ID": repo.config().identity.peer_id,
+                "AgentVersion": format!("ipfs-kit/{}", env!("CARGO_PKG_VERSION")),
+                "Addresses": [],
+                "Protocols": [],
+            });
+            writeln!(out, "{}", serde_json::to_string_pretty(&id)?)?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn main() {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("IPFS_KIT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .try_init();
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        // A closed stdout (`| head`) is not an error worth a message.
+        if e.downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+        {
+            std::process::exit(0);
+        }
+        eprintln!("Error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,201 @@
+//! The repo's TOML config: what it holds, its defaults, and dotted-key access for
+//! `ipfs-kit config get|set`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// The whole config file.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The node's identity.
+    pub identity: Identity,
+    /// Block storage settings.
+    pub datastore: Datastore,
+    /// Default import settings for `add`.
+    pub import: Import,
+    /// Where the node's services listen (used by the daemon).
+    pub addresses: Addresses,
+}
+
+/// The node's libp2p identity.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Identity {
+    /// The peer ID derived from the key (`12D3KooW…`).
+    pub peer_id: String,
+    /// The Ed25519 private key as a base64 libp2p protobuf, as in Kubo's `Identity.PrivKey`.
+    pub private_key: String,
+}
+
+/// Block storage settings.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Datastore {
+    /// Bytes after which a segment file is closed and a new one started.
+    pub segment_size: u64,
+    /// Re-hash every block read from disk and refuse to serve one that does not match.
+    pub verify_reads: bool,
+    /// `repo gc` rewrites a segment once this fraction of it is garbage.
+    pub compact_dead_ratio: f64,
+}
+
+impl Default for Datastore {
+    fn default() -> Self {
+        Datastore {
+            segment_size: 256 << 20,
+            verify_reads: true,
+            compact_dead_ratio: 0.5,
+        }
+    }
+}
+
+/// Default import settings; command-line flags override them.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Import {
+    /// The named import profile: `unixfs-v0-2015` (Kubo's default), `unixfs-v1-2025` or
+    /// `kubo-v0.22`.
+    pub profile: String,
+}
+
+impl Default for Import {
+    fn default() -> Self {
+        Import {
+            profile: "unixfs-v0-2015".into(),
+        }
+    }
+}
+
+/// Listening addresses, as multiaddrs.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Addresses {
+    /// The RPC API (`/ip4/…/tcp/…` or `/unix/PATH`).
+    pub api: Vec<String>,
+    /// The HTTP gateway.
+    pub gateway: Vec<String>,
+}
+
+impl Default for Addresses {
+    fn default() -> Self {
+        Addresses {
+            api: vec!["/ip4/127.0.0.1/tcp/5001".into()],
+            gateway: vec!["/ip4/127.0.0.1/tcp/8080".into()],
+        }
+    }
+}
+
+const HEADER: &str = "\
+# ipfs-kit repo config. Edit with `ipfs-kit config set KEY VALUE` or by hand.
+#
+# [identity]     the node's Ed25519 key and peer ID; keep private_key secret.
+# [datastore]    segment_size (bytes per segment file), verify_reads (re-hash every block read),
+#                compact_dead_ratio (gc rewrites a segment once this fraction is garbage).
+# [import]       profile: unixfs-v0-2015 (Kubo's default CIDs), unixfs-v1-2025 (CIDv1, raw
+#                leaves, 1 MiB chunks) or kubo-v0.22; `add` flags override it.
+# [addresses]    api and gateway listen multiaddrs for the daemon.
+
+";
+
+impl Config {
+    /// Parses and validates a config file's text.
+    pub fn from_toml(text: &str) -> Result<Self, Error> {
+        let config: Config =
+            toml::from_str(text).map_err(|e| Error::Config(e.message().to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The file text: a commented header and the settings.
+    pub fn to_toml(&self) -> Result<String, Error> {
+        let body = toml::to_string_pretty(self).map_err(|e| Error::Config(e.to_string()))?;
+        Ok(format!("{HEADER}{body}"))
+    }
+
+    /// Checks values that TOML types alone do not constrain.
+    pub fn validate(&self) -> Result<(), Error> {
+        ipfs_kit_unixfs::ImportProfile::by_name(&self.import.profile)
+            .map_err(|e| Error::Config(format!("import.profile: {e}")))?;
+        if !(0.0..=1.0).contains(&self.datastore.compact_dead_ratio) {
+            return Err(Error::Config(
+                "datastore.compact_dead_ratio must be between 0 and 1".into(),
+            ));
+        }
+        if self.datastore.segment_size < 1 << 20 {
+            return Err(Error::Config(
+                "datastore.segment_size must be at least 1048576".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The value at a dotted key such as `datastore.verify_reads`.
+    pub fn get(&self, key: &str) -> Result<toml::Value, Error> {
+        let mut cur = toml::Value::try_from(self).map_err(|e| Error::Config(e.to_string()))?;
+        for part in key.split('.') {
+            cur = match cur {
+                toml::Value::Table(mut t) => t
+                    .remove(part)
+                    .ok_or_else(|| Error::Config(format!("no config key {key:?}")))?,
+                _ => return Err(Error::Config(format!("no config key {key:?}"))),
+            };
+        }
+        Ok(cur)
+    }
+
+    /// A copy with `key` set to `value` (parsed as TOML when it parses, else taken as a string),
+    /// validated as a whole.
+    pub fn with(&self, key: &str, value: &str) -> Result<Config, Error> {
+        let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.to_string()));
+        let mut root = toml::Value::try_from(self).map_err(|e| Error::Config(e.to_string()))?;
+        let parts: Vec<&str> = key.split('.').collect();
+        let (last, path) = parts
+            .split_last()
+            .ok_or_else(|| Error::Config("empty config key".into()))?;
+        let mut cur = &mut root;
+        for part in path {
+            cur = match cur {
+                toml::Value::Table(t) => t
+                    .get_mut(*part)
+                    .ok_or_else(|| Error::Config(format!("no config key {key:?}")))?,
+                _ => return Err(Error::Config(format!("no config key {key:?}"))),
+            };
+        }
+        match cur {
+            toml::Value::Table(t) if t.contains_key(*last) => {
+                t.insert((*last).to_string(), parsed);
+            }
+            _ => return Err(Error::Config(format!("no config key {key:?}"))),
+        }
+        let text = toml::to_string(&root).map_err(|e| Error::Config(e.to_string()))?;
+        Config::from_toml(&text).map_err(|e| Error::Config(format!("{key}: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_set() {
+        let c = Config::default();
+        let text = c.to_toml().unwrap();
+        assert_eq!(Config::from_toml(&text).unwrap(), c);
+        let c2 = c.with("datastore.verify_reads", "false").unwrap();
+        assert!(!c2.datastore.verify_reads);
+        let c3 = c.with("import.profile", "unixfs-v1-2025").unwrap();
+        assert_eq!(
+            c3.get("import.profile").unwrap().as_str(),
+            Some("unixfs-v1-2025")
+        );
+        assert!(c.with("import.profile", "nope").is_err());
+        assert!(c.with("datastore.verify_reads", "\"yes\"").is_err());
+        assert!(c.with("no.such", "1").is_err());
+        assert!(c.get("datastore.nope").is_err());
+    }
+}

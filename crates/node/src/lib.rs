@@ -1,0 +1,294 @@
+//! The ipfs-kit node: the repo on disk (config, identity, block store, pins) and the content
+//! operations the CLI and, later, the RPC API and gateway share.
+//!
+//! A [`Repo`] is opened by one process at a time (an exclusive lock on `repo.lock`). Inside the
+//! process, reads run alongside one writer; `add` holds the GC lock shared from its first block
+//! to its pin, and `repo gc` holds it exclusively, so GC never deletes a block of an add in
+//! progress.
+//!
+//! ```
+//! use ipfs_kit_node::{Repo, InitOptions, AddOptions};
+//! let dir = tempfile::tempdir().unwrap();
+//! let repo = Repo::init(dir.path(), InitOptions::default()).unwrap();
+//! let root = repo.add_reader(&mut &b"hello world\n"[..], &AddOptions::default()).unwrap();
+//! assert_eq!(root.cid.to_string(), "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o");
+//! let mut out = Vec::new();
+//! repo.cat(&root.cid.to_string(), 0, None, &mut out).unwrap();
+//! assert_eq!(out, b"hello world\n");
+//! ```
+
+mod add;
+pub mod config;
+pub mod identity;
+mod ops;
+mod path;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use fs2::FileExt;
+use ipfs_kit_block::{Bytes, Cid, IDENTITY};
+use ipfs_kit_blockstore::{Blockstore, FsBlockstore, FsConfig};
+use ipfs_kit_pin::Pinset;
+use ipfs_kit_unixfs::{BlockSource, BoxError};
+use parking_lot::RwLock;
+
+pub use add::{AddOptions, Added};
+pub use config::Config;
+pub use ops::{BlockStat, DagImportResult, LsEntry, RepoStat, DEFAULT_BLOCK_LIMIT};
+pub use path::IpfsPath;
+
+/// The on-disk repo format version this build reads and writes.
+pub const REPO_VERSION: u32 = 1;
+
+/// Errors of the node.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file-system operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A bad config value or file.
+    #[error("config: {0}")]
+    Config(String),
+    /// The identity could not be made.
+    #[error("identity: {0}")]
+    Identity(String),
+    /// Another process holds the repo.
+    #[error("repo at {0} is in use by another process (is a daemon running?)")]
+    Locked(PathBuf),
+    /// No repo where one was expected.
+    #[error("no ipfs-kit repo at {0} (run `ipfs-kit init`)")]
+    NotInitialized(PathBuf),
+    /// `init` over an existing repo.
+    #[error("a repo already exists at {0}")]
+    AlreadyInitialized(PathBuf),
+    /// A repo written by a newer ipfs-kit.
+    #[error("repo version {0} is not supported by this build (expects {REPO_VERSION})")]
+    RepoVersion(u32),
+    /// CID, codec or hash problems.
+    #[error(transparent)]
+    Block(#[from] ipfs_kit_block::Error),
+    /// Import or read of UnixFS failed.
+    #[error(transparent)]
+    UnixFs(#[from] ipfs_kit_unixfs::Error),
+    /// The block store failed.
+    #[error(transparent)]
+    Store(#[from] ipfs_kit_blockstore::Error),
+    /// Pinning failed.
+    #[error(transparent)]
+    Pin(#[from] ipfs_kit_pin::Error),
+    /// A CAR could not be read or written.
+    #[error(transparent)]
+    Car(#[from] ipfs_kit_car::Error),
+    /// A path that is not an IPFS path.
+    #[error("invalid path {0:?}: {1}")]
+    InvalidPath(String, String),
+    /// A block the repo does not have (the node is offline).
+    #[error("block {0} not found locally")]
+    NotFound(Cid),
+    /// A block over the size limit.
+    #[error("produced block is over {limit} bytes ({size}): big blocks can't be exchanged with other peers; consider using UnixFS for automatic chunking of bigger files, or pass --allow-big-block to override")]
+    TooBig {
+        /// The block's size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Any other bad input, described.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Error {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// Options of [`Repo::init`].
+#[derive(Clone, Debug, Default)]
+pub struct InitOptions {
+    /// The import profile recorded as the repo default (`None`: `unixfs-v0-2015`).
+    pub profile: Option<String>,
+}
+
+/// An open repo.
+pub struct Repo {
+    path: PathBuf,
+    config: Config,
+    blocks: FsBlockstore,
+    pins: Pinset,
+    gc_lock: RwLock<()>,
+    _lock: File,
+}
+
+/// Writes `bytes` to `path` so that a crash leaves either the old or the new file: write a
+/// temporary file, fsync it, rename it over, fsync the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| Error::Invalid(format!("{} has no parent", path.display())))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
+    ));
+    let ctx = |what: &str| format!("{what} {}", path.display());
+    let mut f = File::create(&tmp).map_err(|e| Error::io(ctx("write"), e))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::io(ctx("write"), e))?;
+    fs::rename(&tmp, path).map_err(|e| Error::io(ctx("replace"), e))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(ctx("sync directory of"), e))
+}
+
+fn lock_repo(path: &Path) -> Result<File, Error> {
+    let lock_path = path.join("repo.lock");
+    let mut f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Error::io(format!("open {}", lock_path.display()), e))?;
+    if f.try_lock_exclusive().is_err() {
+        return Err(Error::Locked(path.to_path_buf()));
+    }
+    // The pid is for people reading the file; the lock itself is what excludes.
+    let _ = f
+        .set_len(0)
+        .and_then(|_| writeln!(f, "{}", std::process::id()));
+    Ok(f)
+}
+
+impl Repo {
+    /// Creates a new repo at `path` and opens it. Refuses to touch an existing repo.
+    pub fn init(path: &Path, opts: InitOptions) -> Result<Repo, Error> {
+        if path.join("config.toml").exists() || path.join("version").exists() {
+            return Err(Error::AlreadyInitialized(path.to_path_buf()));
+        }
+        fs::create_dir_all(path).map_err(|e| Error::io(format!("create {}", path.display()), e))?;
+        let _lock = lock_repo(path)?;
+        let id = identity::generate()?;
+        let mut config = Config::default();
+        config.identity.peer_id = id.peer_id;
+        config.identity.private_key = id.private_key;
+        if let Some(p) = opts.profile {
+            config.import.profile = p;
+        }
+        config.validate()?;
+        write_atomic(&path.join("config.toml"), config.to_toml()?.as_bytes())?;
+        // The version file is written last: its presence marks a complete repo.
+        write_atomic(
+            &path.join("version"),
+            format!("{REPO_VERSION}\n").as_bytes(),
+        )?;
+        drop(_lock);
+        Repo::open(path)
+    }
+
+    /// Opens the repo at `path`, taking its lock.
+    pub fn open(path: &Path) -> Result<Repo, Error> {
+        let version = match fs::read_to_string(path.join("version")) {
+            Ok(v) => v,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotInitialized(path.to_path_buf()))
+            }
+            Err(e) => return Err(Error::io(format!("read {}/version", path.display()), e)),
+        };
+        let version: u32 = version
+            .trim()
+            .parse()
+            .map_err(|_| Error::Config(format!("bad repo version file {:?}", version.trim())))?;
+        if version != REPO_VERSION {
+            return Err(Error::RepoVersion(version));
+        }
+        let lock = lock_repo(path)?;
+        let config = Repo::read_config(path)?;
+        let store_cfg = FsConfig {
+            segment_size: config.datastore.segment_size,
+            verify_reads: config.datastore.verify_reads,
+            compact_dead_ratio: config.datastore.compact_dead_ratio,
+        };
+        let blocks = FsBlockstore::open(path.join("blocks"), store_cfg).map_err(|e| match e {
+            ipfs_kit_blockstore::Error::Locked(_) => Error::Locked(path.to_path_buf()),
+            other => other.into(),
+        })?;
+        let meta = match redb::Database::create(path.join("meta.redb")) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(Error::Locked(path.to_path_buf()))
+            }
+            Err(e) => return Err(Error::Config(format!("open meta.redb: {e}"))),
+        };
+        let pins = Pinset::open(Arc::new(meta))?;
+        Ok(Repo {
+            path: path.to_path_buf(),
+            config,
+            blocks,
+            pins,
+            gc_lock: RwLock::new(()),
+            _lock: lock,
+        })
+    }
+
+    fn read_config(path: &Path) -> Result<Config, Error> {
+        let file = path.join("config.toml");
+        let text = fs::read_to_string(&file)
+            .map_err(|e| Error::io(format!("read {}", file.display()), e))?;
+        Config::from_toml(&text)
+    }
+
+    /// The repo directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The loaded config.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Replaces the config file (validated, written atomically).
+    pub fn set_config(&mut self, config: Config) -> Result<(), Error> {
+        config.validate()?;
+        write_atomic(&self.path.join("config.toml"), config.to_toml()?.as_bytes())?;
+        self.config = config;
+        Ok(())
+    }
+
+    /// The block store.
+    pub fn blocks(&self) -> &dyn Blockstore {
+        &self.blocks
+    }
+
+    /// The pinset.
+    pub fn pins(&self) -> &Pinset {
+        &self.pins
+    }
+
+    /// The bytes of a block, from the store or, for identity CIDs, from the CID itself.
+    pub fn block_bytes(&self, cid: &Cid) -> Result<Bytes, Error> {
+        if cid.hash().code() == IDENTITY {
+            return Ok(Bytes::copy_from_slice(cid.hash().digest()));
+        }
+        self.blocks.get(cid)?.ok_or(Error::NotFound(*cid))
+    }
+}
+
+impl BlockSource for Repo {
+    fn get(&self, cid: &Cid) -> Result<Bytes, BoxError> {
+        self.block_bytes(cid).map_err(|e| Box::new(e) as BoxError)
+    }
+}

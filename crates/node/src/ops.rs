@@ -1,0 +1,530 @@
+//! Content operations with Kubo's semantics: cat, get, ls, resolve, block, dag, refs, pin, repo
+//! and CAR export and import.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::{Duration, UNIX_EPOCH};
+
+use ipfs_kit_block::ipld::{self, Ipld};
+use ipfs_kit_block::{codec, dagpb::PbNode, make_cid, Block, Cid, HashAlg, IDENTITY};
+use ipfs_kit_blockstore::Blockstore;
+use ipfs_kit_car::{CarReader, CarWriter};
+use ipfs_kit_pin::{PinCheck, PinMode, PinType};
+use ipfs_kit_unixfs::reader::{self, FileReader};
+use ipfs_kit_unixfs::Kind;
+
+use crate::{Error, IpfsPath, Repo};
+
+/// Kubo's block size limit for `block put` and `dag put`: what fits a bitswap message.
+pub const DEFAULT_BLOCK_LIMIT: usize = 1024 * 1024;
+
+/// One entry of `ls`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LsEntry {
+    /// Entry name.
+    pub name: String,
+    /// Entry CID.
+    pub cid: Cid,
+    /// File size for files, the link's Tsize otherwise.
+    pub size: u64,
+    /// What it is.
+    pub kind: Kind,
+}
+
+/// `block stat` output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockStat {
+    /// The block's CID.
+    pub cid: Cid,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// `repo stat` output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RepoStat {
+    /// Distinct blocks stored.
+    pub num_objects: u64,
+    /// Bytes the repo takes on disk.
+    pub repo_size: u64,
+    /// Bytes of live block data.
+    pub block_bytes: u64,
+    /// The repo directory.
+    pub path: String,
+}
+
+/// What `dag import` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DagImportResult {
+    /// The CAR's roots, each with the pin error if pinning it failed.
+    pub roots: Vec<(Cid, Option<String>)>,
+    /// Blocks read from the CAR.
+    pub blocks: u64,
+    /// Bytes of block data read.
+    pub bytes: u64,
+}
+
+fn safe_name(name: &str) -> Result<&str, Error> {
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
+        return Err(Error::Invalid(format!(
+            "refusing to write a directory entry named {name:?}: it would escape the output directory"
+        )));
+    }
+    Ok(name)
+}
+
+impl Repo {
+    /// Resolves an IPFS path to the CID at its end.
+    pub fn resolve(&self, path: &str) -> Result<Cid, Error> {
+        let p: IpfsPath = path.parse()?;
+        let segs: Vec<&str> = p.segments.iter().map(String::as_str).collect();
+        Ok(reader::resolve_path(self, &p.root, &segs)?)
+    }
+
+    /// Writes a file's bytes (from `offset`, at most `length`) to `out`.
+    pub fn cat(
+        &self,
+        path: &str,
+        offset: u64,
+        length: Option<u64>,
+        out: &mut dyn Write,
+    ) -> Result<u64, Error> {
+        let cid = self.resolve(path)?;
+        let mut written = 0;
+        for chunk in FileReader::new(self, &cid, offset, length) {
+            let chunk = chunk?;
+            out.write_all(&chunk)
+                .map_err(|e| Error::io("write output", e))?;
+            written += chunk.len() as u64;
+        }
+        Ok(written)
+    }
+
+    /// Lists a directory (or the links of any other dag-pb node), resolving each entry's type.
+    pub fn ls(&self, path: &str) -> Result<Vec<LsEntry>, Error> {
+        let cid = self.resolve(path)?;
+        let stat = reader::stat(self, &cid)?;
+        let links: Vec<(String, Cid, u64)> = if stat.kind == Kind::Directory {
+            reader::list(self, &cid)?
+                .into_iter()
+                .map(|e| (e.name, e.cid, e.tsize))
+                .collect()
+        } else if cid.codec() == codec::DAG_PB {
+            PbNode::decode(&self.block_bytes(&cid)?)?
+                .links
+                .into_iter()
+                .map(|l| (l.name.unwrap_or_default(), l.cid, l.tsize.unwrap_or(0)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        links
+            .into_iter()
+            .map(|(name, cid, tsize)| {
+                let s = reader::stat(self, &cid)?;
+                let size = if s.kind == Kind::File {
+                    s.filesize
+                } else {
+                    tsize
+                };
+                Ok(LsEntry {
+                    name,
+                    cid,
+                    size,
+                    kind: s.kind,
+                })
+            })
+            .collect()
+    }
+
+    /// Writes the file, directory or symlink at `path` to `out` on the local file system,
+    /// restoring modes and mtimes where UnixFS carries them.
+    pub fn get(&self, path: &str, out: &Path) -> Result<(), Error> {
+        let cid = self.resolve(path)?;
+        if fs::symlink_metadata(out).is_ok() {
+            return Err(Error::Invalid(format!("{} already exists", out.display())));
+        }
+        self.export_node(&cid, out)
+    }
+
+    fn export_node(&self, cid: &Cid, out: &Path) -> Result<(), Error> {
+        let stat = reader::stat(self, cid)?;
+        let ctx = |what: &str| format!("{what} {}", out.display());
+        match stat.kind {
+            Kind::Directory => {
+                fs::create_dir(out).map_err(|e| Error::io(ctx("create"), e))?;
+                for entry in reader::list(self, cid)? {
+                    self.export_node(&entry.cid, &out.join(safe_name(&entry.name)?))?;
+                }
+            }
+            Kind::Symlink => {
+                let target = stat.target.clone().unwrap_or_default();
+                std::os::unix::fs::symlink(&target, out)
+                    .map_err(|e| Error::io(ctx("symlink"), e))?;
+                return Ok(());
+            }
+            Kind::File | Kind::Other => {
+                let mut f = fs::File::create(out).map_err(|e| Error::io(ctx("create"), e))?;
+                if stat.kind == Kind::File {
+                    for chunk in FileReader::new(self, cid, 0, None) {
+                        f.write_all(&chunk?)
+                            .map_err(|e| Error::io(ctx("write"), e))?;
+                    }
+                } else {
+                    f.write_all(&self.block_bytes(cid)?)
+                        .map_err(|e| Error::io(ctx("write"), e))?;
+                }
+            }
+        }
+        if let Some(mode) = stat.mode {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(out, fs::Permissions::from_mode(mode & 0o7777))
+                .map_err(|e| Error::io(ctx("chmod"), e))?;
+        }
+        if let Some((secs, nanos)) = stat.mtime {
+            if let Ok(secs) = u64::try_from(secs) {
+                let t = UNIX_EPOCH + Duration::new(secs, nanos.unwrap_or(0).min(999_999_999));
+                fs::File::open(out)
+                    .and_then(|f| f.set_times(fs::FileTimes::new().set_modified(t)))
+                    .map_err(|e| Error::io(ctx("set mtime of"), e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores one block as given. Returns its CID (CIDv1 unless `cid_version` 0 and dag-pb).
+    pub fn block_put(
+        &self,
+        data: Vec<u8>,
+        codec: u64,
+        hash: HashAlg,
+        cid_version: u8,
+        allow_big: bool,
+        pin: bool,
+    ) -> Result<Cid, Error> {
+        if !allow_big && data.len() > DEFAULT_BLOCK_LIMIT {
+            return Err(Error::TooBig {
+                size: data.len(),
+                limit: DEFAULT_BLOCK_LIMIT,
+            });
+        }
+        let block = Block::encode(codec, hash, cid_version, data);
+        self.store_block(block, pin)
+    }
+
+    fn store_block(&self, block: Block, pin: bool) -> Result<Cid, Error> {
+        let cid = *block.cid();
+        let _gc = self.gc_lock.read();
+        self.blocks.put_many(vec![block])?;
+        if pin {
+            self.pins.add(&self.blocks, &[cid], PinMode::Recursive)?;
+        }
+        Ok(cid)
+    }
+
+    /// Size of a stored block.
+    pub fn block_stat(&self, path: &str) -> Result<BlockStat, Error> {
+        let cid = self.resolve(path)?;
+        let size = if cid.hash().code() == IDENTITY {
+            cid.hash().digest().len() as u64
+        } else {
+            self.blocks.size(&cid)?.ok_or(Error::NotFound(cid))?
+        };
+        Ok(BlockStat { cid, size })
+    }
+
+    /// Removes blocks, refusing pinned ones. Each CID gets its own result, as in Kubo.
+    pub fn block_rm(&self, cids: &[Cid], force: bool) -> Result<Vec<(Cid, Option<String>)>, Error> {
+        let _gc = self.gc_lock.write();
+        let pinned = ipfs_kit_pin::reachable(&self.blocks, &self.pins)?;
+        let mut out = Vec::new();
+        for cid in cids {
+            let err = if pinned.contains(&cid.hash().to_bytes()) {
+                let how = self
+                    .pins
+                    .status(&self.blocks, cid)?
+                    .map_or("indirect", |t| t.as_str());
+                Some(format!("pinned: {how}"))
+            } else if self.blocks.delete_many(&[*cid])? == 0 && !force {
+                Some("block not found".to_string())
+            } else {
+                None
+            };
+            out.push((*cid, err));
+        }
+        Ok(out)
+    }
+
+    /// `dag put`: decodes `data` as `input_codec`, stores it encoded as `store_codec`.
+    pub fn dag_put(
+        &self,
+        data: &[u8],
+        input_codec: u64,
+        store_codec: u64,
+        hash: HashAlg,
+        pin: bool,
+        allow_big: bool,
+    ) -> Result<Cid, Error> {
+        let bytes = if input_codec == store_codec && store_codec == codec::RAW {
+            data.to_vec()
+        } else {
+            ipld::transcode(input_codec, store_codec, data)?
+        };
+        if !allow_big && bytes.len() > DEFAULT_BLOCK_LIMIT {
+            return Err(Error::TooBig {
+                size: bytes.len(),
+                limit: DEFAULT_BLOCK_LIMIT,
+            });
+        }
+        self.store_block(Block::encode(store_codec, hash, 1, bytes), pin)
+    }
+
+    /// `dag get`: the node at `path` (IPLD pathing through maps, lists, dag-pb link names and
+    /// links), encoded as `output_codec`.
+    pub fn dag_get(&self, path: &str, output_codec: u64) -> Result<Vec<u8>, Error> {
+        let p: IpfsPath = path.parse()?;
+        let mut cid = p.root;
+        let mut node = ipld::decode(cid.codec(), &self.block_bytes(&cid)?)?;
+        for seg in &p.segments {
+            if let Ipld::Link(c) = node {
+                cid = c;
+                node = ipld::decode(cid.codec(), &self.block_bytes(&cid)?)?;
+            }
+            node = step(&node, cid.codec(), seg).ok_or_else(|| {
+                Error::InvalidPath(path.to_string(), format!("no {seg:?} in {cid}"))
+            })?;
+        }
+        if let Ipld::Link(c) = node {
+            node = ipld::decode(c.codec(), &self.block_bytes(&c)?)?;
+        }
+        Ok(ipld::encode(output_codec, &node)?)
+    }
+
+    /// The CIDs `path` links to: direct children, or with `recursive` every edge depth-first
+    /// (each CID once with `unique`).
+    pub fn refs(&self, path: &str, recursive: bool, unique: bool) -> Result<Vec<Cid>, Error> {
+        let root = self.resolve(path)?;
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        let mut expanded = HashSet::new();
+        self.refs_rec(&root, recursive, unique, &mut seen, &mut expanded, &mut out)?;
+        Ok(out)
+    }
+
+    fn refs_rec(
+        &self,
+        cid: &Cid,
+        recursive: bool,
+        unique: bool,
+        seen: &mut HashSet<Cid>,
+        expanded: &mut HashSet<Cid>,
+        out: &mut Vec<Cid>,
+    ) -> Result<(), Error> {
+        let links = ipld::links(cid.codec(), &self.block_bytes(cid)?)?;
+        for link in links {
+            if unique && !seen.insert(link) {
+                continue;
+            }
+            out.push(link);
+            if recursive && expanded.insert(link) {
+                self.refs_rec(&link, recursive, unique, seen, expanded, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every block in the repo.
+    pub fn refs_local(&self) -> Result<Vec<Cid>, Error> {
+        Ok(self.blocks.list()?)
+    }
+
+    /// Pins the CIDs at `paths`; nothing is pinned unless all can be.
+    pub fn pin_add(&self, paths: &[String], recursive: bool) -> Result<Vec<Cid>, Error> {
+        let cids = paths
+            .iter()
+            .map(|p| self.resolve(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mode = if recursive {
+            PinMode::Recursive
+        } else {
+            PinMode::Direct
+        };
+        let _gc = self.gc_lock.read();
+        self.pins.add(&self.blocks, &cids, mode)?;
+        Ok(cids)
+    }
+
+    /// Unpins the CIDs at `paths`.
+    pub fn pin_rm(&self, paths: &[String], recursive: bool) -> Result<Vec<Cid>, Error> {
+        let cids = paths
+            .iter()
+            .map(|p| self.resolve(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.pins.rm(&self.blocks, &cids, recursive)?;
+        Ok(cids)
+    }
+
+    /// Pins of the given types, or the status of specific paths.
+    pub fn pin_ls(
+        &self,
+        paths: &[String],
+        types: &[PinType],
+    ) -> Result<Vec<(Cid, PinType)>, Error> {
+        if paths.is_empty() {
+            return Ok(self.pins.list(&self.blocks, types)?);
+        }
+        let mut out = Vec::new();
+        for p in paths {
+            let cid = self.resolve(p)?;
+            match self.pins.status(&self.blocks, &cid)? {
+                Some(t) if types.contains(&t) => out.push((cid, t)),
+                _ => return Err(Error::Invalid(format!("path '{p}' is not pinned"))),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Checks every pin's DAG is complete and intact.
+    pub fn pin_verify(&self) -> Result<Vec<PinCheck>, Error> {
+        Ok(ipfs_kit_pin::verify_pins(&self.blocks, &self.pins)?)
+    }
+
+    /// Removes every block no pin reaches, then compacts the store. Returns the removed CIDs.
+    pub fn gc(&self) -> Result<Vec<Cid>, Error> {
+        let _gc = self.gc_lock.write();
+        let removed = ipfs_kit_pin::gc(&self.blocks, &self.pins)?;
+        self.blocks.compact()?;
+        Ok(removed)
+    }
+
+    /// Repo size figures.
+    pub fn repo_stat(&self) -> Result<RepoStat, Error> {
+        let s = self.blocks.stats()?;
+        let meta = fs::metadata(self.path.join("meta.redb"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        Ok(RepoStat {
+            num_objects: s.blocks,
+            repo_size: s.disk_bytes + meta,
+            block_bytes: s.block_bytes,
+            path: self.path.display().to_string(),
+        })
+    }
+
+    /// Re-hashes every block; returns the CIDs of corrupt or unreadable ones and the count
+    /// checked. `progress` is called once per block.
+    pub fn repo_verify(
+        &self,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(Vec<(Cid, String)>, u64), Error> {
+        let mut bad = Vec::new();
+        let cids = self.blocks.list()?;
+        for cid in &cids {
+            match self.blocks.get_unverified(cid) {
+                Ok(Some(data)) => {
+                    if ipfs_kit_block::verify_multihash(cid.hash(), &data).is_err() {
+                        bad.push((*cid, "data does not match its hash".to_string()));
+                    }
+                }
+                Ok(None) => bad.push((*cid, "listed but missing".to_string())),
+                Err(e) => bad.push((*cid, e.to_string())),
+            }
+            progress(1);
+        }
+        Ok((bad, cids.len() as u64))
+    }
+
+    /// Writes the DAG under `path` as a CARv1 (depth-first, each block once) to `out`.
+    pub fn dag_export(&self, path: &str, out: &mut dyn Write) -> Result<u64, Error> {
+        let root = self.resolve(path)?;
+        let mut car = CarWriter::new(out, &[root])?;
+        let mut seen = HashSet::new();
+        let mut stack = vec![root];
+        let mut n = 0;
+        while let Some(cid) = stack.pop() {
+            if !seen.insert(cid.hash().to_bytes()) {
+                continue;
+            }
+            let data = self.block_bytes(&cid)?;
+            let links = ipld::links(cid.codec(), &data)?;
+            car.write(&cid, &data)?;
+            n += 1;
+            stack.extend(links.into_iter().rev());
+        }
+        car.finish()?;
+        Ok(n)
+    }
+
+    /// Imports a CARv1 or CARv2. Every block is verified; if any fails (or the CAR is
+    /// truncated or malformed) nothing is stored. Roots are pinned when `pin_roots`.
+    pub fn dag_import(
+        &self,
+        input: &mut dyn Read,
+        pin_roots: bool,
+    ) -> Result<DagImportResult, Error> {
+        let _gc = self.gc_lock.read();
+        let mut car = CarReader::new(input)?;
+        let roots = car.roots().to_vec();
+        let mut batch = self.blocks.begin()?;
+        let (mut blocks, mut bytes) = (0u64, 0u64);
+        while let Some(block) = car.next_block()? {
+            blocks += 1;
+            bytes += block.data().len() as u64;
+            if block.cid().hash().code() != IDENTITY {
+                batch.put(block)?;
+            }
+        }
+        batch.commit()?;
+        let mut out = Vec::new();
+        for root in roots {
+            let err = if pin_roots {
+                self.pins
+                    .add(&self.blocks, &[root], PinMode::Recursive)
+                    .err()
+                    .map(|e| e.to_string())
+            } else {
+                None
+            };
+            out.push((root, err));
+        }
+        Ok(DagImportResult {
+            roots: out,
+            blocks,
+            bytes,
+        })
+    }
+
+    /// Makes a raw-codec CID for the same multihash (how `refs local` keys are often shown).
+    pub fn raw_cid(cid: &Cid) -> Cid {
+        make_cid(1, codec::RAW, *cid.hash())
+    }
+}
+
+/// One IPLD path step: a map key, a list index, or (in dag-pb) a link name.
+fn step(node: &Ipld, codec_of: u64, seg: &str) -> Option<Ipld> {
+    match node {
+        Ipld::Map(m) => {
+            if let Some(v) = m.get(seg) {
+                return Some(v.clone());
+            }
+            if codec_of == codec::DAG_PB {
+                if let Some(Ipld::List(links)) = m.get("Links") {
+                    return links.iter().find_map(|l| match l {
+                        Ipld::Map(l) if l.get("Name") == Some(&Ipld::String(seg.to_string())) => {
+                            l.get("Hash").cloned()
+                        }
+                        _ => None,
+                    });
+                }
+            }
+            None
+        }
+        Ipld::List(items) => seg
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| items.get(i).cloned()),
+        _ => None,
+    }
+}

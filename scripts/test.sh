@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The project's test command: formatting, lints, every test, and a short fuzz smoke run.
+# Usage: scripts/test.sh            (set FUZZ_SECONDS=0 to skip fuzzing)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+# The CLI's golden test adds the cid-parity corpus from disk; generate it once per run.
+if [ -z "${IPFS_KIT_CORPUS:-}" ]; then
+  export IPFS_KIT_CORPUS="${TMPDIR:-/tmp}/ipfs-kit-cid-corpus"
+fi
+if [ ! -f "$IPFS_KIT_CORPUS/.complete" ]; then
+  echo "== generating the cid-parity corpus in $IPFS_KIT_CORPUS"
+  rm -rf "$IPFS_KIT_CORPUS"
+  python3 ../shared/kubo/make_cid_corpus.py --generate-only --out-dir "$IPFS_KIT_CORPUS" >/dev/null
+  touch "$IPFS_KIT_CORPUS/.complete"
+fi
+
+echo "== tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast
+  cargo test --workspace --doc
+else
+  cargo test --workspace --no-fail-fast
+fi
+
+FUZZ_SECONDS="${FUZZ_SECONDS:-15}"
+if [ "$FUZZ_SECONDS" != "0" ]; then
+  echo "== fuzz smoke run (${FUZZ_SECONDS}s per target)"
+  scripts/fuzz-smoke.sh "$FUZZ_SECONDS"
+fi
