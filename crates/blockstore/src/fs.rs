@@ -101,7 +101,17 @@ struct Writer {
     seg: u32,
     out: BufWriter<File>,
     len: u64,
+    /// Bytes appended since the last background flush was requested.
+    unsynced: u64,
 }
+
+/// Small records are gathered in this buffer; block data at least this big goes straight to the
+/// file, so large blocks are not copied once more on their way out.
+const WRITE_BUFFER: usize = 64 << 10;
+
+/// Once this much is appended, the flusher thread starts writing it to disk, so the group
+/// commit at the end finds little left to flush.
+const BACKGROUND_FLUSH: u64 = 64 << 20;
 
 /// The durable on-disk block store.
 pub struct FsBlockstore {
@@ -110,6 +120,9 @@ pub struct FsBlockstore {
     readers: RwLock<HashMap<u32, Arc<File>>>,
     writer: Mutex<Writer>,
     config: FsConfig,
+    /// Hands segment handles to the flusher thread, which fdatasyncs them ahead of the commit.
+    /// The thread ends when this sender is dropped with the store.
+    flusher: std::sync::mpsc::SyncSender<File>,
 }
 
 fn seg_path(dir: &Path, seg: u32) -> PathBuf {
@@ -191,16 +204,28 @@ impl FsBlockstore {
         }
         let (file, len) = open_append(&seg_path(&dir, active))?;
         sync_dir(&segdir)?;
+        let (flusher, requests) = std::sync::mpsc::sync_channel::<File>(1);
+        std::thread::Builder::new()
+            .name("segment-flusher".into())
+            .spawn(move || {
+                // Errors are left for the commit's own fdatasync to report.
+                for f in requests {
+                    let _ = f.sync_data();
+                }
+            })
+            .map_err(|e| Error::io("start the segment flusher", e))?;
         Ok(FsBlockstore {
             dir,
             db,
             readers: RwLock::new(HashMap::new()),
             writer: Mutex::new(Writer {
                 seg: active,
-                out: BufWriter::with_capacity(1 << 20, file),
+                out: BufWriter::with_capacity(WRITE_BUFFER, file),
                 len,
+                unsynced: 0,
             }),
             config,
+            flusher,
         })
     }
 
@@ -267,8 +292,9 @@ impl FsBlockstore {
         let (file, len) = open_append(&seg_path(&self.dir, w.seg + 1))?;
         sync_dir(&self.dir.join("segments"))?;
         w.seg += 1;
-        w.out = BufWriter::with_capacity(1 << 20, file);
+        w.out = BufWriter::with_capacity(WRITE_BUFFER, file);
         w.len = len;
+        w.unsynced = 0;
         Ok(())
     }
 
@@ -288,6 +314,16 @@ impl FsBlockstore {
         w.out.write_all(data).map_err(io)?;
         let offset = w.len + RECORD_HEADER + cid.len() as u64;
         w.len = offset + data.len() as u64;
+        w.unsynced += RECORD_HEADER + (cid.len() + data.len()) as u64;
+        if w.unsynced >= BACKGROUND_FLUSH {
+            w.unsynced = 0;
+            // Best effort: if the flusher is still busy, the next threshold tries again.
+            if w.out.flush().is_ok() {
+                if let Ok(f) = w.out.get_ref().try_clone() {
+                    let _ = self.flusher.try_send(f);
+                }
+            }
+        }
         Ok((w.seg, offset))
     }
 

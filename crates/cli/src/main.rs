@@ -506,6 +506,12 @@ fn cmd_add(repo: &Repo, args: &AddArgs) -> Result<()> {
     Ok(())
 }
 
+/// glibc's allocator hands the 256 KiB-1 MiB block buffers back to the kernel after each block
+/// and faults fresh zeroed pages in for the next (16k `brk` calls per GiB read); mimalloc keeps
+/// them, which halves the system time of `cat`.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct ProgressReader<'a, R> {
     inner: R,
     bar: &'a ProgressBar,

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use ipfs_kit_block::{Block, Cid};
 use ipfs_kit_blockstore::{Blockstore, WriteBatch};
-use ipfs_kit_pin::PinMode;
 use ipfs_kit_unixfs::{BlockSink, BoxError, DirEntry, ImportProfile, Importer, Node, NullSink};
 
 use crate::{Error, Repo};
@@ -155,6 +154,11 @@ fn import_path(
     Ok(node)
 }
 
+/// Leaf-hashing threads: one per core, while the calling thread reads and stores.
+fn hash_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 impl Repo {
     fn with_sink<T>(
         &self,
@@ -165,18 +169,19 @@ impl Repo {
         opts.profile.validate()?;
         if opts.only_hash {
             let mut sink = Sink::Discard(NullSink);
-            return work(&mut Importer::new(&opts.profile, &mut sink));
+            return work(&mut Importer::new(&opts.profile, &mut sink).with_threads(hash_threads()));
         }
         // Held from the first block to the pin, so a concurrent GC cannot take blocks of this add.
         let _gc = self.gc_lock.read();
         let mut sink = Sink::Store(self.blocks.begin()?);
-        let out = work(&mut Importer::new(&opts.profile, &mut sink))?;
+        let out = work(&mut Importer::new(&opts.profile, &mut sink).with_threads(hash_threads()))?;
         if let Sink::Store(batch) = sink {
             batch.commit()?;
         }
         if opts.pin {
-            self.pins
-                .add(&self.blocks, &roots(&out), PinMode::Recursive)?;
+            // Every block of these DAGs was just committed or was already stored, and the GC
+            // lock has kept it there: no need to read it all back to check.
+            self.pins.add_complete(&roots(&out))?;
         }
         Ok(out)
     }

@@ -204,6 +204,17 @@ impl Pinset {
                 }
             }
         }
+        self.insert(cids, mode)
+    }
+
+    /// Records recursive pins on DAGs the caller has just written whole (an import holding the
+    /// GC lock), skipping the completeness walk [`Pinset::add`] does: that walk would read and
+    /// re-hash every block the import has only just hashed and stored.
+    pub fn add_complete(&self, cids: &[Cid]) -> Result<(), Error> {
+        self.insert(cids, PinMode::Recursive)
+    }
+
+    fn insert(&self, cids: &[Cid], mode: PinMode) -> Result<(), Error> {
         let tx = self.db.begin_write().map_err(db_err)?;
         {
             let mut t = tx.open_table(PINS).map_err(db_err)?;

@@ -154,6 +154,46 @@ pub(crate) fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
+/// Bytes reserved in front of every chunk, so that a leaf's protobuf header can be written in
+/// place and the leaf block shares the chunk's allocation (no copy of the data).
+pub const HEADROOM: usize = 16;
+
+/// One chunk of a stream, with [`HEADROOM`] spare bytes in front of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chunk {
+    buf: Vec<u8>,
+}
+
+impl Chunk {
+    /// A chunk holding a copy of `data`.
+    pub fn from_slice(data: &[u8]) -> Self {
+        let mut buf = Vec::with_capacity(HEADROOM + data.len() + 8);
+        buf.resize(HEADROOM, 0);
+        buf.extend_from_slice(data);
+        Chunk { buf }
+    }
+
+    /// The chunk's bytes.
+    pub fn data(&self) -> &[u8] {
+        &self.buf[HEADROOM..]
+    }
+
+    /// The chunk's length.
+    pub fn len(&self) -> usize {
+        self.buf.len() - HEADROOM
+    }
+
+    /// Whether the chunk is empty (chunkers never produce one).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The buffer: `HEADROOM` spare bytes, then the data.
+    pub(crate) fn into_buf(self) -> Vec<u8> {
+        self.buf
+    }
+}
+
 /// Read-ahead for content-defined chunkers, which must see up to `max` bytes to pick a cut.
 #[derive(Default)]
 struct Buffer {
@@ -181,8 +221,8 @@ impl Buffer {
     }
 
     /// Consumes and returns the next `n` bytes.
-    fn take(&mut self, n: usize) -> Vec<u8> {
-        let out = self.data[self.start..self.start + n].to_vec();
+    fn take(&mut self, n: usize) -> Chunk {
+        let out = Chunk::from_slice(&self.data[self.start..self.start + n]);
         self.start += n;
         out
     }
@@ -211,18 +251,20 @@ impl Chunker {
     }
 
     /// The next chunk, or `None` at the end of the stream. Never returns an empty chunk.
-    pub fn next_chunk(&mut self, r: &mut dyn Read) -> io::Result<Option<Vec<u8>>> {
+    pub fn next_chunk(&mut self, r: &mut dyn Read) -> io::Result<Option<Chunk>> {
         match self {
             Chunker::Rabin(c) => c.next_chunk(r),
             Chunker::Buzhash(c) => c.next_chunk(r),
             Chunker::Size(n) => {
-                let mut buf = vec![0u8; *n];
-                let got = read_full(r, &mut buf)?;
+                // Room for the leaf trailer too, so finishing the leaf never reallocates; `vec!`
+                // of zeros is a zeroed allocation, not a fill loop.
+                let mut buf = vec![0u8; HEADROOM + *n + 8];
+                let got = read_full(r, &mut buf[HEADROOM..HEADROOM + *n])?;
                 if got == 0 {
                     return Ok(None);
                 }
-                buf.truncate(got);
-                Ok(Some(buf))
+                buf.truncate(HEADROOM + got);
+                Ok(Some(Chunk { buf }))
             }
         }
     }

@@ -61,7 +61,7 @@ impl Buzhash {
     }
 
     /// The next chunk, or `None` at the end.
-    pub fn next_chunk(&mut self, r: &mut dyn Read) -> io::Result<Option<Vec<u8>>> {
+    pub fn next_chunk(&mut self, r: &mut dyn Read) -> io::Result<Option<super::Chunk>> {
         let data = self.buf.fill(r, MAX)?;
         if data.is_empty() {
             return Ok(None);
