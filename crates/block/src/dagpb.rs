@@ -184,6 +184,15 @@ impl PbNode {
     /// Decodes a dag-pb block strictly: only the two known fields, links before data, each link's
     /// fields in order, no duplicates.
     pub fn decode(buf: &[u8]) -> Result<Self, Error> {
+        Self::decode_with(buf, &|s| Bytes::copy_from_slice(s))
+    }
+
+    /// Like [`PbNode::decode`], with the data field sharing `buf`'s memory instead of a copy.
+    pub fn decode_bytes(buf: &Bytes) -> Result<Self, Error> {
+        Self::decode_with(buf, &|s| buf.slice_ref(s))
+    }
+
+    fn decode_with(buf: &[u8], share: &dyn Fn(&[u8]) -> Bytes) -> Result<Self, Error> {
         let mut pos = 0;
         let mut node = PbNode::default();
         while pos < buf.len() {
@@ -199,7 +208,7 @@ impl PbNode {
                     if node.data.is_some() {
                         return Err(Error::DagPb("repeated data field".into()));
                     }
-                    node.data = Some(Bytes::copy_from_slice(get_bytes(buf, &mut pos)?));
+                    node.data = Some(share(get_bytes(buf, &mut pos)?));
                 }
                 (field, wire) => {
                     return Err(Error::DagPb(format!(

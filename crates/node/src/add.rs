@@ -154,11 +154,6 @@ fn import_path(
     Ok(node)
 }
 
-/// Leaf-hashing threads: one per core, while the calling thread reads and stores.
-fn hash_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
 impl Repo {
     fn with_sink<T>(
         &self,
@@ -169,12 +164,12 @@ impl Repo {
         opts.profile.validate()?;
         if opts.only_hash {
             let mut sink = Sink::Discard(NullSink);
-            return work(&mut Importer::new(&opts.profile, &mut sink).with_threads(hash_threads()));
+            return work(&mut Importer::new(&opts.profile, &mut sink).with_threads(crate::cores()));
         }
         // Held from the first block to the pin, so a concurrent GC cannot take blocks of this add.
         let _gc = self.gc_lock.read();
         let mut sink = Sink::Store(self.blocks.begin()?);
-        let out = work(&mut Importer::new(&opts.profile, &mut sink).with_threads(hash_threads()))?;
+        let out = work(&mut Importer::new(&opts.profile, &mut sink).with_threads(crate::cores()))?;
         if let Sink::Store(batch) = sink {
             batch.commit()?;
         }

@@ -154,6 +154,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         .map_err(|e| Error::io(ctx("sync directory of"), e))
 }
 
+/// Threads for hashing and verifying: one per core (the calling thread reads and writes).
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 fn lock_repo(path: &Path) -> Result<File, Error> {
     let lock_path = path.join("repo.lock");
     let mut f = OpenOptions::new()

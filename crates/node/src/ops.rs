@@ -93,7 +93,7 @@ impl Repo {
     ) -> Result<u64, Error> {
         let cid = self.resolve(path)?;
         let mut written = 0;
-        for chunk in FileReader::new(self, &cid, offset, length) {
+        for chunk in FileReader::new(self, &cid, offset, length).with_threads(crate::cores()) {
             let chunk = chunk?;
             out.write_all(&chunk)
                 .map_err(|e| Error::io("write output", e))?;
@@ -168,7 +168,7 @@ impl Repo {
             Kind::File | Kind::Other => {
                 let mut f = fs::File::create(out).map_err(|e| Error::io(ctx("create"), e))?;
                 if stat.kind == Kind::File {
-                    for chunk in FileReader::new(self, cid, 0, None) {
+                    for chunk in FileReader::new(self, cid, 0, None).with_threads(crate::cores()) {
                         f.write_all(&chunk?)
                             .map_err(|e| Error::io(ctx("write"), e))?;
                     }

@@ -373,6 +373,48 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Any chunker, any input: chunks are non-empty, within the chunker's bounds (the last
+        /// may be short), and concatenate back to the input.
+        #[test]
+        fn chunks_cover_input_within_bounds(
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..20_000),
+            which in 0usize..3,
+        ) {
+            let (spec, min, max) = match which {
+                0 => ("size-1000", 1000, 1000),
+                1 => ("rabin-64-256-1024", 64, 1024),
+                _ => ("rabin-16-32-64", 16, 64),
+            };
+            let mut c = Chunker::new(spec.parse().unwrap()).unwrap();
+            let mut r = &data[..];
+            let mut joined = Vec::new();
+            let mut sizes = Vec::new();
+            while let Some(chunk) = c.next_chunk(&mut r).unwrap() {
+                proptest::prop_assert!(!chunk.is_empty());
+                sizes.push(chunk.len());
+                joined.extend_from_slice(chunk.data());
+            }
+            proptest::prop_assert_eq!(&joined, &data);
+            let last = sizes.pop();
+            proptest::prop_assert!(sizes.iter().all(|s| *s >= min && *s <= max), "{:?}", sizes);
+            proptest::prop_assert!(last.is_none_or(|l| l <= max));
+        }
+    }
+
+    #[test]
+    fn buzhash_covers_input() {
+        let data = lcg(3 << 20);
+        let mut c = Chunker::new(ChunkerSpec::Buzhash).unwrap();
+        let mut r = &data[..];
+        let mut joined = Vec::new();
+        while let Some(chunk) = c.next_chunk(&mut r).unwrap() {
+            assert!(chunk.len() <= 512 << 10);
+            joined.extend_from_slice(chunk.data());
+        }
+        assert!(joined == data);
+    }
+
     #[test]
     fn size_chunker_boundaries() {
         for len in [0usize, 1, 999, 1000, 1001, 5000] {

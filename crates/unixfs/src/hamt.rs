@@ -208,3 +208,72 @@ mod tests {
         assert_eq!(pad_len(16), 1);
     }
 }
+
+#[cfg(test)]
+mod props {
+    use std::collections::BTreeSet;
+
+    use ipfs_kit_block::{codec, Block, Cid, HashAlg};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn cid_of(name: &str) -> Cid {
+        *Block::encode(codec::RAW, HashAlg::Sha2_256, 1, name.as_bytes().to_vec()).cid()
+    }
+
+    fn build_all(names: &[String], fanout: usize) -> (Cid, Vec<(Cid, Vec<u8>)>) {
+        let mut blocks = Vec::new();
+        let entries = names
+            .iter()
+            .map(|n| ShardEntry {
+                name: n.clone(),
+                cid: cid_of(n),
+                tsize: 1,
+            })
+            .collect();
+        let (root, _) = build(entries, fanout, &mut |bytes| {
+            let b = Block::encode(codec::DAG_PB, HashAlg::Sha2_256, 1, bytes);
+            blocks.push((*b.cid(), b.data().to_vec()));
+            Ok(*b.cid())
+        })
+        .unwrap();
+        (root, blocks)
+    }
+
+    struct Blocks(Vec<(Cid, Vec<u8>)>);
+
+    impl crate::BlockSource for Blocks {
+        fn get(&self, cid: &Cid) -> Result<ipfs_kit_block::Bytes, crate::BoxError> {
+            self.0
+                .iter()
+                .find(|(c, _)| c == cid)
+                .map(|(_, d)| ipfs_kit_block::Bytes::from(d.clone()))
+                .ok_or_else(|| "missing".into())
+        }
+    }
+
+    proptest! {
+        /// The tree depends only on the set of names; every name is listed once and found by
+        /// its hash path; a name not in the set is not found.
+        #[test]
+        fn canonical_complete_and_findable(
+            names in proptest::collection::btree_set("[a-zA-Z0-9._-]{1,12}", 1..300),
+            bits in 3u32..=8,
+        ) {
+            let fanout = 1usize << bits;
+            let names: Vec<String> = names.into_iter().collect();
+            let (root, blocks) = build_all(&names, fanout);
+            let mut reversed = names.clone();
+            reversed.reverse();
+            prop_assert_eq!(build_all(&reversed, fanout).0, root);
+            let store = Blocks(blocks);
+            let listed: BTreeSet<String> = crate::reader::list(&store, &root).unwrap().into_iter().map(|e| e.name).collect();
+            prop_assert_eq!(listed, names.iter().cloned().collect::<BTreeSet<_>>());
+            for n in names.iter().take(20) {
+                prop_assert_eq!(crate::reader::lookup(&store, &root, n).unwrap(), Some(cid_of(n)));
+            }
+            prop_assert_eq!(crate::reader::lookup(&store, &root, "not-a-member/").unwrap(), None);
+        }
+    }
+}

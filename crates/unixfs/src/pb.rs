@@ -122,6 +122,15 @@ impl Data {
 
     /// Decodes a message, rejecting wire-type mismatches and a missing type.
     pub fn decode(buf: &[u8]) -> Result<Self, Error> {
+        Self::decode_with(buf, &|s| Bytes::copy_from_slice(s))
+    }
+
+    /// Like [`Data::decode`], with the data field sharing `buf`'s memory instead of a copy.
+    pub fn decode_bytes(buf: &Bytes) -> Result<Self, Error> {
+        Self::decode_with(buf, &|s| buf.slice_ref(s))
+    }
+
+    fn decode_with(buf: &[u8], share: &dyn Fn(&[u8]) -> Bytes) -> Result<Self, Error> {
         let bad = |e: ipfs_kit_block::Error| Error::Invalid(format!("unixfs data: {e}"));
         let mut pos = 0;
         let mut kind = None;
@@ -130,7 +139,7 @@ impl Data {
             let key = get_varint(buf, &mut pos).map_err(bad)?;
             match (key >> 3, key & 7) {
                 (1, 0) => kind = Some(DataType::from_u64(get_varint(buf, &mut pos).map_err(bad)?)?),
-                (2, 2) => out.data = Some(Bytes::copy_from_slice(take(buf, &mut pos)?)),
+                (2, 2) => out.data = Some(share(take(buf, &mut pos)?)),
                 (3, 0) => out.filesize = Some(get_varint(buf, &mut pos).map_err(bad)?),
                 (4, 0) => out.blocksizes.push(get_varint(buf, &mut pos).map_err(bad)?),
                 (4, 2) => {

@@ -59,10 +59,10 @@ fn fetch(source: &dyn BlockSource, cid: &Cid) -> Result<Bytes, Error> {
     source.get(cid).map_err(|e| Error::Source(*cid, e))
 }
 
-fn decode_pb(cid: &Cid, bytes: &[u8]) -> Result<(PbNode, Option<Data>), Error> {
-    let node = PbNode::decode(bytes).map_err(|e| Error::Invalid(format!("{cid}: {e}")))?;
+fn decode_pb(cid: &Cid, bytes: &Bytes) -> Result<(PbNode, Option<Data>), Error> {
+    let node = PbNode::decode_bytes(bytes).map_err(|e| Error::Invalid(format!("{cid}: {e}")))?;
     let data = match &node.data {
-        Some(d) => Data::decode(d).ok(),
+        Some(d) => Data::decode_bytes(d).ok(),
         None => None,
     };
     Ok((node, data))
@@ -144,7 +144,7 @@ pub fn list(source: &dyn BlockSource, cid: &Cid) -> Result<Vec<ListEntry>, Error
     }
 }
 
-fn data_fanout(cid: &Cid, bytes: &[u8]) -> Result<usize, Error> {
+fn data_fanout(cid: &Cid, bytes: &Bytes) -> Result<usize, Error> {
     let (_, data) = decode_pb(cid, bytes)?;
     let fanout = data.and_then(|d| d.fanout).unwrap_or(0) as usize;
     if !fanout.is_power_of_two() || fanout < 2 {
@@ -237,24 +237,84 @@ pub fn resolve_path(source: &dyn BlockSource, root: &Cid, path: &[&str]) -> Resu
     Ok(cur)
 }
 
+/// Blocks fetched ahead at once when reading a file with threads: enough to keep every core
+/// verifying, few enough to bound memory (8 MiB of 1 MiB leaves).
+const PREFETCH: usize = 8;
+
 /// Streams the bytes of a file DAG, from `offset` for at most `length` bytes, one leaf at a time.
+///
+/// With [`FileReader::with_threads`], the next blocks in reading order are fetched (and so, from a
+/// verifying store, re-hashed) on several threads at once.
 pub struct FileReader<'s> {
-    source: &'s dyn BlockSource,
+    source: &'s (dyn BlockSource + Sync),
     stack: Vec<(Cid, u64)>,
     start: u64,
     end: u64,
+    threads: usize,
+    fetched: Vec<(Cid, Result<Bytes, Error>)>,
 }
 
 impl<'s> FileReader<'s> {
     /// Reads the file at `cid` from `offset`, at most `length` bytes (to the end when `None`).
-    pub fn new(source: &'s dyn BlockSource, cid: &Cid, offset: u64, length: Option<u64>) -> Self {
+    pub fn new(
+        source: &'s (dyn BlockSource + Sync),
+        cid: &Cid,
+        offset: u64,
+        length: Option<u64>,
+    ) -> Self {
         let end = length.map_or(u64::MAX, |l| offset.saturating_add(l));
         FileReader {
             source,
             stack: vec![(*cid, 0)],
             start: offset,
             end,
+            threads: 0,
+            fetched: Vec::new(),
         }
+    }
+
+    /// Fetches ahead on this many threads (0: fetch each block when it is reached).
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads;
+        self
+    }
+
+    /// The bytes of the next block to visit, from the prefetched window or the source.
+    fn fetch_next(&mut self, cid: &Cid) -> Result<Bytes, Error> {
+        if let Some(i) = self.fetched.iter().position(|(c, _)| c == cid) {
+            return self.fetched.swap_remove(i).1;
+        }
+        if self.threads < 2 || self.stack.is_empty() {
+            return fetch(self.source, cid);
+        }
+        // The stack top is visited next: fetch it with the following entries in parallel.
+        let mut window: Vec<Cid> = vec![*cid];
+        window.extend(self.stack.iter().rev().take(PREFETCH - 1).map(|(c, _)| *c));
+        let source = self.source;
+        let per = window.len().div_ceil(self.threads);
+        let mut results: Vec<(Cid, Result<Bytes, Error>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = window
+                .chunks(per)
+                .map(|part| {
+                    s.spawn(move || {
+                        part.iter()
+                            .map(|c| (*c, fetch(source, c)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        // A worker that panicked leaves its part out; those blocks are fetched when reached.
+        let first = results
+            .iter()
+            .position(|(c, _)| c == cid)
+            .map(|i| results.swap_remove(i).1);
+        self.fetched = results;
+        first.unwrap_or_else(|| fetch(self.source, cid))
     }
 
     fn clip(&self, data: Bytes, at: u64) -> Option<Bytes> {
@@ -265,7 +325,7 @@ impl<'s> FileReader<'s> {
     }
 
     fn step(&mut self, cid: Cid, at: u64) -> Result<Option<Bytes>, Error> {
-        let bytes = fetch(self.source, &cid)?;
+        let bytes = self.fetch_next(&cid)?;
         if cid.codec() == codec::RAW {
             return Ok(self.clip(bytes, at));
         }
