@@ -65,11 +65,114 @@ pub fn links(codec: u64, data: &[u8]) -> Result<Vec<Cid>, Error> {
             .into_iter()
             .map(|l| l.cid)
             .collect()),
+        codec::DAG_CBOR => {
+            // A scan of the CBOR structure, not a full decode: GC and pinning must follow the
+            // links of blocks other tools wrote, such as Filecoin's, whose strings are not
+            // always valid UTF-8 (which a strict data-model decode rightly refuses).
+            let mut out = Vec::new();
+            let mut pos = 0;
+            cbor_scan(data, &mut pos, 0, &mut out)?;
+            if pos != data.len() {
+                return Err(Error::DagCbor(
+                    "trailing bytes after the top-level item".into(),
+                ));
+            }
+            Ok(out)
+        }
         _ => {
             let mut out = Vec::new();
             collect_links(&decode(codec, data)?, &mut out);
             Ok(out)
         }
+    }
+}
+
+/// Deeper nesting than this is refused rather than risking the stack on hostile input.
+const CBOR_MAX_DEPTH: usize = 256;
+
+fn cbor_err(why: &str) -> Error {
+    Error::DagCbor(why.to_string())
+}
+
+fn cbor_byte(d: &[u8], pos: &mut usize) -> Result<u8, Error> {
+    let b = *d.get(*pos).ok_or_else(|| cbor_err("truncated"))?;
+    *pos += 1;
+    Ok(b)
+}
+
+/// Reads the argument of an item head whose additional information is `info`.
+fn cbor_arg(d: &[u8], pos: &mut usize, info: u8) -> Result<u64, Error> {
+    let n = match info {
+        0..=23 => return Ok(u64::from(info)),
+        24 => 1,
+        25 => 2,
+        26 => 4,
+        27 => 8,
+        _ => {
+            return Err(cbor_err(
+                "indefinite lengths and reserved values are not dag-cbor",
+            ))
+        }
+    };
+    let mut v = 0u64;
+    for _ in 0..n {
+        v = (v << 8) | u64::from(cbor_byte(d, pos)?);
+    }
+    Ok(v)
+}
+
+fn cbor_take<'a>(d: &'a [u8], pos: &mut usize, len: u64) -> Result<&'a [u8], Error> {
+    let end = usize::try_from(len)
+        .ok()
+        .and_then(|l| pos.checked_add(l))
+        .filter(|e| *e <= d.len())
+        .ok_or_else(|| cbor_err("truncated"))?;
+    let s = &d[*pos..end];
+    *pos = end;
+    Ok(s)
+}
+
+/// Skips one CBOR item, collecting the CIDs of tag-42 links inside it.
+fn cbor_scan(d: &[u8], pos: &mut usize, depth: usize, out: &mut Vec<Cid>) -> Result<(), Error> {
+    if depth > CBOR_MAX_DEPTH {
+        return Err(cbor_err("nested too deeply"));
+    }
+    let head = cbor_byte(d, pos)?;
+    let (major, info) = (head >> 5, head & 0x1f);
+    let arg = cbor_arg(d, pos, info)?;
+    match major {
+        0 | 1 | 7 => Ok(()),
+        2 | 3 => cbor_take(d, pos, arg).map(|_| ()),
+        4 | 5 => {
+            let items = if major == 5 {
+                arg.checked_mul(2)
+            } else {
+                Some(arg)
+            }
+            .ok_or_else(|| cbor_err("length overflow"))?;
+            for _ in 0..items {
+                cbor_scan(d, pos, depth + 1, out)?;
+            }
+            Ok(())
+        }
+        _ if arg == 42 => {
+            let head = cbor_byte(d, pos)?;
+            if head >> 5 != 2 {
+                return Err(cbor_err("tag 42 must wrap a byte string"));
+            }
+            let len = cbor_arg(d, pos, head & 0x1f)?;
+            let bytes = cbor_take(d, pos, len)?;
+            match bytes.split_first() {
+                Some((0, cid)) => {
+                    out.push(Cid::try_from(cid).map_err(|e| cbor_err(&format!("bad link: {e}")))?);
+                    Ok(())
+                }
+                _ => Err(cbor_err(
+                    "a link must start with the identity multibase prefix 0x00",
+                )),
+            }
+        }
+        _ => cbor_scan(d, pos, depth + 1, out),
     }
 }
 
@@ -196,6 +299,38 @@ mod tests {
                 prop_assert_eq!(&decode(c, &bytes).unwrap(), &value);
             }
         }
+    }
+
+    proptest! {
+        /// The link scanner finds exactly the links a full decode finds, and never panics.
+        #[test]
+        fn cbor_scan_agrees_with_decode(value in arb_ipld()) {
+            let bytes = encode(codec::DAG_CBOR, &value).unwrap();
+            let mut expected = Vec::new();
+            collect_links(&value, &mut expected);
+            let mut got = links(codec::DAG_CBOR, &bytes).unwrap();
+            expected.sort();
+            got.sort();
+            prop_assert_eq!(got, expected);
+        }
+
+        #[test]
+        fn cbor_scan_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = links(codec::DAG_CBOR, &bytes);
+        }
+    }
+
+    #[test]
+    fn cbor_scan_tolerates_invalid_utf8_strings() {
+        let cid = *crate::Block::encode(codec::RAW, crate::HashAlg::Sha2_256, 1, vec![9]).cid();
+        let mut link = vec![0x00];
+        link.extend_from_slice(&cid.to_bytes());
+        // [ "\xff", 42(h'00 <cid>') ]
+        let mut data = vec![0x82, 0x61, 0xff, 0xd8, 0x2a, 0x58, link.len() as u8];
+        data.extend_from_slice(&link);
+        assert!(decode(codec::DAG_CBOR, &data).is_err());
+        assert_eq!(links(codec::DAG_CBOR, &data).unwrap(), vec![cid]);
+        assert!(links(codec::DAG_CBOR, &data[..data.len() - 1]).is_err());
     }
 
     #[test]

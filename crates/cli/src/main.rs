@@ -691,46 +691,42 @@ fn run(cli: Cli) -> Result<()> {
                 pin_roots,
                 stats,
             } => {
-                let inputs: Vec<Option<PathBuf>> = if files.is_empty() {
-                    vec![None]
-                } else {
-                    files.into_iter().map(Some).collect()
-                };
-                let mut failed = false;
-                for input in inputs {
-                    let result = match &input {
-                        Some(p) if p.as_os_str() != "-" => {
-                            let f = std::fs::File::open(p)
-                                .with_context(|| format!("open {}", p.display()))?;
-                            repo.dag_import(
-                                &mut io::BufReader::with_capacity(1 << 20, f),
-                                pin_roots,
-                            )
-                        }
-                        _ => repo.dag_import(&mut io::stdin().lock(), pin_roots),
+                let mut opened: Vec<Box<dyn Read>> = Vec::new();
+                for p in &files {
+                    if p.as_os_str() == "-" {
+                        opened.push(Box::new(io::stdin()));
+                    } else {
+                        let f = std::fs::File::open(p)
+                            .with_context(|| format!("open {}", p.display()))?;
+                        opened.push(Box::new(io::BufReader::with_capacity(1 << 20, f)));
                     }
-                    .with_context(|| match &input {
-                        Some(p) => format!("import {}", p.display()),
-                        None => "import stdin".to_string(),
-                    })?;
-                    if pin_roots {
-                        for (root, err) in &result.roots {
-                            match err {
-                                None => writeln!(out, "Pinned root\t{root}\tsuccess")?,
-                                Some(e) => {
-                                    failed = true;
-                                    writeln!(out, "Pinned root\t{root}\tFAILED: {e}")?;
-                                }
+                }
+                if opened.is_empty() {
+                    opened.push(Box::new(io::stdin()));
+                }
+                let mut inputs: Vec<&mut dyn Read> = opened
+                    .iter_mut()
+                    .map(|r| &mut **r as &mut dyn Read)
+                    .collect();
+                let result = repo.dag_import(&mut inputs, pin_roots)?;
+                let mut failed = false;
+                if pin_roots {
+                    for (root, err) in &result.roots {
+                        match err {
+                            None => writeln!(out, "Pinned root\t{root}\tsuccess")?,
+                            Some(e) => {
+                                failed = true;
+                                writeln!(out, "Pinned root\t{root}\tFAILED: {e}")?;
                             }
                         }
                     }
-                    if stats {
-                        writeln!(
-                            out,
-                            "Imported {} blocks ({} bytes)",
-                            result.blocks, result.bytes
-                        )?;
-                    }
+                }
+                if stats {
+                    writeln!(
+                        out,
+                        "Imported {} blocks ({} bytes)",
+                        result.blocks, result.bytes
+                    )?;
                 }
                 if failed {
                     bail!("some roots could not be pinned");

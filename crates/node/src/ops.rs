@@ -457,40 +457,46 @@ impl Repo {
         Ok(n)
     }
 
-    /// Imports a CARv1 or CARv2. Every block is verified; if any fails (or the CAR is
-    /// truncated or malformed) nothing is stored. Roots are pinned when `pin_roots`.
+    /// Imports CARv1 or CARv2 streams, then (as Kubo does, after all of them) pins every root
+    /// recursively when `pin_roots`. Within one CAR every block is verified before any is
+    /// committed: if one fails (or the CAR is truncated or malformed) nothing of that CAR is
+    /// stored and the import stops there.
     pub fn dag_import(
         &self,
-        input: &mut dyn Read,
+        inputs: &mut [&mut dyn Read],
         pin_roots: bool,
     ) -> Result<DagImportResult, Error> {
         let _gc = self.gc_lock.read();
-        let mut car = CarReader::new(input)?;
-        let roots = car.roots().to_vec();
-        let mut batch = self.blocks.begin()?;
-        let (mut blocks, mut bytes) = (0u64, 0u64);
-        while let Some(block) = car.next_block()? {
-            blocks += 1;
-            bytes += block.data().len() as u64;
-            if block.cid().hash().code() != IDENTITY {
-                batch.put(block)?;
+        let (mut roots, mut blocks, mut bytes) = (Vec::new(), 0u64, 0u64);
+        for input in inputs.iter_mut() {
+            let mut car = CarReader::new(&mut **input)?;
+            roots.extend(car.roots().iter().copied());
+            let mut batch = self.blocks.begin()?;
+            while let Some(block) = car.next_block()? {
+                blocks += 1;
+                bytes += block.data().len() as u64;
+                if block.cid().hash().code() != IDENTITY {
+                    batch.put(block)?;
+                }
             }
+            batch.commit()?;
         }
-        batch.commit()?;
-        let mut out = Vec::new();
-        for root in roots {
-            let err = if pin_roots {
-                self.pins
-                    .add(&self.blocks, &[root], PinMode::Recursive)
-                    .err()
-                    .map(|e| e.to_string())
-            } else {
-                None
-            };
-            out.push((root, err));
-        }
+        let roots = roots
+            .into_iter()
+            .map(|root| {
+                let err = pin_roots
+                    .then(|| {
+                        self.pins
+                            .add(&self.blocks, &[root], PinMode::Recursive)
+                            .err()
+                    })
+                    .flatten()
+                    .map(|e| e.to_string());
+                (root, err)
+            })
+            .collect();
         Ok(DagImportResult {
-            roots: out,
+            roots,
             blocks,
             bytes,
         })
