@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
 use ipfs_kit_block::ipld::{self, Ipld};
-use ipfs_kit_block::{codec, dagpb::PbNode, make_cid, Block, Cid, HashAlg, IDENTITY};
+use ipfs_kit_block::{codec, dagpb::PbNode, Block, Cid, HashAlg, IDENTITY};
 use ipfs_kit_blockstore::Blockstore;
 use ipfs_kit_car::{CarReader, CarWriter};
 use ipfs_kit_pin::{PinCheck, PinMode, PinType};
@@ -303,36 +303,34 @@ impl Repo {
     }
 
     /// The CIDs `path` links to: direct children, or with `recursive` every edge depth-first
-    /// (each CID once with `unique`).
+    /// (each CID once with `unique`). Iterative, so a hostile deep chain cannot exhaust the stack.
     pub fn refs(&self, path: &str, recursive: bool, unique: bool) -> Result<Vec<Cid>, Error> {
         let root = self.resolve(path)?;
         let mut out = Vec::new();
         let mut seen = HashSet::new();
         let mut expanded = HashSet::new();
-        self.refs_rec(&root, recursive, unique, &mut seen, &mut expanded, &mut out)?;
-        Ok(out)
-    }
-
-    fn refs_rec(
-        &self,
-        cid: &Cid,
-        recursive: bool,
-        unique: bool,
-        seen: &mut HashSet<Cid>,
-        expanded: &mut HashSet<Cid>,
-        out: &mut Vec<Cid>,
-    ) -> Result<(), Error> {
-        let links = ipld::links(cid.codec(), &self.block_bytes(cid)?)?;
-        for link in links {
+        // Each entry is a block whose links are still to be listed, in reverse order.
+        let mut stack = vec![self.links_of(&root)?];
+        while let Some(links) = stack.last_mut() {
+            let Some(link) = links.pop() else {
+                stack.pop();
+                continue;
+            };
             if unique && !seen.insert(link) {
                 continue;
             }
             out.push(link);
             if recursive && expanded.insert(link) {
-                self.refs_rec(&link, recursive, unique, seen, expanded, out)?;
+                stack.push(self.links_of(&link)?);
             }
         }
-        Ok(())
+        Ok(out)
+    }
+
+    fn links_of(&self, cid: &Cid) -> Result<Vec<Cid>, Error> {
+        let mut links = ipld::links(cid.codec(), &self.block_bytes(cid)?)?;
+        links.reverse();
+        Ok(links)
     }
 
     /// Every block in the repo.
@@ -500,11 +498,6 @@ impl Repo {
             blocks,
             bytes,
         })
-    }
-
-    /// Makes a raw-codec CID for the same multihash (how `refs local` keys are often shown).
-    pub fn raw_cid(cid: &Cid) -> Cid {
-        make_cid(1, codec::RAW, *cid.hash())
     }
 }
 

@@ -94,20 +94,24 @@ fn compaction_reclaims_space_and_keeps_live_blocks() {
     assert_eq!(store.stats().expect("stats").blocks, 25);
 }
 
-#[test]
-fn corruption_is_detected_not_served() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let b = block(7, 1000);
-    {
-        let store = FsBlockstore::open(dir.path(), FsConfig::default()).expect("open");
-        store.put_many(vec![b.clone()]).expect("put");
-    }
-    let seg = std::fs::read_dir(dir.path().join("segments"))
+/// Stores `b` in a fresh store at `dir`, closes it, and returns the one segment file's path.
+fn store_one(dir: &std::path::Path, b: &Block) -> std::path::PathBuf {
+    let store = FsBlockstore::open(dir, FsConfig::default()).expect("open");
+    store.put_many(vec![b.clone()]).expect("put");
+    drop(store);
+    std::fs::read_dir(dir.join("segments"))
         .expect("ls")
         .next()
         .expect("a segment")
         .expect("entry")
-        .path();
+        .path()
+}
+
+#[test]
+fn corruption_is_detected_not_served() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = block(7, 1000);
+    let seg = store_one(dir.path(), &b);
     let mut f = OpenOptions::new()
         .write(true)
         .open(&seg)
@@ -126,17 +130,8 @@ fn corruption_is_detected_not_served() {
 fn torn_tail_is_ignored() {
     let dir = tempfile::tempdir().expect("tempdir");
     let b = block(9, 1000);
-    {
-        let store = FsBlockstore::open(dir.path(), FsConfig::default()).expect("open");
-        store.put_many(vec![b.clone()]).expect("put");
-    }
+    let seg = store_one(dir.path(), &b);
     // A crash mid-append leaves a partial record after the last committed one.
-    let seg = std::fs::read_dir(dir.path().join("segments"))
-        .expect("ls")
-        .next()
-        .expect("a segment")
-        .expect("entry")
-        .path();
     OpenOptions::new()
         .append(true)
         .open(&seg)
