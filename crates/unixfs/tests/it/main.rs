@@ -147,7 +147,8 @@ fn import_tree(im: &mut Importer<'_>, tree: &BTreeMap<String, Tree>) -> Node {
 
 fn read_all(store: &MapStore, cid: &Cid) -> Vec<u8> {
     let mut out = Vec::new();
-    for chunk in FileReader::new(store, cid, 0, None) {
+    // Read back with prefetching threads; the ranged reads below go without.
+    for chunk in FileReader::new(store, cid, 0, None).with_threads(2) {
         out.extend_from_slice(&chunk.expect("read chunk"));
     }
     out
