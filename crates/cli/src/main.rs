@@ -80,6 +80,22 @@ enum Cmd {
     /// Repo maintenance: gc, stat, verify.
     #[command(subcommand)]
     Repo(RepoCmd),
+    /// Run the node: Kubo's RPC API (TCP and Unix sockets) until SIGINT or SIGTERM.
+    Daemon {
+        /// RPC API listen multiaddrs, overriding addresses.api (e.g. /ip4/127.0.0.1/tcp/5001 or
+        /// /unix/PATH); repeat for several.
+        #[arg(long = "api", value_name = "MULTIADDR")]
+        api: Vec<String>,
+        /// Serve the RPC API on a non-loopback address although no authorization is configured.
+        #[arg(long)]
+        allow_remote_api: bool,
+        /// Initialize the repo first when there is none.
+        #[arg(long)]
+        init: bool,
+        /// Do not start network services (there are none yet: accepted for Kubo compatibility).
+        #[arg(long)]
+        offline: bool,
+    },
     /// Show the node's identity.
     Id,
     /// Show the ipfs-kit version.
@@ -554,9 +570,27 @@ fn run(cli: Cli) -> Result<()> {
         writeln!(out, "peer identity: {}", repo.config().identity.peer_id)?;
         return Ok(());
     }
+    if let Cmd::Daemon {
+        api,
+        allow_remote_api,
+        init,
+        offline: _,
+    } = &cli.cmd
+    {
+        let repo = match Repo::open(&path) {
+            Err(ipfs_kit_node::Error::NotInitialized(_)) if *init => {
+                let repo = Repo::init(&path, InitOptions::default())?;
+                writeln!(out, "initialized ipfs-kit repo at {}", path.display())?;
+                repo
+            }
+            other => other?,
+        };
+        drop(out);
+        return daemon(repo, api.clone(), *allow_remote_api);
+    }
     let mut repo = Repo::open(&path)?;
     match cli.cmd {
-        Cmd::Version | Cmd::Init { .. } => {}
+        Cmd::Version | Cmd::Init { .. } | Cmd::Daemon { .. } => {}
         Cmd::Config(c) => match c {
             ConfigCmd::Show => {
                 let mut cfg = repo.config().clone();
@@ -830,6 +864,49 @@ fn run(cli: Cli) -> Result<()> {
         }
     }
     out.flush()?;
+    Ok(())
+}
+
+/// Runs the daemon on a small runtime until SIGINT or SIGTERM.
+fn daemon(repo: Repo, api: Vec<String>, allow_remote_api: bool) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
+    let repo = std::sync::Arc::new(repo);
+    let opts = ipfs_kit_node::daemon::DaemonOptions {
+        api,
+        allow_remote_api,
+        shutdown_grace: None,
+    };
+    rt.block_on(ipfs_kit_node::daemon::serve(
+        repo,
+        opts,
+        |addrs| {
+            let mut out = io::stdout().lock();
+            for a in addrs {
+                let _ = writeln!(out, "RPC API server listening on {a}");
+            }
+            let _ = writeln!(out, "Daemon is ready");
+            let _ = out.flush();
+        },
+        async {
+            let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+            match term {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+            eprintln!("Received interrupt signal, shutting down...");
+        },
+    ))?;
     Ok(())
 }
 

@@ -19,6 +19,7 @@
 
 mod add;
 pub mod config;
+pub mod daemon;
 pub mod identity;
 mod ops;
 mod path;

@@ -75,7 +75,7 @@ pub enum Error {
     #[error("store block: {0}")]
     Sink(#[source] BoxError),
     /// The source could not provide a block.
-    #[error("get block {0}: {1}")]
+    #[error("{1}")]
     Source(Cid, #[source] BoxError),
     /// A path segment that does not exist.
     #[error("no link named {name:?} under {path:?}")]

@@ -2,6 +2,7 @@
 //! corpus, round trips, CAR fixtures, error handling that changes nothing, and crash safety.
 
 mod crash;
+mod daemon;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

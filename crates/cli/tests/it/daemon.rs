@@ -1,0 +1,213 @@
+//! The daemon's RPC API, driven over TCP and a Unix socket by curl, a real HTTP client.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use crate::Node;
+
+struct Daemon {
+    child: Child,
+    url: String,
+    socket: std::path::PathBuf,
+}
+
+impl Daemon {
+    /// Starts `ipfs-kit daemon` on an ephemeral loopback port and a Unix socket, and waits for
+    /// "Daemon is ready" on its output.
+    fn start(node: &Node) -> Daemon {
+        let socket = node.dir.path().join("api.sock");
+        let mut child = node
+            .cmd(&[
+                "daemon",
+                "--api",
+                "/ip4/127.0.0.1/tcp/0",
+                "--api",
+                &format!("/unix{}", socket.display()),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn daemon");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut url = None;
+        for line in lines.by_ref() {
+            let line = line.expect("daemon output");
+            if let Some(addr) = line.strip_prefix("RPC API server listening on /ip4/") {
+                let (ip, port) = addr.split_once("/tcp/").expect("tcp multiaddr");
+                url.get_or_insert(format!("http://{ip}:{port}"));
+            }
+            if line == "Daemon is ready" {
+                break;
+            }
+        }
+        Daemon {
+            child,
+            url: url.expect("a tcp listener"),
+            socket,
+        }
+    }
+
+    /// POSTs (or `method`s) `path` and returns (status, body).
+    fn call(&self, method: &str, path: &str) -> (u16, Vec<u8>) {
+        curl(&["-X", method, &format!("{}{path}", self.url)])
+    }
+
+    fn stop(mut self) {
+        // SIGTERM, as an init system would send; the daemon must exit 0 on its own.
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let exit = self.child.wait().expect("wait daemon");
+        assert!(exit.success(), "daemon exited with {exit}");
+    }
+}
+
+fn curl(args: &[&str]) -> (u16, Vec<u8>) {
+    let out = Command::new("curl")
+        .args(["-s", "-o", "-", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("curl");
+    let mut body = out.stdout;
+    let split = body.iter().rposition(|b| *b == b'\n').expect("status line");
+    let status = String::from_utf8_lossy(&body[split + 1..])
+        .parse()
+        .expect("status");
+    body.truncate(split);
+    (status, body)
+}
+
+fn json(body: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("not json ({e}): {}", String::from_utf8_lossy(body)))
+}
+
+#[test]
+fn rpc_api_serves_kubo_commands_and_errors() {
+    let node = Node::new();
+    let file = node.dir.path().join("data.bin");
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(&file, &data).expect("write");
+    let cid = node
+        .ok(&["add", "-Q", file.to_str().expect("p")])
+        .trim()
+        .to_string();
+    let d = Daemon::start(&node);
+
+    let (status, body) = d.call("POST", "/api/v0/id");
+    assert_eq!(status, 200);
+    assert!(json(&body)["ID"]
+        .as_str()
+        .expect("ID")
+        .starts_with("12D3KooW"));
+    let (status, body) = d.call("POST", "/api/v0/version");
+    assert_eq!((status, json(&body)["Version"].is_string()), (200, true));
+
+    let (status, body) = d.call("POST", &format!("/api/v0/cat?arg={cid}"));
+    assert_eq!(status, 200);
+    assert!(body == data, "cat over the API differs");
+    let (status, body) = d.call(
+        "POST",
+        &format!("/api/v0/cat?arg=/ipfs/{cid}&offset=1000&length=5000"),
+    );
+    assert_eq!(status, 200);
+    assert!(body == data[1000..6000]);
+
+    let (status, body) = d.call("POST", &format!("/api/v0/block/stat?arg={cid}"));
+    assert_eq!(status, 200);
+    assert_eq!(json(&body)["Key"], cid.as_str());
+    let (status, body) = d.call("POST", &format!("/api/v0/block/get?arg={cid}"));
+    assert_eq!(status, 200);
+    assert_eq!(
+        body.len() as u64,
+        json(&d.call("POST", &format!("/api/v0/block/stat?arg={cid}")).1)["Size"]
+            .as_u64()
+            .expect("size")
+    );
+
+    let (status, body) = d.call("POST", "/api/v0/refs/local");
+    assert_eq!(status, 200);
+    let refs: Vec<serde_json::Value> = body
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(json)
+        .collect();
+    assert_eq!(refs.len(), 13, "12 leaves and a root");
+    let (status, body) = d.call("POST", "/api/v0/pin/ls?type=recursive");
+    assert_eq!(status, 200);
+    assert_eq!(json(&body)["Keys"][cid.as_str()]["Type"], "recursive");
+    let (status, body) = d.call("POST", "/api/v0/repo/stat");
+    assert_eq!(
+        (status, json(&body)["NumObjects"].as_u64()),
+        (200, Some(13))
+    );
+
+    // Kubo's error conventions.
+    let (status, body) = d.call("GET", "/api/v0/id");
+    assert_eq!((status, json(&body)["Type"].as_str()), (405, Some("error")));
+    let (status, body) = d.call("POST", "/api/v0/no/such/command");
+    assert_eq!((status, json(&body)["Code"].as_u64()), (404, Some(3)));
+    let (status, body) = d.call("POST", "/api/v0/cat");
+    assert_eq!(status, 400);
+    assert_eq!(json(&body)["Message"], "argument \"ipfs-path\" is required");
+    let (status, body) = d.call("POST", "/api/v0/cat?arg=QmNotACid");
+    assert_eq!((status, json(&body)["Code"].as_u64()), (500, Some(0)));
+    let (status, _) = d.call("POST", "/api/v0/pin/ls?type=sideways");
+    assert_eq!(status, 400);
+
+    // The Unix socket serves the same API.
+    let (status, body) = curl(&[
+        "-X",
+        "POST",
+        "--unix-socket",
+        d.socket.to_str().expect("p"),
+        "http://localhost/api/v0/id",
+    ]);
+    assert_eq!(status, 200);
+    assert!(json(&body)["ID"].is_string());
+
+    // One daemon per repo, and the CLI says why it cannot open the repo meanwhile.
+    node.fails(&["daemon", "--api", "/ip4/127.0.0.1/tcp/0"], "in use");
+    d.stop();
+    assert!(!node.repo().join("api").exists(), "api file left behind");
+    assert!(
+        !node.dir.path().join("api.sock").exists(),
+        "socket left behind"
+    );
+    node.ok(&["repo", "verify"]);
+}
+
+#[test]
+fn shutdown_during_a_request_leaves_a_consistent_repo() {
+    let node = Node::new();
+    let file = node.dir.path().join("big.bin");
+    std::fs::write(&file, vec![7u8; 24 << 20]).expect("write");
+    let cid = node
+        .ok(&["add", "-Q", file.to_str().expect("p")])
+        .trim()
+        .to_string();
+    let d = Daemon::start(&node);
+    // A slow client: 1 MiB/s of a 24 MiB file, so the shutdown lands mid-stream.
+    let slow = Command::new("curl")
+        .args([
+            "-s",
+            "-X",
+            "POST",
+            "--limit-rate",
+            "1M",
+            "-o",
+            "/dev/null",
+            &format!("{}/api/v0/cat?arg={cid}", d.url),
+        ])
+        .spawn()
+        .expect("curl");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    d.stop();
+    let mut slow = slow;
+    let _ = slow.kill();
+    let _ = slow.wait();
+    node.ok(&["repo", "verify"]);
+    assert_eq!(node.ok(&["cat", &cid]).len(), 24 << 20);
+}

@@ -1,0 +1,327 @@
+//! `ipfs-kit daemon`: the node's long-running services. Today: Kubo's RPC API on TCP and Unix
+//! sockets, with a clean shutdown on a signal.
+
+use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ipfs_kit_pin::PinType;
+use ipfs_kit_rpc::{Backend, Limits, RepoStat, RpcError};
+
+use crate::{Error, Repo, REPO_VERSION};
+
+/// Where a service listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Listen {
+    /// A TCP address (`/ip4/A/tcp/P`, `/ip6/A/tcp/P`).
+    Tcp(SocketAddr),
+    /// A Unix domain socket (`/unix/PATH`).
+    Unix(PathBuf),
+}
+
+impl Listen {
+    /// Parses the multiaddr forms the config uses.
+    pub fn parse(addr: &str) -> Result<Listen, Error> {
+        let bad = |why: &str| Error::Config(format!("listen address {addr:?}: {why}"));
+        if let Some(path) = addr.strip_prefix("/unix") {
+            if !path.starts_with('/') || path.len() < 2 {
+                return Err(bad("expected /unix/PATH"));
+            }
+            return Ok(Listen::Unix(PathBuf::from(path)));
+        }
+        let parts: Vec<&str> = addr.split('/').collect();
+        match parts.as_slice() {
+            ["", "ip4" | "ip6", ip, "tcp", port] => {
+                let ip: std::net::IpAddr = ip.parse().map_err(|_| bad("bad IP address"))?;
+                let port: u16 = port.parse().map_err(|_| bad("bad port"))?;
+                Ok(Listen::Tcp(SocketAddr::new(ip, port)))
+            }
+            _ => Err(bad(
+                "expected /ip4/ADDR/tcp/PORT, /ip6/ADDR/tcp/PORT or /unix/PATH",
+            )),
+        }
+    }
+
+    /// The multiaddr of an address actually bound.
+    pub fn multiaddr(&self) -> String {
+        match self {
+            Listen::Tcp(a) if a.is_ipv4() => format!("/ip4/{}/tcp/{}", a.ip(), a.port()),
+            Listen::Tcp(a) => format!("/ip6/{}/tcp/{}", a.ip(), a.port()),
+            Listen::Unix(p) => format!("/unix{}", p.display()),
+        }
+    }
+}
+
+/// Options of [`serve`].
+#[derive(Clone, Debug, Default)]
+pub struct DaemonOptions {
+    /// RPC API addresses; empty means the config's `addresses.api`.
+    pub api: Vec<String>,
+    /// Allow the RPC API on a non-loopback address although no authorization is configured.
+    pub allow_remote_api: bool,
+    /// How long in-flight requests may run on after the shutdown signal before they are cut
+    /// (`None`: 5 seconds), so a stalled client cannot hold the daemon up.
+    pub shutdown_grace: Option<std::time::Duration>,
+}
+
+/// The node behind the RPC API.
+pub struct NodeBackend {
+    repo: Arc<Repo>,
+}
+
+impl NodeBackend {
+    /// Serves `repo`.
+    pub fn new(repo: Arc<Repo>) -> Self {
+        NodeBackend { repo }
+    }
+}
+
+fn rpc(e: Error) -> RpcError {
+    RpcError::normal(e.to_string())
+}
+
+impl Backend for NodeBackend {
+    fn id(&self) -> Result<serde_json::Value, RpcError> {
+        Ok(serde_json::json!({
+            "ID": self.repo.config().identity.peer_id,
+            "PublicKey": "",
+            "Addresses": [],
+            "AgentVersion": format!("ipfs-kit/{}", env!("CARGO_PKG_VERSION")),
+            "ProtocolVersion": "ipfs/0.1.0",
+            "Protocols": [],
+        }))
+    }
+
+    fn version(&self) -> serde_json::Value {
+        serde_json::json!({
+            "Version": env!("CARGO_PKG_VERSION"),
+            "Commit": "",
+            "Repo": REPO_VERSION.to_string(),
+            "System": format!("{}/{}", std::env::consts::ARCH, std::env::consts::OS),
+            "Golang": "",
+        })
+    }
+
+    fn cat(
+        &self,
+        path: &str,
+        offset: u64,
+        length: Option<u64>,
+        out: &mut dyn Write,
+    ) -> Result<(), RpcError> {
+        self.repo
+            .cat(path, offset, length, out)
+            .map(|_| ())
+            .map_err(rpc)
+    }
+
+    fn block_get(&self, path: &str) -> Result<bytes::Bytes, RpcError> {
+        let cid = self.repo.resolve(path).map_err(rpc)?;
+        self.repo.block_bytes(&cid).map_err(rpc)
+    }
+
+    fn block_stat(&self, path: &str) -> Result<(String, u64), RpcError> {
+        let s = self.repo.block_stat(path).map_err(rpc)?;
+        Ok((s.cid.to_string(), s.size))
+    }
+
+    fn refs_local(&self) -> Result<Vec<String>, RpcError> {
+        Ok(self
+            .repo
+            .refs_local()
+            .map_err(rpc)?
+            .iter()
+            .map(|c| c.to_string())
+            .collect())
+    }
+
+    fn repo_stat(&self) -> Result<RepoStat, RpcError> {
+        let s = self.repo.repo_stat().map_err(rpc)?;
+        Ok(RepoStat {
+            repo_size: s.repo_size,
+            storage_max: u64::MAX,
+            num_objects: s.num_objects,
+            repo_path: s.path,
+            version: format!("ipfs-kit-repo@{REPO_VERSION}"),
+        })
+    }
+
+    fn pin_ls(&self, paths: &[String], kind: &str) -> Result<Vec<(String, String)>, RpcError> {
+        let types = match kind {
+            "all" => vec![PinType::Recursive, PinType::Direct, PinType::Indirect],
+            "recursive" => vec![PinType::Recursive],
+            "direct" => vec![PinType::Direct],
+            "indirect" => vec![PinType::Indirect],
+            other => {
+                return Err(RpcError::client(format!(
+                    "invalid type '{other}', must be one of {{direct, indirect, recursive, all}}"
+                )))
+            }
+        };
+        Ok(self
+            .repo
+            .pin_ls(paths, &types)
+            .map_err(rpc)?
+            .into_iter()
+            .map(|(c, t)| (c.to_string(), t.as_str().to_string()))
+            .collect())
+    }
+}
+
+/// Refuses to expose the API beyond this machine unless told to.
+fn check_exposure(listen: &[Listen], opts: &DaemonOptions) -> Result<(), Error> {
+    for l in listen {
+        if let Listen::Tcp(a) = l {
+            if !a.ip().is_loopback() && !opts.allow_remote_api {
+                return Err(Error::Config(format!(
+                    "refusing to serve the RPC API on non-loopback {} with no authorization configured (pass --allow-remote-api to do it anyway)",
+                    l.multiaddr()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs the RPC API until `shutdown` completes, then stops accepting, lets in-flight requests
+/// finish, and removes the `api` file and Unix sockets it created. `ready` is called with the
+/// bound addresses once every listener is up.
+pub async fn serve(
+    repo: Arc<Repo>,
+    opts: DaemonOptions,
+    ready: impl FnOnce(&[String]),
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let addrs = if opts.api.is_empty() {
+        repo.config().addresses.api.clone()
+    } else {
+        opts.api.clone()
+    };
+    let listen = addrs
+        .iter()
+        .map(|a| Listen::parse(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    check_exposure(&listen, &opts)?;
+    let app = ipfs_kit_rpc::router(Arc::new(NodeBackend::new(repo.clone())), Limits::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut bound = Vec::new();
+    let mut sockets = Vec::new();
+    let mut servers = tokio::task::JoinSet::new();
+    for l in &listen {
+        let mut stop = stop_rx.clone();
+        let stopped = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        match l {
+            Listen::Tcp(a) => {
+                let listener = tokio::net::TcpListener::bind(a)
+                    .await
+                    .map_err(|e| Error::io(format!("bind the RPC API to {}", l.multiaddr()), e))?;
+                let local = listener
+                    .local_addr()
+                    .map_err(|e| Error::io("local address", e))?;
+                bound.push(Listen::Tcp(local).multiaddr());
+                let server = axum::serve(listener, app.clone()).with_graceful_shutdown(stopped);
+                servers.spawn(async move { server.await });
+            }
+            Listen::Unix(p) => {
+                remove_stale_socket(p)?;
+                let listener = tokio::net::UnixListener::bind(p)
+                    .map_err(|e| Error::io(format!("bind the RPC API to {}", l.multiaddr()), e))?;
+                sockets.push(p.clone());
+                bound.push(l.multiaddr());
+                let server = axum::serve(listener, app.clone()).with_graceful_shutdown(stopped);
+                servers.spawn(async move { server.await });
+            }
+        }
+    }
+    let api_file = repo.path().join("api");
+    if let Some(first) = bound.first() {
+        crate::write_atomic(&api_file, first.as_bytes())?;
+    }
+    ready(&bound);
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    let grace = opts
+        .shutdown_grace
+        .unwrap_or(std::time::Duration::from_secs(5));
+    let drained = tokio::time::timeout(grace, async {
+        while let Some(r) = servers.join_next().await {
+            if let Ok(Err(e)) = r {
+                tracing::warn!("rpc server ended with an error: {e}");
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("requests still running after {grace:?}; closing them");
+        servers.shutdown().await;
+    }
+    let _ = std::fs::remove_file(&api_file);
+    for s in sockets {
+        let _ = std::fs::remove_file(s);
+    }
+    Ok(())
+}
+
+/// A socket file left by a daemon that was killed would make bind fail; only socket files are
+/// removed, never anything else at that path.
+fn remove_stale_socket(path: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path)
+            .map_err(|e| Error::io(format!("remove stale socket {}", path.display()), e)),
+        Ok(_) => Err(Error::Config(format!(
+            "{} exists and is not a socket",
+            path.display()
+        ))),
+        Err(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_listen_addresses() {
+        assert_eq!(
+            Listen::parse("/ip4/127.0.0.1/tcp/5001").unwrap(),
+            Listen::Tcp("127.0.0.1:5001".parse().unwrap())
+        );
+        assert_eq!(
+            Listen::parse("/ip6/::1/tcp/1").unwrap(),
+            Listen::Tcp("[::1]:1".parse().unwrap())
+        );
+        assert_eq!(
+            Listen::parse("/unix/tmp/api.sock").unwrap(),
+            Listen::Unix("/tmp/api.sock".into())
+        );
+        assert_eq!(
+            Listen::parse("/unix/tmp/api.sock").unwrap().multiaddr(),
+            "/unix/tmp/api.sock"
+        );
+        for bad in [
+            "",
+            "/ip4/1.2.3/tcp/1",
+            "/ip4/127.0.0.1/udp/1",
+            "/unix",
+            "/unix/",
+            "/dns/x/tcp/1",
+        ] {
+            assert!(Listen::parse(bad).is_err(), "{bad}");
+        }
+        let remote = [Listen::parse("/ip4/0.0.0.0/tcp/5001").unwrap()];
+        assert!(check_exposure(&remote, &DaemonOptions::default()).is_err());
+        assert!(check_exposure(
+            &remote,
+            &DaemonOptions {
+                allow_remote_api: true,
+                ..Default::default()
+            }
+        )
+        .is_ok());
+    }
+}

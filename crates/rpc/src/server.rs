@@ -1,0 +1,239 @@
+//! Routing and the command handlers.
+
+use std::io::{self, Write};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use bytes::Bytes;
+use serde_json::json;
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::{Backend, Request, RpcError};
+
+/// Bounds on what clients can hold.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Requests served at once; more get Kubo's rate-limit error (429) at once rather than
+    /// queueing without bound.
+    pub concurrent_requests: usize,
+    /// Chunks of a streamed response buffered ahead of a slow client.
+    pub stream_buffer: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            concurrent_requests: 256,
+            stream_buffer: 8,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    backend: Arc<dyn Backend>,
+    permits: Arc<Semaphore>,
+    limits: Limits,
+}
+
+/// The `/api/v0` router over `backend`.
+pub fn router(backend: Arc<dyn Backend>, limits: Limits) -> Router {
+    let state = AppState {
+        backend,
+        permits: Arc::new(Semaphore::new(limits.concurrent_requests)),
+        limits,
+    };
+    Router::new().fallback(dispatch).with_state(state)
+}
+
+fn json_response<T: serde::Serialize>(value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(mut body) => {
+            body.push(b'\n');
+            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
+        Err(e) => RpcError::normal(format!("encode response: {e}")).into_response(),
+    }
+}
+
+/// Newline-delimited JSON objects, as Kubo streams lists.
+fn ndjson_response<T: serde::Serialize>(values: impl IntoIterator<Item = T>) -> Response {
+    let mut body = Vec::new();
+    for v in values {
+        if serde_json::to_writer(&mut body, &v).is_err() {
+            return RpcError::normal("encode response").into_response();
+        }
+        body.push(b'\n');
+    }
+    let mut resp = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+    resp.headers_mut()
+        .insert("X-Chunked-Output", HeaderValue::from_static("1"));
+    resp
+}
+
+/// Runs a blocking backend call off the async runtime.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, RpcError> + Send + 'static,
+) -> Result<T, RpcError> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(RpcError {
+            message: format!("internal error: {e}"),
+            kind: crate::ErrorKind::Implementation,
+        })
+    })
+}
+
+/// A `Write` that hands chunks to the response body through a bounded channel. When the
+/// client goes away the channel closes and writes fail, which stops the producer.
+struct ChannelWriter {
+    tx: mpsc::Sender<Result<Bytes, io::Error>>,
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tx
+            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Streams what `produce` writes. An error before the first byte becomes a normal error
+/// response; one after it ends the body early, which clients see as a broken stream.
+async fn stream_response(
+    limits: Limits,
+    produce: impl FnOnce(&mut dyn Write) -> Result<(), RpcError> + Send + 'static,
+) -> Response {
+    let (tx, mut rx) = mpsc::channel(limits.stream_buffer.max(1));
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel::<Result<(), RpcError>>();
+    tokio::task::spawn_blocking(move || {
+        let mut w = FirstWrite {
+            inner: ChannelWriter { tx: tx.clone() },
+            first: Some(first_tx),
+        };
+        let result = produce(&mut w);
+        match (result, w.first.take()) {
+            // Nothing was written yet: the error (or the empty success) decides the status.
+            (r, Some(first)) => {
+                let _ = first.send(r);
+            }
+            (Err(e), None) => {
+                let _ = tx.blocking_send(Err(io::Error::other(e.message)));
+            }
+            (Ok(()), None) => {}
+        }
+    });
+    // A closed channel means the producer finished having written nothing: an empty body.
+    if let Ok(Err(e)) = first_rx.await {
+        return e.into_response();
+    }
+    let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    let mut resp = Response::new(Body::from_stream(stream));
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    h.insert("X-Stream-Output", HeaderValue::from_static("1"));
+    h.insert(header::TRAILER, HeaderValue::from_static("X-Stream-Error"));
+    resp
+}
+
+/// Signals "output has started" on the first write, so the status can still be chosen before.
+struct FirstWrite {
+    inner: ChannelWriter,
+    first: Option<tokio::sync::oneshot::Sender<Result<(), RpcError>>>,
+}
+
+impl Write for FirstWrite {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if let Some(first) = self.first.take() {
+            let _ = first.send(Ok(()));
+        }
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+async fn dispatch(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let Some(cmd) = uri.path().strip_prefix("/api/v0/") else {
+        return (StatusCode::NOT_FOUND, "404 page not found\n").into_response();
+    };
+    let cmd = cmd.trim_end_matches('/').to_string();
+    if method != Method::POST {
+        let mut resp = RpcError::client(format!(
+            "{method} is not allowed: the RPC API accepts POST only"
+        ))
+        .into_response();
+        *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+        return resp;
+    }
+    let Ok(_permit) = state.permits.clone().try_acquire_owned() else {
+        return RpcError {
+            message: "too many requests in flight".into(),
+            kind: crate::ErrorKind::RateLimited,
+        }
+        .into_response();
+    };
+    let req = Request::parse(query.as_deref());
+    match run(&state, &cmd, req).await {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn run(state: &AppState, cmd: &str, req: Request) -> Result<Response, RpcError> {
+    let b = state.backend.clone();
+    Ok(match cmd {
+        "id" => json_response(&blocking(move || b.id()).await?),
+        "version" => json_response(&b.version()),
+        "cat" => {
+            let path = req.arg(0, "ipfs-path")?.to_string();
+            let offset = req.uint(&["offset", "o"])?.unwrap_or(0);
+            let length = req.uint(&["length", "l"])?;
+            stream_response(state.limits, move |w| b.cat(&path, offset, length, w)).await
+        }
+        "block/get" => {
+            let path = req.arg(0, "cid")?.to_string();
+            let data = blocking(move || b.block_get(&path)).await?;
+            ([(header::CONTENT_TYPE, "text/plain")], data).into_response()
+        }
+        "block/stat" => {
+            let path = req.arg(0, "cid")?.to_string();
+            let (key, size) = blocking(move || b.block_stat(&path)).await?;
+            json_response(&json!({ "Key": key, "Size": size }))
+        }
+        "refs/local" => {
+            let refs = blocking(move || b.refs_local()).await?;
+            ndjson_response(refs.into_iter().map(|r| json!({ "Ref": r, "Err": "" })))
+        }
+        "repo/stat" => json_response(&blocking(move || b.repo_stat()).await?),
+        "pin/ls" => {
+            let kind = req.string(&["type", "t"]).unwrap_or("all").to_string();
+            let paths = req.args.clone();
+            let pins = blocking(move || b.pin_ls(&paths, &kind)).await?;
+            let keys: serde_json::Map<String, serde_json::Value> = pins
+                .into_iter()
+                .map(|(cid, t)| (cid, json!({ "Type": t })))
+                .collect();
+            json_response(&json!({ "Keys": keys }))
+        }
+        other => return Err(RpcError::not_found(format!("unknown command \"{other}\""))),
+    })
+}
