@@ -168,6 +168,106 @@ impl Backend for NodeBackend {
             .map(|(c, t)| (c.to_string(), t.as_str().to_string()))
             .collect())
     }
+
+    fn pin_add(&self, paths: &[String], recursive: bool) -> Result<Vec<String>, RpcError> {
+        Ok(strings(self.repo.pin_add(paths, recursive).map_err(rpc)?))
+    }
+
+    fn pin_rm(&self, paths: &[String], recursive: bool) -> Result<Vec<String>, RpcError> {
+        Ok(strings(self.repo.pin_rm(paths, recursive).map_err(rpc)?))
+    }
+
+    fn block_rm(
+        &self,
+        cids: &[String],
+        force: bool,
+    ) -> Result<Vec<(String, Option<String>)>, RpcError> {
+        let cids = cids
+            .iter()
+            .map(|c| ipfs_kit_block::parse_cid(c).map_err(|e| RpcError::normal(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(self
+            .repo
+            .block_rm(&cids, force)
+            .map_err(rpc)?
+            .into_iter()
+            .map(|(c, e)| (c.to_string(), e))
+            .collect())
+    }
+
+    fn repo_gc(&self) -> Result<Vec<String>, RpcError> {
+        Ok(strings(self.repo.gc().map_err(rpc)?))
+    }
+
+    fn repo_verify(&self) -> Result<(Vec<(String, String)>, u64), RpcError> {
+        let (bad, n) = self.repo.repo_verify(&mut |_| {}).map_err(rpc)?;
+        Ok((
+            bad.into_iter().map(|(c, w)| (c.to_string(), w)).collect(),
+            n,
+        ))
+    }
+
+    fn refs(&self, path: &str, recursive: bool, unique: bool) -> Result<Vec<String>, RpcError> {
+        Ok(strings(
+            self.repo.refs(path, recursive, unique).map_err(rpc)?,
+        ))
+    }
+
+    fn resolve(&self, path: &str) -> Result<String, RpcError> {
+        Ok(self.repo.resolve(path).map_err(rpc)?.to_string())
+    }
+
+    fn dag_get(&self, path: &str, output_codec: &str) -> Result<Vec<u8>, RpcError> {
+        let codec = ipfs_kit_block::codec::from_name(output_codec)
+            .ok_or_else(|| RpcError::normal(format!("unknown output codec {output_codec:?}")))?;
+        self.repo.dag_get(path, codec).map_err(rpc)
+    }
+
+    fn dag_export(&self, path: &str, out: &mut dyn Write) -> Result<(), RpcError> {
+        self.repo.dag_export(path, out).map(|_| ()).map_err(rpc)
+    }
+
+    fn ls(&self, path: &str) -> Result<Vec<ipfs_kit_rpc::LsLink>, RpcError> {
+        use ipfs_kit_unixfs::Kind;
+        Ok(self
+            .repo
+            .ls(path)
+            .map_err(rpc)?
+            .into_iter()
+            .map(|e| ipfs_kit_rpc::LsLink {
+                name: e.name,
+                hash: e.cid.to_string(),
+                size: e.size,
+                kind: match e.kind {
+                    Kind::Directory => 1,
+                    Kind::File => 2,
+                    Kind::Symlink => 4,
+                    Kind::Other => 0,
+                },
+                target: e.target.unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    fn config_show(&self) -> Result<serde_json::Value, RpcError> {
+        let mut cfg = self.repo.config().clone();
+        cfg.identity.private_key = String::new();
+        serde_json::to_value(cfg).map_err(|e| RpcError::normal(e.to_string()))
+    }
+
+    fn config_get(&self, key: &str) -> Result<serde_json::Value, RpcError> {
+        if key.ends_with("private_key") {
+            return Err(RpcError::normal(
+                "the private key is not served over the API",
+            ));
+        }
+        let v = self.repo.config().get(key).map_err(rpc)?;
+        serde_json::to_value(v).map_err(|e| RpcError::normal(e.to_string()))
+    }
+}
+
+fn strings(cids: Vec<ipfs_kit_block::Cid>) -> Vec<String> {
+    cids.iter().map(ToString::to_string).collect()
 }
 
 /// Refuses to expose the API beyond this machine unless told to.

@@ -31,6 +31,8 @@ pub struct LsEntry {
     pub size: u64,
     /// What it is.
     pub kind: Kind,
+    /// The target, for symlinks.
+    pub target: Option<String>,
 }
 
 /// `block stat` output.
@@ -134,6 +136,7 @@ impl Repo {
                     cid,
                     size,
                     kind: s.kind,
+                    target: s.target,
                 })
             })
             .collect()

@@ -40,6 +40,26 @@ pub struct RepoStat {
     pub version: String,
 }
 
+/// One entry of an `ls` listing, with Kubo's field names.
+#[derive(Clone, Debug, Serialize)]
+pub struct LsLink {
+    /// Entry name.
+    #[serde(rename = "Name")]
+    pub name: String,
+    /// Entry CID.
+    #[serde(rename = "Hash")]
+    pub hash: String,
+    /// File size for files, cumulative size otherwise.
+    #[serde(rename = "Size")]
+    pub size: u64,
+    /// UnixFS type number: 1 directory, 2 file, 4 symlink (Kubo's codes).
+    #[serde(rename = "Type")]
+    pub kind: u8,
+    /// Symlink target, empty otherwise.
+    #[serde(rename = "Target")]
+    pub target: String,
+}
+
 /// What the RPC API needs from a node. Methods block; the server calls them off the async
 /// runtime. Errors are already in Kubo's terms.
 pub trait Backend: Send + Sync + 'static {
@@ -65,4 +85,32 @@ pub trait Backend: Send + Sync + 'static {
     fn repo_stat(&self) -> Result<RepoStat, RpcError>;
     /// Pins as (CID string, type name); `kind` is all, recursive, direct or indirect.
     fn pin_ls(&self, paths: &[String], kind: &str) -> Result<Vec<(String, String)>, RpcError>;
+    /// Pins paths; returns the pinned CIDs.
+    fn pin_add(&self, paths: &[String], recursive: bool) -> Result<Vec<String>, RpcError>;
+    /// Unpins paths; returns the unpinned CIDs.
+    fn pin_rm(&self, paths: &[String], recursive: bool) -> Result<Vec<String>, RpcError>;
+    /// Removes blocks; each CID with the error that kept it, if any.
+    fn block_rm(
+        &self,
+        cids: &[String],
+        force: bool,
+    ) -> Result<Vec<(String, Option<String>)>, RpcError>;
+    /// Garbage-collects; returns the removed CIDs.
+    fn repo_gc(&self) -> Result<Vec<String>, RpcError>;
+    /// Re-hashes every block: the bad ones with why, and the number checked.
+    fn repo_verify(&self) -> Result<(Vec<(String, String)>, u64), RpcError>;
+    /// Links of a node, recursively and/or uniquely.
+    fn refs(&self, path: &str, recursive: bool, unique: bool) -> Result<Vec<String>, RpcError>;
+    /// The CID a path ends at.
+    fn resolve(&self, path: &str) -> Result<String, RpcError>;
+    /// A node encoded with the named codec.
+    fn dag_get(&self, path: &str, output_codec: &str) -> Result<Vec<u8>, RpcError>;
+    /// The DAG under a path as a CARv1.
+    fn dag_export(&self, path: &str, out: &mut dyn Write) -> Result<(), RpcError>;
+    /// A directory listing (or the links of another node).
+    fn ls(&self, path: &str) -> Result<Vec<LsLink>, RpcError>;
+    /// The whole config as JSON, secrets removed.
+    fn config_show(&self) -> Result<serde_json::Value, RpcError>;
+    /// One config value.
+    fn config_get(&self, key: &str) -> Result<serde_json::Value, RpcError>;
 }

@@ -198,6 +198,41 @@ async fn dispatch(
     }
 }
 
+/// The commands this server answers (for `commands`).
+const COMMANDS: &[&str] = &[
+    "block/get",
+    "block/rm",
+    "block/stat",
+    "cat",
+    "commands",
+    "config",
+    "config/show",
+    "dag/export",
+    "dag/get",
+    "dag/resolve",
+    "id",
+    "ls",
+    "pin/add",
+    "pin/ls",
+    "pin/rm",
+    "refs",
+    "refs/local",
+    "repo/gc",
+    "repo/stat",
+    "repo/verify",
+    "repo/version",
+    "resolve",
+    "stats/repo",
+    "version",
+];
+
+fn require(args: &[String], name: &str) -> Result<(), RpcError> {
+    if args.is_empty() {
+        return Err(RpcError::client(format!("argument \"{name}\" is required")));
+    }
+    Ok(())
+}
+
 async fn run(state: &AppState, cmd: &str, req: Request) -> Result<Response, RpcError> {
     let b = state.backend.clone();
     Ok(match cmd {
@@ -234,6 +269,93 @@ async fn run(state: &AppState, cmd: &str, req: Request) -> Result<Response, RpcE
                 .collect();
             json_response(&json!({ "Keys": keys }))
         }
+        "pin/add" => {
+            let (paths, recursive) = (req.args.clone(), req.flag(&["recursive", "r"], true)?);
+            require(&paths, "ipfs-path")?;
+            json_response(&json!({ "Pins": blocking(move || b.pin_add(&paths, recursive)).await? }))
+        }
+        "pin/rm" => {
+            let (paths, recursive) = (req.args.clone(), req.flag(&["recursive", "r"], true)?);
+            require(&paths, "ipfs-path")?;
+            json_response(&json!({ "Pins": blocking(move || b.pin_rm(&paths, recursive)).await? }))
+        }
+        "block/rm" => {
+            let (cids, force) = (req.args.clone(), req.flag(&["force", "f"], false)?);
+            require(&cids, "cid")?;
+            let out = blocking(move || b.block_rm(&cids, force)).await?;
+            ndjson_response(
+                out.into_iter()
+                    .map(|(c, e)| json!({ "Hash": c, "Error": e.unwrap_or_default() })),
+            )
+        }
+        "repo/gc" => {
+            let removed = blocking(move || b.repo_gc()).await?;
+            ndjson_response(removed.into_iter().map(|c| json!({ "Key": { "/": c } })))
+        }
+        "repo/verify" => {
+            let (bad, n) = blocking(move || b.repo_verify()).await?;
+            if let Some((cid, why)) = bad.first() {
+                return Err(RpcError::normal(format!(
+                    "block {cid} was corrupt ({why}); {} of {n} blocks bad",
+                    bad.len()
+                )));
+            }
+            ndjson_response([
+                json!({ "Msg": "verify complete, all blocks validated.", "Progress": n }),
+            ])
+        }
+        "repo/version" => json_response(&json!({ "Version": b.version()["Repo"] })),
+        "stats/repo" => json_response(&blocking(move || b.repo_stat()).await?),
+        "refs" => {
+            let path = req.arg(0, "ipfs-path")?.to_string();
+            let recursive = req.flag(&["recursive", "r"], false)?;
+            let unique = req.flag(&["unique", "u"], false)?;
+            let refs = blocking(move || b.refs(&path, recursive, unique)).await?;
+            ndjson_response(refs.into_iter().map(|r| json!({ "Ref": r, "Err": "" })))
+        }
+        "resolve" | "dag/resolve" => {
+            let path = req.arg(0, "name")?.to_string();
+            let cid = blocking(move || b.resolve(&path)).await?;
+            if cmd == "resolve" {
+                json_response(&json!({ "Path": format!("/ipfs/{cid}") }))
+            } else {
+                json_response(&json!({ "Cid": { "/": cid }, "RemPath": "" }))
+            }
+        }
+        "dag/get" => {
+            let path = req.arg(0, "ref")?.to_string();
+            let codec = req
+                .string(&["output-codec"])
+                .unwrap_or("dag-json")
+                .to_string();
+            let bytes = blocking(move || b.dag_get(&path, &codec)).await?;
+            ([(header::CONTENT_TYPE, "text/plain")], bytes).into_response()
+        }
+        "dag/export" => {
+            let path = req.arg(0, "root")?.to_string();
+            stream_response(state.limits, move |w| b.dag_export(&path, w)).await
+        }
+        "ls" => {
+            let path = req.arg(0, "ipfs-path")?.to_string();
+            let arg = path.clone();
+            let links = blocking(move || b.ls(&path)).await?;
+            json_response(&json!({ "Objects": [{ "Hash": arg, "Links": links }] }))
+        }
+        "config/show" => json_response(&blocking(move || b.config_show()).await?),
+        "config" => {
+            let key = req.arg(0, "key")?.to_string();
+            if req.args.len() > 1 {
+                return Err(RpcError::normal("config set over the API is not supported yet: edit config.toml or use `ipfs-kit config set` with the daemon stopped"));
+            }
+            let k = key.clone();
+            let value = blocking(move || b.config_get(&k)).await?;
+            json_response(&json!({ "Key": key, "Value": value }))
+        }
+        "commands" => json_response(&json!({
+            "Name": "ipfs",
+            "Subcommands": COMMANDS.iter().map(|c| json!({ "Name": c, "Subcommands": [], "Options": [] })).collect::<Vec<_>>(),
+            "Options": [],
+        })),
         other => return Err(RpcError::not_found(format!("unknown command \"{other}\""))),
     })
 }

@@ -211,3 +211,123 @@ fn shutdown_during_a_request_leaves_a_consistent_repo() {
     node.ok(&["repo", "verify"]);
     assert_eq!(node.ok(&["cat", &cid]).len(), 24 << 20);
 }
+
+fn lines(body: &[u8]) -> Vec<serde_json::Value> {
+    body.split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(json)
+        .collect()
+}
+
+#[test]
+fn rpc_api_pins_gc_dag_and_listing() {
+    let node = Node::new();
+    let dir = node.dir.path().join("tree");
+    std::fs::create_dir_all(dir.join("sub")).expect("mkdir");
+    std::fs::write(dir.join("a.txt"), b"alpha\n").expect("write");
+    std::fs::write(dir.join("sub/b.txt"), vec![b'b'; 300_000]).expect("write");
+    std::os::unix::fs::symlink("a.txt", dir.join("link")).expect("symlink");
+    let root = node
+        .ok(&["add", "-Q", "-r", dir.to_str().expect("p")])
+        .trim()
+        .to_string();
+    let loose = node.run_stdin(&["add", "-Q", "--pin=false"], b"loose content");
+    let loose = String::from_utf8_lossy(&loose.stdout).trim().to_string();
+    let d = Daemon::start(&node);
+
+    let (status, body) = d.call("POST", &format!("/api/v0/ls?arg={root}"));
+    assert_eq!(status, 200);
+    let listing = json(&body);
+    let links = listing["Objects"][0]["Links"].as_array().expect("links");
+    let by_name = |n: &str| {
+        links
+            .iter()
+            .find(|l| l["Name"] == n)
+            .unwrap_or_else(|| panic!("no {n}"))
+    };
+    assert_eq!(
+        (
+            by_name("a.txt")["Type"].as_u64(),
+            by_name("a.txt")["Size"].as_u64()
+        ),
+        (Some(2), Some(6))
+    );
+    assert_eq!(by_name("sub")["Type"].as_u64(), Some(1));
+    assert_eq!(
+        (
+            by_name("link")["Type"].as_u64(),
+            by_name("link")["Target"].as_str()
+        ),
+        (Some(4), Some("a.txt"))
+    );
+
+    let (status, body) = d.call("POST", &format!("/api/v0/resolve?arg=/ipfs/{root}/sub"));
+    assert_eq!(status, 200);
+    let sub = json(&body)["Path"]
+        .as_str()
+        .expect("path")
+        .trim_start_matches("/ipfs/")
+        .to_string();
+    let (_, body) = d.call("POST", &format!("/api/v0/refs?arg={root}&recursive=true"));
+    let refs: Vec<String> = lines(&body)
+        .iter()
+        .map(|r| r["Ref"].as_str().expect("ref").to_string())
+        .collect();
+    assert!(refs.contains(&sub) && refs.len() >= 5, "{refs:?}");
+    let (_, body) = d.call("POST", &format!("/api/v0/dag/get?arg={root}"));
+    assert!(
+        json(&body)["Links"]
+            .as_array()
+            .expect("dag-json links")
+            .len()
+            == 3
+    );
+    let (status, car) = d.call("POST", &format!("/api/v0/dag/export?arg={root}"));
+    assert_eq!(status, 200);
+    assert!(car.len() > 300_000, "CAR holds the whole DAG");
+
+    // Pins and GC: the loose block goes, the pinned tree stays.
+    let (status, body) = d.call("POST", &format!("/api/v0/block/rm?arg={root}"));
+    assert_eq!(status, 200);
+    assert!(lines(&body)[0]["Error"]
+        .as_str()
+        .expect("err")
+        .contains("pinned"));
+    let (_, body) = d.call("POST", "/api/v0/repo/gc");
+    let removed: Vec<String> = lines(&body)
+        .iter()
+        .map(|r| r["Key"]["/"].as_str().expect("key").to_string())
+        .collect();
+    assert_eq!(removed, [loose.clone()]);
+    let (status, body) = d.call("POST", &format!("/api/v0/pin/rm?arg={root}"));
+    assert_eq!(
+        (status, json(&body)["Pins"][0].as_str()),
+        (200, Some(root.as_str()))
+    );
+    let (status, body) = d.call("POST", &format!("/api/v0/pin/add?arg={root}"));
+    assert_eq!(
+        (status, json(&body)["Pins"][0].as_str()),
+        (200, Some(root.as_str()))
+    );
+    let (status, _) = d.call("POST", "/api/v0/pin/add");
+    assert_eq!(status, 400);
+    let (status, body) = d.call("POST", "/api/v0/repo/verify");
+    assert_eq!(
+        (status, lines(&body)[0]["Progress"].as_u64().is_some()),
+        (200, true)
+    );
+
+    let (_, body) = d.call("POST", "/api/v0/config?arg=import.profile");
+    assert_eq!(json(&body)["Value"], "unixfs-v0-2015");
+    let (_, body) = d.call("POST", "/api/v0/config/show");
+    assert_eq!(json(&body)["identity"]["private_key"], "");
+    let (_, body) = d.call("POST", "/api/v0/commands");
+    assert!(
+        json(&body)["Subcommands"]
+            .as_array()
+            .expect("subcommands")
+            .len()
+            > 10
+    );
+    d.stop();
+}
