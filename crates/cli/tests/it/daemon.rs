@@ -298,7 +298,7 @@ fn rpc_api_pins_gc_dag_and_listing() {
         .iter()
         .map(|r| r["Key"]["/"].as_str().expect("key").to_string())
         .collect();
-    assert_eq!(removed, [loose.clone()]);
+    assert_eq!(removed, std::slice::from_ref(&loose));
     let (status, body) = d.call("POST", &format!("/api/v0/pin/rm?arg={root}"));
     assert_eq!(
         (status, json(&body)["Pins"][0].as_str()),
