@@ -8,9 +8,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use ipfs_kit_block::{codec, parse_cid, HashAlg};
-use ipfs_kit_node::{AddOptions, Added, InitOptions, Repo};
+use ipfs_kit_node::{AddOptions, Added, ImportFlags, InitOptions, Repo};
 use ipfs_kit_pin::PinType;
-use ipfs_kit_unixfs::{ChunkerSpec, ImportProfile, Kind, Layout};
+use ipfs_kit_unixfs::{ImportProfile, Kind};
 
 /// ipfs-kit: an IPFS node and toolkit. Content addressing identical to Kubo's, a crash-safe
 /// repo, pins, GC and CAR import/export.
@@ -369,47 +369,17 @@ fn codec_arg(name: &str) -> Result<u64> {
 }
 
 fn profile_for(args: &AddArgs, repo: &Repo) -> Result<ImportProfile> {
-    let name = args
-        .profile
-        .clone()
-        .unwrap_or_else(|| repo.config().import.profile.clone());
-    let mut p = ImportProfile::by_name(&name)?;
-    if let Some(h) = &args.hash {
-        p.hash = HashAlg::from_name(h)?;
-        if p.hash != HashAlg::Sha2_256 {
-            if args.cid_version == Some(0) {
-                bail!("CIDv0 only supports sha2-256");
-            }
-            p.cid_version = 1;
-            p.raw_leaves = true;
-        }
-    }
-    if let Some(v) = args.cid_version {
-        p.cid_version = v;
-        if v == 1 {
-            p.raw_leaves = true;
-        }
-    }
-    if let Some(r) = args.raw_leaves {
-        p.raw_leaves = r;
-    }
-    if let Some(c) = &args.chunker {
-        p.chunker = c.parse::<ChunkerSpec>()?;
-    }
-    if args.trickle {
-        p.layout = Layout::Trickle;
-    }
-    if let Some(n) = args.max_file_links {
-        p.max_file_links = n;
-    }
-    if let Some(n) = args.max_directory_links {
-        p.max_directory_links = (n > 0).then_some(n);
-    }
-    if let Some(n) = args.max_hamt_fanout {
-        p.hamt_fanout = n;
-    }
-    p.validate()?;
-    Ok(p)
+    Ok(repo.import_profile(&ImportFlags {
+        profile: args.profile.clone(),
+        cid_version: args.cid_version,
+        raw_leaves: args.raw_leaves,
+        chunker: args.chunker.clone(),
+        trickle: args.trickle,
+        max_file_links: args.max_file_links,
+        max_directory_links: args.max_directory_links,
+        max_hamt_fanout: args.max_hamt_fanout,
+        hash: args.hash.clone(),
+    })?)
 }
 
 fn total_size(paths: &[PathBuf], hidden: bool) -> u64 {

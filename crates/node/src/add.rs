@@ -37,6 +37,29 @@ impl Default for AddOptions {
     }
 }
 
+/// `add`'s import flags, as Kubo names them; `None` keeps the profile's value.
+#[derive(Clone, Debug, Default)]
+pub struct ImportFlags {
+    /// A named profile (default: the repo's `import.profile`).
+    pub profile: Option<String>,
+    /// `--cid-version`; 1 turns raw leaves on unless `raw_leaves` is given.
+    pub cid_version: Option<u8>,
+    /// `--raw-leaves`.
+    pub raw_leaves: Option<bool>,
+    /// `--chunker`.
+    pub chunker: Option<String>,
+    /// `--trickle`.
+    pub trickle: bool,
+    /// `--max-file-links`.
+    pub max_file_links: Option<usize>,
+    /// `--max-directory-links` (0: no limit).
+    pub max_directory_links: Option<usize>,
+    /// `--max-hamt-fanout`.
+    pub max_hamt_fanout: Option<usize>,
+    /// `--hash`; anything but sha2-256 means CIDv1 (and so raw leaves unless given).
+    pub hash: Option<String>,
+}
+
 /// One added file or directory, as Kubo reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Added {
@@ -154,7 +177,242 @@ fn import_path(
     Ok(node)
 }
 
+/// What an entry of a streamed add is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A file: its bytes follow through [`EntrySource::read`].
+    File,
+    /// A directory (its contents come as entries with its path as prefix).
+    Directory,
+    /// A symbolic link to this target.
+    Symlink(String),
+}
+
+/// Entries of an add that arrive as a stream (an HTTP multipart upload), each with its path
+/// relative to the upload (`dir/sub/file`).
+pub trait EntrySource {
+    /// The next entry, or `None` at the end.
+    fn next_entry(&mut self) -> Result<Option<(String, EntryKind)>, Error>;
+    /// Reads the bytes of the current file entry (0 at its end).
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize>;
+}
+
+struct EntryReader<'a>(&'a mut dyn EntrySource);
+
+impl Read for EntryReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+/// A directory being assembled from streamed entries.
+#[derive(Default)]
+struct TreeDir {
+    entries: std::collections::BTreeMap<String, TreeNode>,
+}
+
+enum TreeNode {
+    Leaf(Node),
+    Dir(TreeDir),
+}
+
+fn check_segment(path: &str, seg: &str) -> Result<(), Error> {
+    if seg.is_empty() || seg == "." || seg == ".." {
+        return Err(Error::Invalid(format!("invalid path {path:?} in upload")));
+    }
+    Ok(())
+}
+
+impl TreeDir {
+    /// The directory at `segs`, created on the way.
+    fn dir_at(&mut self, path: &str, segs: &[&str]) -> Result<&mut TreeDir, Error> {
+        let mut cur = self;
+        for seg in segs {
+            check_segment(path, seg)?;
+            let next = cur
+                .entries
+                .entry((*seg).to_string())
+                .or_insert_with(|| TreeNode::Dir(TreeDir::default()));
+            cur = match next {
+                TreeNode::Dir(d) => d,
+                TreeNode::Leaf(_) => {
+                    return Err(Error::Invalid(format!("{path:?}: a parent is a file")))
+                }
+            };
+        }
+        Ok(cur)
+    }
+
+    fn insert(&mut self, path: &str, node: Node) -> Result<(), Error> {
+        let segs: Vec<&str> = path.split('/').collect();
+        let (name, parents) = segs
+            .split_last()
+            .ok_or_else(|| Error::Invalid("empty path".into()))?;
+        check_segment(path, name)?;
+        let dir = self.dir_at(path, parents)?;
+        if dir
+            .entries
+            .insert((*name).to_string(), TreeNode::Leaf(node))
+            .is_some()
+        {
+            return Err(Error::Invalid(format!(
+                "{path:?} appears twice in the upload"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Builds every directory bottom-up, reporting each with its path; returns the entries.
+    fn build(
+        self,
+        prefix: &str,
+        im: &mut Importer<'_>,
+        added: &mut dyn FnMut(&Added),
+    ) -> Result<Vec<DirEntry>, Error> {
+        let mut out = Vec::with_capacity(self.entries.len());
+        for (name, node) in self.entries {
+            let path = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}/{name}")
+            };
+            let node = match node {
+                TreeNode::Leaf(n) => n,
+                TreeNode::Dir(d) => {
+                    let children = d.build(&path, im, added)?;
+                    let n = im.directory(children)?;
+                    added(&Added {
+                        name: path,
+                        cid: n.cid,
+                        size: n.tsize,
+                    });
+                    n
+                }
+            };
+            out.push(DirEntry { name, node });
+        }
+        Ok(out)
+    }
+}
+
 impl Repo {
+    /// The import profile `flags` ask for, on top of the named (or the repo's) profile, with
+    /// Kubo's rules for how the flags imply each other.
+    pub fn import_profile(&self, flags: &ImportFlags) -> Result<ImportProfile, Error> {
+        let name = flags
+            .profile
+            .as_deref()
+            .unwrap_or(&self.config.import.profile);
+        let mut p = ImportProfile::by_name(name)?;
+        if let Some(h) = &flags.hash {
+            p.hash = ipfs_kit_block::HashAlg::from_name(h)?;
+            if p.hash != ipfs_kit_block::HashAlg::Sha2_256 {
+                if flags.cid_version == Some(0) {
+                    return Err(Error::Invalid("CIDv0 only supports sha2-256".into()));
+                }
+                p.cid_version = 1;
+                p.raw_leaves = true;
+            }
+        }
+        if let Some(v) = flags.cid_version {
+            p.cid_version = v;
+            if v == 1 {
+                p.raw_leaves = true;
+            }
+        }
+        if let Some(r) = flags.raw_leaves {
+            p.raw_leaves = r;
+        }
+        if let Some(c) = &flags.chunker {
+            p.chunker = c.parse::<ipfs_kit_unixfs::ChunkerSpec>()?;
+        }
+        if flags.trickle {
+            p.layout = ipfs_kit_unixfs::Layout::Trickle;
+        }
+        if let Some(n) = flags.max_file_links {
+            p.max_file_links = n;
+        }
+        if let Some(n) = flags.max_directory_links {
+            p.max_directory_links = (n > 0).then_some(n);
+        }
+        if let Some(n) = flags.max_hamt_fanout {
+            p.hamt_fanout = n;
+        }
+        p.validate()?;
+        Ok(p)
+    }
+
+    /// Adds a stream of entries (files, directories, symlinks by relative path), as an HTTP
+    /// upload sends them. Files are imported as they arrive; directories are built at the end,
+    /// children before parents. `added` is called for each file and directory; the roots (one
+    /// per top-level entry, or the wrapping directory) are returned and pinned.
+    pub fn add_entries(
+        &self,
+        source: &mut dyn EntrySource,
+        opts: &AddOptions,
+        added: &mut dyn FnMut(&Added),
+    ) -> Result<Vec<Added>, Error> {
+        self.with_sink(
+            opts,
+            |im| {
+                let mut tree = TreeDir::default();
+                while let Some((path, kind)) = source.next_entry()? {
+                    let path = path.trim_matches('/').to_string();
+                    match kind {
+                        EntryKind::Directory => {
+                            let segs: Vec<&str> = path.split('/').collect();
+                            tree.dir_at(&path, &segs)?;
+                        }
+                        EntryKind::File => {
+                            let node = im.file(&mut EntryReader(source))?;
+                            // An unnamed file (stdin, a bare buffer) is named by its CID.
+                            let path = if path.is_empty() {
+                                node.cid.to_string()
+                            } else {
+                                path
+                            };
+                            added(&Added {
+                                name: path.clone(),
+                                cid: node.cid,
+                                size: node.tsize,
+                            });
+                            tree.insert(&path, node)?;
+                        }
+                        EntryKind::Symlink(target) => {
+                            let node = im.symlink(&target)?;
+                            added(&Added {
+                                name: path.clone(),
+                                cid: node.cid,
+                                size: node.tsize,
+                            });
+                            tree.insert(&path, node)?;
+                        }
+                    }
+                }
+                let roots = tree.build("", im, added)?;
+                if !opts.wrap {
+                    return Ok(roots
+                        .into_iter()
+                        .map(|e| Added {
+                            name: e.name,
+                            cid: e.node.cid,
+                            size: e.node.tsize,
+                        })
+                        .collect());
+                }
+                let dir = im.directory(roots)?;
+                let wrapped = Added {
+                    name: String::new(),
+                    cid: dir.cid,
+                    size: dir.tsize,
+                };
+                added(&wrapped);
+                Ok(vec![wrapped])
+            },
+            |roots| roots.iter().map(|a| a.cid).collect(),
+        )
+    }
+
     fn with_sink<T>(
         &self,
         opts: &AddOptions,

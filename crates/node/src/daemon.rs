@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ipfs_kit_pin::PinType;
-use ipfs_kit_rpc::{Backend, Limits, RepoStat, RpcError};
+use ipfs_kit_rpc::{AddEvent, AddParams, Backend, Limits, RepoStat, RpcError, Upload, UploadKind};
 
-use crate::{Error, Repo, REPO_VERSION};
+use crate::{AddOptions, EntryKind, EntrySource, Error, ImportFlags, Repo, REPO_VERSION};
 
 /// Where a service listens.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,7 +82,111 @@ fn rpc(e: Error) -> RpcError {
     RpcError::normal(e.to_string())
 }
 
+/// The upload as the node's add sees it, reporting progress while it is read.
+struct UploadEntries<'a, 'e> {
+    upload: &'a mut Upload,
+    /// (name, bytes read, bytes at the last report) of the file being read, when reporting.
+    progress: Option<(String, u64, u64)>,
+    emit: &'a std::cell::RefCell<&'e mut dyn FnMut(AddEvent) -> std::io::Result<()>>,
+}
+
+/// Kubo reports progress every 256 KiB read.
+const PROGRESS_STEP: u64 = 256 << 10;
+
+impl EntrySource for UploadEntries<'_, '_> {
+    fn next_entry(&mut self) -> Result<Option<(String, EntryKind)>, Error> {
+        let next = self
+            .upload
+            .next_entry()
+            .map_err(|e| Error::Invalid(e.message))?;
+        Ok(next.map(|(path, kind)| {
+            if let Some(p) = &mut self.progress {
+                *p = (path.clone(), 0, 0);
+            }
+            let kind = match kind {
+                UploadKind::File => EntryKind::File,
+                UploadKind::Directory => EntryKind::Directory,
+                UploadKind::Symlink(t) => EntryKind::Symlink(t),
+            };
+            (path, kind)
+        }))
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.upload.read(buf)?;
+        if let Some((name, total, last)) = &mut self.progress {
+            *total += n as u64;
+            if *total - *last >= PROGRESS_STEP || (n == 0 && *total > *last) {
+                *last = *total;
+                let event = AddEvent {
+                    name: name.clone(),
+                    hash: None,
+                    size: None,
+                    bytes: Some(*total),
+                };
+                (self.emit.borrow_mut())(event)?;
+            }
+        }
+        Ok(n)
+    }
+}
+
 impl Backend for NodeBackend {
+    fn add(
+        &self,
+        upload: &mut Upload,
+        params: &AddParams,
+        emit: &mut dyn FnMut(AddEvent) -> std::io::Result<()>,
+    ) -> Result<(), RpcError> {
+        let usize_of = |v: Option<u64>| v.map(|v| usize::try_from(v).unwrap_or(usize::MAX));
+        let profile = self
+            .repo
+            .import_profile(&ImportFlags {
+                profile: params.profile.clone(),
+                cid_version: params.cid_version,
+                raw_leaves: params.raw_leaves,
+                chunker: params.chunker.clone(),
+                trickle: params.trickle,
+                max_file_links: usize_of(params.max_file_links),
+                max_directory_links: usize_of(params.max_directory_links),
+                max_hamt_fanout: usize_of(params.max_hamt_fanout),
+                hash: params.hash.clone(),
+            })
+            .map_err(rpc)?;
+        let opts = AddOptions {
+            profile,
+            only_hash: params.only_hash,
+            wrap: params.wrap,
+            hidden: true,
+            pin: params.pin && !params.only_hash,
+        };
+        let emit = std::cell::RefCell::new(emit);
+        let mut source = UploadEntries {
+            upload,
+            progress: params.progress.then(|| (String::new(), 0, 0)),
+            emit: &emit,
+        };
+        let mut failed: Option<std::io::Error> = None;
+        let result = self.repo.add_entries(&mut source, &opts, &mut |a| {
+            if failed.is_none() {
+                let event = AddEvent {
+                    name: a.name.clone(),
+                    hash: Some(a.cid.to_string()),
+                    size: Some(a.size.to_string()),
+                    bytes: None,
+                };
+                if let Err(e) = (emit.borrow_mut())(event) {
+                    failed = Some(e);
+                }
+            }
+        });
+        result.map_err(rpc)?;
+        match failed {
+            Some(e) => Err(RpcError::normal(format!("write response: {e}"))),
+            None => Ok(()),
+        }
+    }
+
     fn id(&self) -> Result<serde_json::Value, RpcError> {
         Ok(serde_json::json!({
             "ID": self.repo.config().identity.peer_id,

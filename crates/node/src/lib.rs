@@ -36,7 +36,7 @@ use ipfs_kit_pin::Pinset;
 use ipfs_kit_unixfs::{BlockSource, BoxError};
 use parking_lot::RwLock;
 
-pub use add::{AddOptions, Added};
+pub use add::{AddOptions, Added, EntryKind, EntrySource, ImportFlags};
 pub use config::Config;
 pub use ops::{BlockStat, DagImportResult, LsEntry, RepoStat, DEFAULT_BLOCK_LIMIT};
 pub use path::IpfsPath;

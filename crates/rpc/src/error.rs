@@ -1,23 +1,24 @@
-//! The one place errors become HTTP: Kubo's error body and status codes.
+//! The one place errors become HTTP, as go-ipfs-cmds does it: a command's failure is the JSON
+//! body `{"Message","Code","Type":"error"}` (status 400 for code 1, else 500); a request that
+//! never reached a command (unknown command, wrong method, missing argument, bad option) is a
+//! plain-text body with its own status.
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-/// Kubo's error classes (go-ipfs-cmds `ErrorType`), which decide the `Code` field and the status.
+/// Kubo's error classes (go-ipfs-cmds `ErrorType`), which decide the `Code` field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
-    /// An ordinary failure of the command (500).
+    /// The command failed (500).
     Normal = 0,
-    /// The request itself is wrong: a missing argument, a bad option (400).
+    /// The request is wrong (400).
     Client = 1,
     /// A bug (500).
     Implementation = 2,
-    /// No such command (404).
-    NotFound = 3,
-    /// Too many requests (429).
-    RateLimited = 4,
-    /// Not allowed (403).
-    Forbidden = 5,
+    /// Too many requests.
+    RateLimited = 3,
+    /// Not allowed.
+    Forbidden = 4,
 }
 
 /// An error as the RPC API reports it.
@@ -28,52 +29,66 @@ pub struct RpcError {
     pub message: String,
     /// Its class.
     pub kind: ErrorKind,
+    /// Set for errors raised before a command ran: sent as plain text with this status.
+    pub plain: Option<StatusCode>,
 }
 
 impl RpcError {
-    /// An ordinary command failure.
+    /// A command failure (JSON, 500).
     pub fn normal(message: impl Into<String>) -> Self {
         RpcError {
             message: message.into(),
             kind: ErrorKind::Normal,
+            plain: None,
         }
     }
 
-    /// A malformed request.
+    /// A command refusing its input (JSON, 400).
     pub fn client(message: impl Into<String>) -> Self {
         RpcError {
             message: message.into(),
             kind: ErrorKind::Client,
+            plain: None,
         }
     }
 
-    /// An unknown command.
-    pub fn not_found(message: impl Into<String>) -> Self {
+    /// A request rejected before any command ran (plain text).
+    pub fn request(status: StatusCode, message: impl Into<String>) -> Self {
         RpcError {
             message: message.into(),
-            kind: ErrorKind::NotFound,
+            kind: ErrorKind::Client,
+            plain: Some(status),
         }
     }
 
     /// The HTTP status for this error.
     pub fn status(&self) -> StatusCode {
-        match self.kind {
-            ErrorKind::Client => StatusCode::BAD_REQUEST,
-            ErrorKind::NotFound => StatusCode::NOT_FOUND,
-            ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
-            ErrorKind::Normal | ErrorKind::Implementation => StatusCode::INTERNAL_SERVER_ERROR,
+        match (self.plain, self.kind) {
+            (Some(s), _) => s,
+            (None, ErrorKind::Client) => StatusCode::BAD_REQUEST,
+            (None, _) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
 
 impl IntoResponse for RpcError {
     fn into_response(self) -> Response {
+        let status = self.status();
+        if self.plain.is_some() {
+            let mut resp = (status, format!("{}\n", self.message)).into_response();
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            return resp;
+        }
         let body = serde_json::json!({
             "Message": self.message,
             "Code": self.kind as u8,
             "Type": "error",
         });
-        (self.status(), axum::Json(body)).into_response()
+        let mut bytes = serde_json::to_vec(&body).unwrap_or_default();
+        bytes.push(b'\n');
+        (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
     }
 }

@@ -11,10 +11,12 @@
 mod error;
 mod request;
 mod server;
+mod upload;
 
 pub use error::{ErrorKind, RpcError};
 pub use request::Request;
 pub use server::{router, Limits};
+pub use upload::{AddEvent, AddParams, Upload, UploadKind};
 
 use std::io::Write;
 
@@ -63,6 +65,13 @@ pub struct LsLink {
 /// What the RPC API needs from a node. Methods block; the server calls them off the async
 /// runtime. Errors are already in Kubo's terms.
 pub trait Backend: Send + Sync + 'static {
+    /// Imports an upload, calling `emit` for every added entry (and progress line) in order.
+    fn add(
+        &self,
+        upload: &mut Upload,
+        params: &AddParams,
+        emit: &mut dyn FnMut(AddEvent) -> std::io::Result<()>,
+    ) -> Result<(), RpcError>;
     /// The node's identity (`id`), as Kubo's JSON object.
     fn id(&self) -> Result<serde_json::Value, RpcError>;
     /// `version`: Kubo's JSON object.

@@ -1,6 +1,17 @@
 //! A command's arguments and options, parsed from the query string as go-ipfs-cmds sends them.
 
+use axum::http::StatusCode;
+
 use crate::RpcError;
+
+fn bad_value(value: &str, kind: &str, option: &str) -> RpcError {
+    RpcError::request(
+        StatusCode::BAD_REQUEST,
+        format!(
+            "could not convert value \"{value}\" to type \"{kind}\" (for option \"-{option}\")"
+        ),
+    )
+}
 
 /// Positional `arg=` values and named options of one request.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -26,10 +37,12 @@ impl Request {
 
     /// The `i`th argument, or Kubo's "argument is required" error naming it.
     pub fn arg(&self, i: usize, name: &str) -> Result<&str, RpcError> {
-        self.args
-            .get(i)
-            .map(String::as_str)
-            .ok_or_else(|| RpcError::client(format!("argument \"{name}\" is required")))
+        self.args.get(i).map(String::as_str).ok_or_else(|| {
+            RpcError::request(
+                StatusCode::BAD_REQUEST,
+                format!("argument \"{name}\" is required"),
+            )
+        })
     }
 
     fn raw(&self, names: &[&str]) -> Option<&str> {
@@ -40,27 +53,21 @@ impl Request {
             .map(|(_, v)| v.as_str())
     }
 
-    /// A boolean option (`true`/`false`, or present with an empty value meaning true).
+    /// A boolean option, in any spelling Go's `ParseBool` takes (clients send `True`, `1`, `t`);
+    /// present with no value means true.
     pub fn flag(&self, names: &[&str], default: bool) -> Result<bool, RpcError> {
         match self.raw(names) {
             None => Ok(default),
-            Some("" | "true" | "1") => Ok(true),
-            Some("false" | "0") => Ok(false),
-            Some(other) => Err(RpcError::client(format!(
-                "invalid value {other:?} for option {:?}: expected true or false",
-                names[0]
-            ))),
+            Some("" | "1" | "t" | "T" | "TRUE" | "true" | "True") => Ok(true),
+            Some("0" | "f" | "F" | "FALSE" | "false" | "False") => Ok(false),
+            Some(other) => Err(bad_value(other, "bool", names[0])),
         }
     }
 
     /// An unsigned integer option.
     pub fn uint(&self, names: &[&str]) -> Result<Option<u64>, RpcError> {
         self.raw(names)
-            .map(|v| {
-                v.parse().map_err(|_| {
-                    RpcError::client(format!("invalid value {v:?} for option {:?}", names[0]))
-                })
-            })
+            .map(|v| v.parse().map_err(|_| bad_value(v, "uint", names[0])))
             .transpose()
     }
 
@@ -81,6 +88,9 @@ mod tests {
         assert_eq!(r.uint(&["offset", "o"]).unwrap(), Some(3));
         assert!(!r.flag(&["recursive", "r"], true).unwrap());
         assert!(r.flag(&["q"], false).unwrap());
+        assert!(!Request::parse(Some("pin=False"))
+            .flag(&["pin"], true)
+            .unwrap());
         assert!(r.flag(&["x"], true).unwrap());
         assert!(Request::parse(Some("offset=x")).uint(&["offset"]).is_err());
         assert!(Request::parse(Some("r=maybe")).flag(&["r"], false).is_err());

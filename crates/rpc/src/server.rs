@@ -4,14 +4,15 @@ use std::io::{self, Write};
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
+use axum::extract::{FromRequest, Multipart, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use bytes::Bytes;
 use serde_json::json;
 use tokio::sync::{mpsc, Semaphore};
 
+use crate::upload::{self, AddParams};
 use crate::{Backend, Request, RpcError};
 
 /// Bounds on what clients can hold.
@@ -20,8 +21,10 @@ pub struct Limits {
     /// Requests served at once; more get Kubo's rate-limit error (429) at once rather than
     /// queueing without bound.
     pub concurrent_requests: usize,
-    /// Chunks of a streamed response buffered ahead of a slow client.
+    /// Chunks of a streamed response (or an upload) buffered ahead of a slow consumer.
     pub stream_buffer: usize,
+    /// Largest upload accepted by `add`, in bytes.
+    pub max_upload: u64,
 }
 
 impl Default for Limits {
@@ -29,6 +32,7 @@ impl Default for Limits {
         Limits {
             concurrent_requests: 256,
             stream_buffer: 8,
+            max_upload: 64 << 30,
         }
     }
 }
@@ -83,6 +87,7 @@ async fn blocking<T: Send + 'static>(
         Err(RpcError {
             message: format!("internal error: {e}"),
             kind: crate::ErrorKind::Implementation,
+            plain: None,
         })
     })
 }
@@ -110,6 +115,7 @@ impl Write for ChannelWriter {
 /// response; one after it ends the body early, which clients see as a broken stream.
 async fn stream_response(
     limits: Limits,
+    json_lines: bool,
     produce: impl FnOnce(&mut dyn Write) -> Result<(), RpcError> + Send + 'static,
 ) -> Response {
     let (tx, mut rx) = mpsc::channel(limits.stream_buffer.max(1));
@@ -138,8 +144,16 @@ async fn stream_response(
     let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
     let mut resp = Response::new(Body::from_stream(stream));
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    h.insert("X-Stream-Output", HeaderValue::from_static("1"));
+    if json_lines {
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        h.insert("X-Chunked-Output", HeaderValue::from_static("1"));
+    } else {
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        h.insert("X-Stream-Output", HeaderValue::from_static("1"));
+    }
     h.insert(header::TRAILER, HeaderValue::from_static("X-Stream-Error"));
     resp
 }
@@ -166,33 +180,30 @@ impl Write for FirstWrite {
     }
 }
 
-async fn dispatch(
-    State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
-    RawQuery(query): RawQuery,
-) -> Response {
+async fn dispatch(State(state): State<AppState>, request: axum::extract::Request) -> Response {
+    let (method, uri) = (request.method().clone(), request.uri().clone());
+    let query = uri.query().map(str::to_string);
     let Some(cmd) = uri.path().strip_prefix("/api/v0/") else {
-        return (StatusCode::NOT_FOUND, "404 page not found\n").into_response();
+        return RpcError::request(StatusCode::NOT_FOUND, "404 page not found").into_response();
     };
     let cmd = cmd.trim_end_matches('/').to_string();
+    if method == Method::OPTIONS {
+        return (StatusCode::NO_CONTENT, [(header::ALLOW, "OPTIONS, POST")]).into_response();
+    }
     if method != Method::POST {
-        let mut resp = RpcError::client(format!(
-            "{method} is not allowed: the RPC API accepts POST only"
-        ))
-        .into_response();
-        *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+        let mut resp =
+            RpcError::request(StatusCode::METHOD_NOT_ALLOWED, "405 - Method Not Allowed")
+                .into_response();
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("OPTIONS, POST"));
         return resp;
     }
     let Ok(_permit) = state.permits.clone().try_acquire_owned() else {
-        return RpcError {
-            message: "too many requests in flight".into(),
-            kind: crate::ErrorKind::RateLimited,
-        }
-        .into_response();
+        return RpcError::request(StatusCode::TOO_MANY_REQUESTS, "429 - Too Many Requests")
+            .into_response();
     };
     let req = Request::parse(query.as_deref());
-    match run(&state, &cmd, req).await {
+    match run(&state, &cmd, req, request).await {
         Ok(resp) => resp,
         Err(e) => e.into_response(),
     }
@@ -200,6 +211,7 @@ async fn dispatch(
 
 /// The commands this server answers (for `commands`).
 const COMMANDS: &[&str] = &[
+    "add",
     "block/get",
     "block/rm",
     "block/stat",
@@ -228,26 +240,79 @@ const COMMANDS: &[&str] = &[
 
 fn require(args: &[String], name: &str) -> Result<(), RpcError> {
     if args.is_empty() {
-        return Err(RpcError::client(format!("argument \"{name}\" is required")));
+        return Err(RpcError::request(
+            StatusCode::BAD_REQUEST,
+            format!("argument \"{name}\" is required"),
+        ));
     }
     Ok(())
 }
 
-async fn run(state: &AppState, cmd: &str, req: Request) -> Result<Response, RpcError> {
+fn add_params(req: &Request) -> Result<AddParams, RpcError> {
+    let uint = |names: &[&str]| req.uint(names);
+    Ok(AddParams {
+        cid_version: uint(&["cid-version"])?
+            .map(|v| u8::try_from(v).map_err(|_| RpcError::client("cid-version must be 0 or 1")))
+            .transpose()?,
+        raw_leaves: req
+            .string(&["raw-leaves"])
+            .map(|_| req.flag(&["raw-leaves"], false))
+            .transpose()?,
+        chunker: req.string(&["chunker", "s"]).map(str::to_string),
+        trickle: req.flag(&["trickle", "t"], false)?,
+        hash: req.string(&["hash"]).map(str::to_string),
+        only_hash: req.flag(&["only-hash", "n"], false)?,
+        wrap: req.flag(&["wrap-with-directory", "w"], false)?,
+        pin: req.flag(&["pin"], true)?,
+        progress: req.flag(&["progress", "p"], false)?,
+        max_file_links: uint(&["max-file-links"])?,
+        max_directory_links: uint(&["max-directory-links"])?,
+        max_hamt_fanout: uint(&["max-hamt-fanout"])?,
+        profile: req.string(&["profile"]).map(str::to_string),
+    })
+}
+
+async fn run(
+    state: &AppState,
+    cmd: &str,
+    req: Request,
+    request: axum::extract::Request,
+) -> Result<Response, RpcError> {
     let b = state.backend.clone();
     Ok(match cmd {
+        "add" => {
+            let params = add_params(&req)?;
+            let multipart = Multipart::from_request(request, &()).await.map_err(|e| {
+                RpcError::client(format!("add needs a multipart/form-data body: {e}"))
+            })?;
+            let mut upload = upload::start(
+                multipart,
+                state.limits.stream_buffer,
+                state.limits.max_upload,
+            );
+            stream_response(state.limits, true, move |w| {
+                b.add(&mut upload, &params, &mut |event| {
+                    serde_json::to_writer(&mut *w, &event).map_err(io::Error::other)?;
+                    w.write_all(b"\n")
+                })
+            })
+            .await
+        }
         "id" => json_response(&blocking(move || b.id()).await?),
         "version" => json_response(&b.version()),
         "cat" => {
             let path = req.arg(0, "ipfs-path")?.to_string();
             let offset = req.uint(&["offset", "o"])?.unwrap_or(0);
             let length = req.uint(&["length", "l"])?;
-            stream_response(state.limits, move |w| b.cat(&path, offset, length, w)).await
+            stream_response(state.limits, false, move |w| {
+                b.cat(&path, offset, length, w)
+            })
+            .await
         }
         "block/get" => {
             let path = req.arg(0, "cid")?.to_string();
             let data = blocking(move || b.block_get(&path)).await?;
-            ([(header::CONTENT_TYPE, "text/plain")], data).into_response()
+            ([(header::CONTENT_TYPE, "application/vnd.ipld.raw")], data).into_response()
         }
         "block/stat" => {
             let path = req.arg(0, "cid")?.to_string();
@@ -333,7 +398,7 @@ async fn run(state: &AppState, cmd: &str, req: Request) -> Result<Response, RpcE
         }
         "dag/export" => {
             let path = req.arg(0, "root")?.to_string();
-            stream_response(state.limits, move |w| b.dag_export(&path, w)).await
+            stream_response(state.limits, false, move |w| b.dag_export(&path, w)).await
         }
         "ls" => {
             let path = req.arg(0, "ipfs-path")?.to_string();
@@ -356,6 +421,11 @@ async fn run(state: &AppState, cmd: &str, req: Request) -> Result<Response, RpcE
             "Subcommands": COMMANDS.iter().map(|c| json!({ "Name": c, "Subcommands": [], "Options": [] })).collect::<Vec<_>>(),
             "Options": [],
         })),
-        other => return Err(RpcError::not_found(format!("unknown command \"{other}\""))),
+        _ => {
+            return Err(RpcError::request(
+                StatusCode::NOT_FOUND,
+                "404 page not found",
+            ))
+        }
     })
 }

@@ -1,0 +1,226 @@
+//! Multipart uploads (`add`), handed to the blocking backend as a stream of entries.
+//!
+//! An async task reads the multipart body and sends entries and data chunks through a bounded
+//! channel; the backend pulls them on a blocking thread. The channel's bound is the only
+//! buffering: a backend that stops reading stops the upload.
+
+use std::io;
+
+use axum::extract::Multipart;
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::RpcError;
+
+/// What an uploaded entry is, from its part's content type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UploadKind {
+    /// A file; its bytes follow.
+    File,
+    /// `application/x-directory`.
+    Directory,
+    /// `application/symlink`, with the target from the part's body.
+    Symlink(String),
+}
+
+enum Msg {
+    Entry(String, UploadKind),
+    Data(Bytes),
+    End,
+    Failed(RpcError),
+}
+
+/// The receiving end of an upload, read on a blocking thread.
+pub struct Upload {
+    rx: mpsc::Receiver<Msg>,
+    /// A message read while looking for the end of a file, kept for `next_entry`.
+    stashed: Option<Msg>,
+    chunk: Bytes,
+    in_file: bool,
+    ended: bool,
+}
+
+/// Options of `add`, as Kubo names them.
+#[derive(Clone, Debug, Default)]
+pub struct AddParams {
+    /// `cid-version`.
+    pub cid_version: Option<u8>,
+    /// `raw-leaves`.
+    pub raw_leaves: Option<bool>,
+    /// `chunker`.
+    pub chunker: Option<String>,
+    /// `trickle`.
+    pub trickle: bool,
+    /// `hash`.
+    pub hash: Option<String>,
+    /// `only-hash`.
+    pub only_hash: bool,
+    /// `wrap-with-directory`.
+    pub wrap: bool,
+    /// `pin` (default true).
+    pub pin: bool,
+    /// `progress`: report bytes as they are read.
+    pub progress: bool,
+    /// `max-file-links`.
+    pub max_file_links: Option<u64>,
+    /// `max-directory-links`.
+    pub max_directory_links: Option<u64>,
+    /// `max-hamt-fanout`.
+    pub max_hamt_fanout: Option<u64>,
+    /// `profile` (ipfs-kit's import profile names).
+    pub profile: Option<String>,
+}
+
+/// One line of `add`'s output stream.
+#[derive(Clone, Debug, Serialize)]
+pub struct AddEvent {
+    /// The entry's path (for a single unnamed upload, its CID).
+    #[serde(rename = "Name")]
+    pub name: String,
+    /// Its CID (absent on progress lines).
+    #[serde(rename = "Hash", skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+    /// Cumulative size, as a decimal string, as Kubo sends it.
+    #[serde(rename = "Size", skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+    /// Bytes read so far (progress lines only).
+    #[serde(rename = "Bytes", skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+}
+
+impl Upload {
+    fn recv(&mut self) -> Msg {
+        self.stashed
+            .take()
+            .or_else(|| self.rx.blocking_recv())
+            .unwrap_or(Msg::Failed(RpcError::normal("upload ended unexpectedly")))
+    }
+
+    /// The next entry's path and kind, or `None` when the upload is complete.
+    pub fn next_entry(&mut self) -> Result<Option<(String, UploadKind)>, RpcError> {
+        if self.ended {
+            return Ok(None);
+        }
+        loop {
+            match self.recv() {
+                Msg::Data(_) => continue,
+                Msg::Entry(path, kind) => {
+                    self.in_file = kind == UploadKind::File;
+                    self.chunk = Bytes::new();
+                    return Ok(Some((path, kind)));
+                }
+                Msg::End => {
+                    self.ended = true;
+                    return Ok(None);
+                }
+                Msg::Failed(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Reads bytes of the current file; 0 at its end.
+    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.chunk.is_empty() {
+            if !self.in_file {
+                return Ok(0);
+            }
+            match self.recv() {
+                Msg::Data(d) => self.chunk = d,
+                Msg::Failed(e) => return Err(io::Error::other(e.message)),
+                other => {
+                    self.stashed = Some(other);
+                    self.in_file = false;
+                    return Ok(0);
+                }
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk.split_to(n));
+        Ok(n)
+    }
+}
+
+/// A part's path: query-unescaped (`+` is a space, `%2F` a slash), as Kubo reads it.
+fn part_name(raw: &str) -> String {
+    let spaced = raw.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// Starts reading `multipart` on the runtime; returns the blocking end. `max_bytes` bounds the
+/// whole upload.
+pub(crate) fn start(mut multipart: Multipart, buffer: usize, max_bytes: u64) -> Upload {
+    let (tx, rx) = mpsc::channel(buffer.max(1));
+    tokio::spawn(async move {
+        let mut total = 0u64;
+        let result: Result<(), RpcError> = async {
+            while let Some(mut field) = multipart
+                .next_field()
+                .await
+                .map_err(|e| RpcError::client(format!("bad multipart upload: {e}")))?
+            {
+                let name = part_name(field.file_name().or(field.name()).unwrap_or_default());
+                let kind =
+                    match field.content_type() {
+                        Some(
+                            "application/x-directory" | "multipart/form-data" | "multipart/mixed",
+                        ) => UploadKind::Directory,
+                        Some("application/symlink") => {
+                            let mut target = Vec::new();
+                            while let Some(c) = field.chunk().await.map_err(|e| {
+                                RpcError::client(format!("bad multipart upload: {e}"))
+                            })? {
+                                target.extend_from_slice(&c);
+                                if target.len() > 4096 {
+                                    return Err(RpcError::client(
+                                        "symlink target longer than 4096 bytes",
+                                    ));
+                                }
+                            }
+                            UploadKind::Symlink(String::from_utf8_lossy(&target).into_owned())
+                        }
+                        _ => UploadKind::File,
+                    };
+                let is_file = kind == UploadKind::File;
+                if tx.send(Msg::Entry(name, kind)).await.is_err() {
+                    return Ok(());
+                }
+                if !is_file {
+                    continue;
+                }
+                while let Some(chunk) = field
+                    .chunk()
+                    .await
+                    .map_err(|e| RpcError::client(format!("bad multipart upload: {e}")))?
+                {
+                    total += chunk.len() as u64;
+                    if total > max_bytes {
+                        return Err(RpcError::client(format!(
+                            "upload exceeds the limit of {max_bytes} bytes"
+                        )));
+                    }
+                    if tx.send(Msg::Data(chunk)).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+            Ok(())
+        }
+        .await;
+        let _ = tx
+            .send(match result {
+                Ok(()) => Msg::End,
+                Err(e) => Msg::Failed(e),
+            })
+            .await;
+    });
+    Upload {
+        rx,
+        stashed: None,
+        chunk: Bytes::new(),
+        in_file: false,
+        ended: false,
+    }
+}
