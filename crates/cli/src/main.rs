@@ -708,11 +708,12 @@ fn run(cli: Cli) -> Result<()> {
                 if opened.is_empty() {
                     opened.push(Box::new(io::stdin()));
                 }
-                let mut inputs: Vec<&mut dyn Read> = opened
+                let inputs: Vec<&mut dyn Read> = opened
                     .iter_mut()
                     .map(|r| &mut **r as &mut dyn Read)
                     .collect();
-                let result = repo.dag_import(&mut inputs, pin_roots)?;
+                let result =
+                    repo.dag_import(&mut ipfs_kit_node::CarReaders::new(inputs), pin_roots)?;
                 let mut failed = false;
                 if pin_roots {
                     for (root, err) in &result.roots {

@@ -131,7 +131,102 @@ impl EntrySource for UploadEntries<'_, '_> {
     }
 }
 
+/// The files of an upload, one CAR each.
+struct UploadCars<'a>(&'a mut Upload);
+
+impl std::io::Read for UploadCars<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl crate::CarSource for UploadCars<'_> {
+    fn next_car(&mut self) -> Result<bool, Error> {
+        loop {
+            match self.0.next_entry().map_err(|e| Error::Invalid(e.message))? {
+                None => return Ok(false),
+                Some((_, UploadKind::File)) => return Ok(true),
+                Some(_) => {}
+            }
+        }
+    }
+}
+
+fn codec_named(name: &str) -> Result<u64, RpcError> {
+    ipfs_kit_block::codec::from_name(name)
+        .ok_or_else(|| RpcError::normal(format!("unknown codec {name:?}")))
+}
+
+fn hash_named(name: &str) -> Result<ipfs_kit_block::HashAlg, RpcError> {
+    ipfs_kit_block::HashAlg::from_name(name).map_err(|e| RpcError::normal(e.to_string()))
+}
+
 impl Backend for NodeBackend {
+    fn block_put(
+        &self,
+        data: Vec<u8>,
+        cid_codec: &str,
+        mhtype: &str,
+        format: Option<&str>,
+        allow_big: bool,
+        pin: bool,
+    ) -> Result<(String, u64), RpcError> {
+        let (codec, version) = match format {
+            Some("v0") => (ipfs_kit_block::codec::DAG_PB, 0),
+            Some(f) => (codec_named(f)?, 1),
+            None => (codec_named(cid_codec)?, 1),
+        };
+        let size = data.len() as u64;
+        let cid = self
+            .repo
+            .block_put(data, codec, hash_named(mhtype)?, version, allow_big, pin)
+            .map_err(rpc)?;
+        Ok((cid.to_string(), size))
+    }
+
+    fn dag_put(
+        &self,
+        data: Vec<u8>,
+        input_codec: &str,
+        store_codec: &str,
+        hash: &str,
+        pin: bool,
+        allow_big: bool,
+    ) -> Result<String, RpcError> {
+        let cid = self
+            .repo
+            .dag_put(
+                &data,
+                codec_named(input_codec)?,
+                codec_named(store_codec)?,
+                hash_named(hash)?,
+                pin,
+                allow_big,
+            )
+            .map_err(rpc)?;
+        Ok(cid.to_string())
+    }
+
+    fn dag_import(
+        &self,
+        upload: &mut Upload,
+        pin_roots: bool,
+    ) -> Result<ipfs_kit_rpc::DagImported, RpcError> {
+        let r = self
+            .repo
+            .dag_import(&mut UploadCars(upload), pin_roots)
+            .map_err(rpc)?;
+        Ok(ipfs_kit_rpc::DagImported {
+            roots: r
+                .roots
+                .into_iter()
+                .map(|(c, e)| (c.to_string(), e))
+                .collect(),
+            blocks: r.blocks,
+            bytes: r.bytes,
+        })
+    }
+
     fn add(
         &self,
         upload: &mut Upload,

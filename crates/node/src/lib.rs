@@ -38,7 +38,9 @@ use parking_lot::RwLock;
 
 pub use add::{AddOptions, Added, EntryKind, EntrySource, ImportFlags};
 pub use config::Config;
-pub use ops::{BlockStat, DagImportResult, LsEntry, RepoStat, DEFAULT_BLOCK_LIMIT};
+pub use ops::{
+    BlockStat, CarReaders, CarSource, DagImportResult, LsEntry, RepoStat, DEFAULT_BLOCK_LIMIT,
+};
 pub use path::IpfsPath;
 
 /// The on-disk repo format version this build reads and writes.

@@ -17,6 +17,45 @@ use ipfs_kit_unixfs::Kind;
 
 use crate::{Error, IpfsPath, Repo};
 
+/// A sequence of CAR streams (files on disk, parts of an upload): `next_car` moves to the next
+/// one, which is then read through `Read`.
+pub trait CarSource: Read {
+    /// Moves to the next CAR; `false` when there are no more.
+    fn next_car(&mut self) -> Result<bool, Error>;
+}
+
+/// CAR streams held as separate readers.
+pub struct CarReaders<'a> {
+    readers: std::collections::VecDeque<&'a mut dyn Read>,
+    current: Option<&'a mut dyn Read>,
+}
+
+impl<'a> CarReaders<'a> {
+    /// The given readers, in order.
+    pub fn new(readers: Vec<&'a mut dyn Read>) -> Self {
+        CarReaders {
+            readers: readers.into(),
+            current: None,
+        }
+    }
+}
+
+impl Read for CarReaders<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match &mut self.current {
+            Some(r) => r.read(buf),
+            None => Ok(0),
+        }
+    }
+}
+
+impl CarSource for CarReaders<'_> {
+    fn next_car(&mut self) -> Result<bool, Error> {
+        self.current = self.readers.pop_front();
+        Ok(self.current.is_some())
+    }
+}
+
 /// Kubo's block size limit for `block put` and `dag put`: what fits a bitswap message.
 pub const DEFAULT_BLOCK_LIMIT: usize = 1024 * 1024;
 
@@ -464,13 +503,13 @@ impl Repo {
     /// stored and the import stops there.
     pub fn dag_import(
         &self,
-        inputs: &mut [&mut dyn Read],
+        inputs: &mut dyn CarSource,
         pin_roots: bool,
     ) -> Result<DagImportResult, Error> {
         let _gc = self.gc_lock.read();
         let (mut roots, mut blocks, mut bytes) = (Vec::new(), 0u64, 0u64);
-        for input in inputs.iter_mut() {
-            let mut car = CarReader::new(&mut **input)?;
+        while inputs.next_car()? {
+            let mut car = CarReader::new(&mut *inputs as &mut dyn Read)?;
             roots.extend(car.roots().iter().copied());
             let mut batch = self.blocks.begin()?;
             while let Some(block) = car.next_block()? {

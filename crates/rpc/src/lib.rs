@@ -62,6 +62,17 @@ pub struct LsLink {
     pub target: String,
 }
 
+/// What `dag/import` did.
+#[derive(Clone, Debug, Default)]
+pub struct DagImported {
+    /// Each root with the error that kept it from being pinned, if any.
+    pub roots: Vec<(String, Option<String>)>,
+    /// Blocks read.
+    pub blocks: u64,
+    /// Bytes of block data read.
+    pub bytes: u64,
+}
+
 /// What the RPC API needs from a node. Methods block; the server calls them off the async
 /// runtime. Errors are already in Kubo's terms.
 pub trait Backend: Send + Sync + 'static {
@@ -72,6 +83,28 @@ pub trait Backend: Send + Sync + 'static {
         params: &AddParams,
         emit: &mut dyn FnMut(AddEvent) -> std::io::Result<()>,
     ) -> Result<(), RpcError>;
+    /// Stores one block; returns its CID and size. `cid_codec`/`mhtype`/`format` as Kubo names them.
+    fn block_put(
+        &self,
+        data: Vec<u8>,
+        cid_codec: &str,
+        mhtype: &str,
+        format: Option<&str>,
+        allow_big: bool,
+        pin: bool,
+    ) -> Result<(String, u64), RpcError>;
+    /// Stores an IPLD node given in `input_codec` as `store_codec`; returns its CID.
+    fn dag_put(
+        &self,
+        data: Vec<u8>,
+        input_codec: &str,
+        store_codec: &str,
+        hash: &str,
+        pin: bool,
+        allow_big: bool,
+    ) -> Result<String, RpcError>;
+    /// Imports the CARs of an upload; each root with its pin error, then (blocks, bytes).
+    fn dag_import(&self, upload: &mut Upload, pin_roots: bool) -> Result<DagImported, RpcError>;
     /// The node's identity (`id`), as Kubo's JSON object.
     fn id(&self) -> Result<serde_json::Value, RpcError>;
     /// `version`: Kubo's JSON object.

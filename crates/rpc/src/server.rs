@@ -209,6 +209,11 @@ async fn dispatch(State(state): State<AppState>, request: axum::extract::Request
     }
 }
 
+/// Kubo's block size limit for `block/put` and `dag/put` without `allow-big-block`.
+const BLOCK_LIMIT: usize = 1024 * 1024;
+/// The largest block accepted even with `allow-big-block`.
+const MAX_BIG_BLOCK: usize = 64 << 20;
+
 /// The commands this server answers (for `commands`).
 const COMMANDS: &[&str] = &[
     "add",
@@ -297,6 +302,77 @@ async fn run(
                 })
             })
             .await
+        }
+        "block/put" | "dag/put" | "dag/import" => {
+            let multipart = Multipart::from_request(request, &()).await.map_err(|_| {
+                RpcError::request(StatusCode::BAD_REQUEST, "file argument 'data' is required")
+            })?;
+            let mut upload = upload::start(
+                multipart,
+                state.limits.stream_buffer,
+                state.limits.max_upload,
+            );
+            let allow_big = req.flag(&["allow-big-block"], false)?;
+            // Read one byte past the block limit so the node can name the oversize exactly.
+            let limit = if allow_big {
+                MAX_BIG_BLOCK
+            } else {
+                BLOCK_LIMIT + 1
+            };
+            let pin = req.flag(&["pin"], cmd == "dag/import")?;
+            match cmd {
+                "block/put" => {
+                    let codec = req.string(&["cid-codec"]).unwrap_or("raw").to_string();
+                    let mhtype = req.string(&["mhtype"]).unwrap_or("sha2-256").to_string();
+                    let format = req.string(&["format", "f"]).map(str::to_string);
+                    let (key, size) = blocking(move || {
+                        let data = upload.first_file(limit, "block")?;
+                        b.block_put(data, &codec, &mhtype, format.as_deref(), allow_big, pin)
+                    })
+                    .await?;
+                    json_response(&json!({ "Key": key, "Size": size }))
+                }
+                "dag/put" => {
+                    let input = req
+                        .string(&["input-codec"])
+                        .unwrap_or("dag-json")
+                        .to_string();
+                    let store = req
+                        .string(&["store-codec"])
+                        .unwrap_or("dag-cbor")
+                        .to_string();
+                    let hash = req.string(&["hash"]).unwrap_or("sha2-256").to_string();
+                    let cid = blocking(move || {
+                        let data = upload.first_file(limit, "node")?;
+                        b.dag_put(data, &input, &store, &hash, pin, allow_big)
+                    })
+                    .await?;
+                    json_response(&json!({ "Cid": { "/": cid } }))
+                }
+                _ => {
+                    let pin_roots = req.flag(&["pin-roots"], true)?;
+                    let stats = req.flag(&["stats"], false)?;
+                    let crate::DagImported {
+                        roots,
+                        blocks,
+                        bytes,
+                    } = blocking(move || b.dag_import(&mut upload, pin_roots)).await?;
+                    let mut lines: Vec<serde_json::Value> = if pin_roots {
+                        roots
+                            .into_iter()
+                            .map(|(c, e)| json!({ "Root": { "Cid": { "/": c }, "PinErrorMsg": e.unwrap_or_default() } }))
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
+                    if stats {
+                        lines.push(
+                            json!({ "Stats": { "BlockCount": blocks, "BlockBytesCount": bytes } }),
+                        );
+                    }
+                    ndjson_response(lines)
+                }
+            }
         }
         "id" => json_response(&blocking(move || b.id()).await?),
         "version" => json_response(&b.version()),

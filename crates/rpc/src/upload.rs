@@ -119,6 +119,38 @@ impl Upload {
         }
     }
 
+    /// The whole of the first file of the upload, refused past `limit` bytes.
+    pub fn first_file(&mut self, limit: usize, what: &str) -> Result<Vec<u8>, RpcError> {
+        loop {
+            match self.next_entry()? {
+                None => {
+                    return Err(RpcError::request(
+                        axum::http::StatusCode::BAD_REQUEST,
+                        "file argument 'data' is required",
+                    ))
+                }
+                Some((_, UploadKind::File)) => break,
+                Some(_) => {}
+            }
+        }
+        let mut data = Vec::new();
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let n = self
+                .read(&mut buf)
+                .map_err(|e| RpcError::normal(e.to_string()))?;
+            if n == 0 {
+                return Ok(data);
+            }
+            if data.len() + n > limit {
+                return Err(RpcError::normal(format!(
+                    "{what} is over the limit of {limit} bytes"
+                )));
+            }
+            data.extend_from_slice(&buf[..n]);
+        }
+    }
+
     /// Reads bytes of the current file; 0 at its end.
     pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.chunk.is_empty() {

@@ -489,3 +489,67 @@ fn rpc_add_matches_the_cli() {
     d.stop();
     node.ok(&["repo", "verify"]);
 }
+
+#[test]
+fn rpc_block_and_dag_uploads() {
+    let node = Node::new();
+    let d = Daemon::start(&node);
+    let data = node.dir.path().join("data");
+    std::fs::write(&data, b"raw block").expect("write");
+    let up = |q: &str, file: &std::path::Path| {
+        curl(&[
+            "-X",
+            "POST",
+            "-F",
+            &format!("file=@{}", file.display()),
+            &format!("{}/api/v0/{q}", d.url),
+        ])
+    };
+    let (status, body) = up("block/put", &data);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let key = json(&body)["Key"].as_str().expect("key").to_string();
+    assert!(key.starts_with("bafkrei"));
+    assert_eq!(
+        d.call("POST", &format!("/api/v0/block/get?arg={key}")).1,
+        b"raw block"
+    );
+    let big = node.dir.path().join("big");
+    std::fs::write(&big, vec![0u8; (1 << 20) + 1]).expect("write");
+    let (status, body) = up("block/put", &big);
+    assert_eq!(status, 500);
+    assert!(json(&body)["Message"]
+        .as_str()
+        .expect("msg")
+        .contains("allow-big-block"));
+    assert_eq!(up("block/put?allow-big-block=true", &big).0, 200);
+
+    let doc = node.dir.path().join("doc.json");
+    std::fs::write(&doc, format!(r#"{{"a":1,"l":{{"/":"{key}"}}}}"#)).expect("write");
+    let (status, body) = up("dag/put?pin=true", &doc);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let cid = json(&body)["Cid"]["/"].as_str().expect("cid").to_string();
+    assert_eq!(
+        d.call("POST", &format!("/api/v0/dag/get?arg={cid}/a")).1,
+        b"1"
+    );
+
+    let (_, car) = d.call("POST", &format!("/api/v0/dag/export?arg={cid}"));
+    let car_file = node.dir.path().join("x.car");
+    std::fs::write(&car_file, &car).expect("write");
+    let other = Node::new();
+    let d2 = Daemon::start(&other);
+    let (status, body) = curl(&[
+        "-X",
+        "POST",
+        "-F",
+        &format!("file=@{}", car_file.display()),
+        &format!("{}/api/v0/dag/import?stats=true", d2.url),
+    ]);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let out = lines(&body);
+    assert_eq!(out[0]["Root"]["Cid"]["/"], cid.as_str());
+    assert_eq!(out[0]["Root"]["PinErrorMsg"], "");
+    assert_eq!(out[1]["Stats"]["BlockCount"].as_u64(), Some(2));
+    d2.stop();
+    d.stop();
+}
