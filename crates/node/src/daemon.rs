@@ -455,12 +455,21 @@ impl Backend for NodeBackend {
     }
 
     fn config_get(&self, key: &str) -> Result<serde_json::Value, RpcError> {
-        if key.ends_with("private_key") {
+        if key.ends_with("private_key") || key == "Identity.PrivKey" {
             return Err(RpcError::normal(
                 "the private key is not served over the API",
             ));
         }
-        let v = self.repo.config().get(key).map_err(rpc)?;
+        // Kubo's names for the settings clients ask about most.
+        let cfg = self.repo.config();
+        let first = |v: &[String]| serde_json::Value::from(v.first().cloned().unwrap_or_default());
+        match key {
+            "Addresses.API" => return Ok(first(&cfg.addresses.api)),
+            "Addresses.Gateway" => return Ok(first(&cfg.addresses.gateway)),
+            "Identity.PeerID" => return Ok(cfg.identity.peer_id.clone().into()),
+            _ => {}
+        }
+        let v = cfg.get(key).map_err(rpc)?;
         serde_json::to_value(v).map_err(|e| RpcError::normal(e.to_string()))
     }
 }

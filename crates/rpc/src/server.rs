@@ -424,10 +424,11 @@ async fn run(
             let (cids, force) = (req.args.clone(), req.flag(&["force", "f"], false)?);
             require(&cids, "cid")?;
             let out = blocking(move || b.block_rm(&cids, force)).await?;
-            ndjson_response(
-                out.into_iter()
-                    .map(|(c, e)| json!({ "Hash": c, "Error": e.unwrap_or_default() })),
-            )
+            ndjson_response(out.into_iter().map(|(c, e)| match e {
+                // Kubo omits Error when there is none; clients test for its presence.
+                None => json!({ "Hash": c }),
+                Some(e) => json!({ "Hash": c, "Error": e }),
+            }))
         }
         "repo/gc" => {
             let removed = blocking(move || b.repo_gc()).await?;

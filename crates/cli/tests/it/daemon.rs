@@ -327,6 +327,8 @@ fn rpc_api_pins_gc_dag_and_listing() {
 
     let (_, body) = d.call("POST", "/api/v0/config?arg=import.profile");
     assert_eq!(json(&body)["Value"], "unixfs-v0-2015");
+    let (_, body) = d.call("POST", "/api/v0/config?arg=Addresses.API");
+    assert_eq!(json(&body)["Value"], "/ip4/127.0.0.1/tcp/5001");
     let (_, body) = d.call("POST", "/api/v0/config/show");
     assert_eq!(json(&body)["identity"]["private_key"], "");
     let (_, body) = d.call("POST", "/api/v0/commands");
@@ -521,7 +523,14 @@ fn rpc_block_and_dag_uploads() {
         .as_str()
         .expect("msg")
         .contains("allow-big-block"));
-    assert_eq!(up("block/put?allow-big-block=true", &big).0, 200);
+    let (status, body) = up("block/put?allow-big-block=true", &big);
+    assert_eq!(status, 200);
+    let big_key = json(&body)["Key"].as_str().expect("key").to_string();
+    let (_, body) = d.call("POST", &format!("/api/v0/block/rm?arg={big_key}"));
+    assert!(
+        lines(&body)[0].get("Error").is_none(),
+        "Error is omitted when there is none"
+    );
 
     let doc = node.dir.path().join("doc.json");
     std::fs::write(&doc, format!(r#"{{"a":1,"l":{{"/":"{key}"}}}}"#)).expect("write");
