@@ -105,6 +105,39 @@ struct Writer {
     unsynced: u64,
 }
 
+impl Writer {
+    /// Flushes the buffer and fdatasyncs the active segment.
+    fn sync(&mut self) -> Result<(), Error> {
+        self.out
+            .flush()
+            .and_then(|_| self.out.get_ref().sync_data())
+            .map_err(|e| Error::io("sync segment", e))
+    }
+}
+
+type BlocksTable<'t> = redb::Table<'t, &'static [u8], &'static [u8]>;
+type SegmentsTable<'t> = redb::Table<'t, u32, (u64, u64)>;
+
+/// Points the index at records just written and synced, and counts their bytes as live in
+/// their segments. Shared by the group commit and compaction, which write records the same way.
+fn index_records(
+    blocks: &mut BlocksTable<'_>,
+    segs: &mut SegmentsTable<'_>,
+    entries: &[(Vec<u8>, Vec<u8>)],
+) -> Result<(), Error> {
+    let mut added: HashMap<u32, u64> = HashMap::new();
+    for (k, v) in entries {
+        let (loc, _) = decode_location(v)?;
+        *added.entry(loc.seg).or_default() += u64::from(loc.len);
+        blocks.insert(k.as_slice(), v.as_slice()).map_err(idx)?;
+    }
+    for (seg, bytes) in added {
+        let (live, dead) = segs.get(seg).map_err(idx)?.map_or((0, 0), |v| v.value());
+        segs.insert(seg, (live + bytes, dead)).map_err(idx)?;
+    }
+    Ok(())
+}
+
 /// Small records are gathered in this buffer; block data at least this big goes straight to the
 /// file, so large blocks are not copied once more on their way out.
 const WRITE_BUFFER: usize = 64 << 10;
@@ -285,10 +318,7 @@ impl FsBlockstore {
     }
 
     fn roll(&self, w: &mut Writer) -> Result<(), Error> {
-        w.out
-            .flush()
-            .and_then(|_| w.out.get_ref().sync_data())
-            .map_err(|e| Error::io("sync segment", e))?;
+        w.sync()?;
         let (file, len) = open_append(&seg_path(&self.dir, w.seg + 1))?;
         sync_dir(&self.dir.join("segments"))?;
         w.seg += 1;
@@ -377,30 +407,19 @@ impl FsBlockstore {
                 }
             }
         }
-        w.out
-            .flush()
-            .and_then(|_| w.out.get_ref().sync_data())
-            .map_err(|e| Error::io("sync segment", e))?;
+        w.sync()?;
         let mut freed = 0;
         let tx = self.db.begin_write().map_err(idx)?;
         {
             let mut blocks = tx.open_table(BLOCKS).map_err(idx)?;
             let mut segs = tx.open_table(SEGMENTS).map_err(idx)?;
-            let mut gained: HashMap<u32, u64> = HashMap::new();
-            for (k, v) in &moved {
-                let (loc, _) = decode_location(v)?;
-                *gained.entry(loc.seg).or_default() += u64::from(loc.len);
-                blocks.insert(k.as_slice(), v.as_slice()).map_err(idx)?;
-            }
+            // The copies went to the active segment, which is never a victim.
+            index_records(&mut blocks, &mut segs, &moved)?;
             for (seg, live, dead) in &segments {
                 if victims.contains(seg) {
                     segs.remove(*seg).map_err(idx)?;
                     freed += live + dead;
                 }
-            }
-            for (seg, bytes) in gained {
-                let (live, dead) = segs.get(seg).map_err(idx)?.map_or((0, 0), |v| v.value());
-                segs.insert(seg, (live + bytes, dead)).map_err(idx)?;
             }
         }
         tx.commit().map_err(idx)?;
@@ -445,25 +464,12 @@ impl WriteBatch for FsBatch<'_> {
             self.committed = true;
             return Ok(());
         }
-        self.w
-            .out
-            .flush()
-            .and_then(|_| self.w.out.get_ref().sync_data())
-            .map_err(|e| Error::io("sync segment", e))?;
+        self.w.sync()?;
         let tx = self.store.db.begin_write().map_err(idx)?;
         {
             let mut blocks = tx.open_table(BLOCKS).map_err(idx)?;
             let mut segs = tx.open_table(SEGMENTS).map_err(idx)?;
-            let mut added: HashMap<u32, u64> = HashMap::new();
-            for (k, v) in &self.entries {
-                let (loc, _) = decode_location(v)?;
-                *added.entry(loc.seg).or_default() += u64::from(loc.len);
-                blocks.insert(k.as_slice(), v.as_slice()).map_err(idx)?;
-            }
-            for (seg, bytes) in added {
-                let (live, dead) = segs.get(seg).map_err(idx)?.map_or((0, 0), |v| v.value());
-                segs.insert(seg, (live + bytes, dead)).map_err(idx)?;
-            }
+            index_records(&mut blocks, &mut segs, &self.entries)?;
         }
         tx.commit().map_err(idx)?;
         self.committed = true;
