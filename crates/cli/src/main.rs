@@ -512,12 +512,8 @@ impl<R: Read> Read for ProgressReader<'_, R> {
 }
 
 fn pin_types(kind: &str) -> Result<Vec<PinType>> {
-    Ok(match kind {
-        "all" => vec![PinType::Recursive, PinType::Direct, PinType::Indirect],
-        "recursive" => vec![PinType::Recursive],
-        "direct" => vec![PinType::Direct],
-        "indirect" => vec![PinType::Indirect],
-        other => bail!("invalid type {other:?}, must be one of direct, indirect, recursive or all"),
+    PinType::selection(kind).with_context(|| {
+        format!("invalid type {kind:?}, must be one of direct, indirect, recursive or all")
     })
 }
 
@@ -825,13 +821,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         },
         Cmd::Id => {
-            let id = serde_json::json!({
-                "ID": repo.config().identity.peer_id,
-                "AgentVersion": format!("ipfs-kit/{}", env!("CARGO_PKG_VERSION")),
-                "Addresses": [],
-                "Protocols": [],
-            });
-            writeln!(out, "{}", serde_json::to_string_pretty(&id)?)?;
+            writeln!(out, "{}", serde_json::to_string_pretty(&repo.id_info())?)?;
         }
     }
     out.flush()?;

@@ -295,6 +295,34 @@ impl TreeDir {
     }
 }
 
+/// The roots of an add: each top-level entry, or (with `wrap`) one unnamed directory holding
+/// them, which is reported like any other added directory.
+fn finish_roots(
+    im: &mut Importer<'_>,
+    roots: Vec<DirEntry>,
+    wrap: bool,
+    added: &mut dyn FnMut(&Added),
+) -> Result<Vec<Added>, Error> {
+    if !wrap {
+        return Ok(roots
+            .into_iter()
+            .map(|e| Added {
+                name: e.name,
+                cid: e.node.cid,
+                size: e.node.tsize,
+            })
+            .collect());
+    }
+    let dir = im.directory(roots)?;
+    let wrapped = Added {
+        name: String::new(),
+        cid: dir.cid,
+        size: dir.tsize,
+    };
+    added(&wrapped);
+    Ok(vec![wrapped])
+}
+
 impl Repo {
     /// The import profile `flags` ask for, on top of the named (or the repo's) profile, with
     /// Kubo's rules for how the flags imply each other.
@@ -390,24 +418,7 @@ impl Repo {
                     }
                 }
                 let roots = tree.build("", im, added)?;
-                if !opts.wrap {
-                    return Ok(roots
-                        .into_iter()
-                        .map(|e| Added {
-                            name: e.name,
-                            cid: e.node.cid,
-                            size: e.node.tsize,
-                        })
-                        .collect());
-                }
-                let dir = im.directory(roots)?;
-                let wrapped = Added {
-                    name: String::new(),
-                    cid: dir.cid,
-                    size: dir.tsize,
-                };
-                added(&wrapped);
-                Ok(vec![wrapped])
+                finish_roots(im, roots, opts.wrap, added)
             },
             |roots| roots.iter().map(|a| a.cid).collect(),
         )
@@ -472,30 +483,9 @@ impl Repo {
                 for p in paths {
                     let name = name_of(p)?;
                     let node = import_path(im, p, &name, opts, &mut rep)?;
-                    roots.push((name, node));
+                    roots.push(DirEntry { name, node });
                 }
-                if !opts.wrap {
-                    return Ok(roots
-                        .into_iter()
-                        .map(|(name, n)| Added {
-                            name,
-                            cid: n.cid,
-                            size: n.tsize,
-                        })
-                        .collect());
-                }
-                let entries = roots
-                    .into_iter()
-                    .map(|(name, node)| DirEntry { name, node })
-                    .collect();
-                let dir = im.directory(entries)?;
-                let wrapped = Added {
-                    name: String::new(),
-                    cid: dir.cid,
-                    size: dir.tsize,
-                };
-                (rep.added)(&wrapped);
-                Ok(vec![wrapped])
+                finish_roots(im, roots, opts.wrap, rep.added)
             },
             |roots| roots.iter().map(|a| a.cid).collect(),
         )

@@ -283,14 +283,7 @@ impl Backend for NodeBackend {
     }
 
     fn id(&self) -> Result<serde_json::Value, RpcError> {
-        Ok(serde_json::json!({
-            "ID": self.repo.config().identity.peer_id,
-            "PublicKey": "",
-            "Addresses": [],
-            "AgentVersion": format!("ipfs-kit/{}", env!("CARGO_PKG_VERSION")),
-            "ProtocolVersion": "ipfs/0.1.0",
-            "Protocols": [],
-        }))
+        Ok(self.repo.id_info())
     }
 
     fn version(&self) -> serde_json::Value {
@@ -348,17 +341,11 @@ impl Backend for NodeBackend {
     }
 
     fn pin_ls(&self, paths: &[String], kind: &str) -> Result<Vec<(String, String)>, RpcError> {
-        let types = match kind {
-            "all" => vec![PinType::Recursive, PinType::Direct, PinType::Indirect],
-            "recursive" => vec![PinType::Recursive],
-            "direct" => vec![PinType::Direct],
-            "indirect" => vec![PinType::Indirect],
-            other => {
-                return Err(RpcError::client(format!(
-                    "invalid type '{other}', must be one of {{direct, indirect, recursive, all}}"
-                )))
-            }
-        };
+        let types = PinType::selection(kind).ok_or_else(|| {
+            RpcError::client(format!(
+                "invalid type '{kind}', must be one of {{direct, indirect, recursive, all}}"
+            ))
+        })?;
         Ok(self
             .repo
             .pin_ls(paths, &types)

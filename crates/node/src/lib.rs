@@ -286,6 +286,19 @@ impl Repo {
         &self.pins
     }
 
+    /// The node's identity as Kubo's `id` reports it. Offline, so no addresses or protocols
+    /// (empty lists, not null: clients require arrays).
+    pub fn id_info(&self) -> serde_json::Value {
+        serde_json::json!({
+            "ID": self.config.identity.peer_id,
+            "PublicKey": "",
+            "Addresses": [],
+            "AgentVersion": format!("ipfs-kit/{}", env!("CARGO_PKG_VERSION")),
+            "ProtocolVersion": "ipfs/0.1.0",
+            "Protocols": [],
+        })
+    }
+
     /// The bytes of a block, from the store or, for identity CIDs, from the CID itself.
     pub fn block_bytes(&self, cid: &Cid) -> Result<Bytes, Error> {
         if cid.hash().code() == IDENTITY {

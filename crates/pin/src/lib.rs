@@ -51,6 +51,17 @@ pub enum PinType {
 }
 
 impl PinType {
+    /// The types a `pin ls --type` value selects: `all`, `recursive`, `direct` or `indirect`.
+    pub fn selection(name: &str) -> Option<Vec<PinType>> {
+        Some(match name {
+            "all" => vec![PinType::Recursive, PinType::Direct, PinType::Indirect],
+            "recursive" => vec![PinType::Recursive],
+            "direct" => vec![PinType::Direct],
+            "indirect" => vec![PinType::Indirect],
+            _ => return None,
+        })
+    }
+
     /// Kubo's name for the type.
     pub fn as_str(self) -> &'static str {
         match self {
