@@ -52,9 +52,13 @@ enum Cmd {
     Get {
         /// /ipfs/CID[/path] or CID[/path].
         path: String,
-        /// Where to write it (default: the last path segment, or the CID).
+        /// Where to write it (default: the last path segment, or the CID; with --archive,
+        /// that name plus `.tar`).
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// Write one tar archive instead of files (`-o -` writes it to stdout).
+        #[arg(short, long)]
+        archive: bool,
     },
     /// List a directory: CID, size and name of each entry (directories end with /).
     Ls {
@@ -583,17 +587,38 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             repo.cat(&path, offset, length, &mut out)?;
         }
-        Cmd::Get { path, output } => {
-            let target = output.unwrap_or_else(|| {
-                PathBuf::from(
-                    path.trim_end_matches('/')
-                        .rsplit('/')
-                        .next()
-                        .unwrap_or(&path),
-                )
-            });
-            repo.get(&path, &target)?;
-            writeln!(out, "Saving file(s) to {}", target.display())?;
+        Cmd::Get {
+            path,
+            output,
+            archive,
+        } => {
+            let name = path
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or(&path);
+            if archive {
+                let target = output.unwrap_or_else(|| PathBuf::from(format!("{name}.tar")));
+                if target.as_os_str() == "-" {
+                    let mut w = io::BufWriter::with_capacity(1 << 20, &mut out);
+                    repo.get_tar(&path, &mut w)?;
+                    w.flush()?;
+                } else {
+                    let f = std::fs::File::create_new(&target)
+                        .with_context(|| format!("create {}", target.display()))?;
+                    let mut w = io::BufWriter::with_capacity(1 << 20, f);
+                    repo.get_tar(&path, &mut w)?;
+                    w.into_inner()
+                        .map_err(|e| e.into_error())
+                        .and_then(|f| f.sync_all())
+                        .with_context(|| format!("write {}", target.display()))?;
+                    writeln!(out, "Saving archive to {}", target.display())?;
+                }
+            } else {
+                let target = output.unwrap_or_else(|| PathBuf::from(name));
+                repo.get(&path, &target)?;
+                writeln!(out, "Saving file(s) to {}", target.display())?;
+            }
         }
         Cmd::Ls { path } => {
             for e in repo.ls(&path)? {

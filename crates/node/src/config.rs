@@ -17,6 +17,57 @@ pub struct Config {
     pub import: Import,
     /// Where the node's services listen (used by the daemon).
     pub addresses: Addresses,
+    /// Who may use the RPC API, and its limits.
+    pub api: Api,
+}
+
+/// RPC API access and limits (Kubo's `API` section, plus the bounds Kubo leaves open).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Api {
+    /// Named secrets, as Kubo's `API.Authorizations`. When any is set, every request must
+    /// carry one, and may only call the path prefixes it lists.
+    pub authorizations: std::collections::BTreeMap<String, ApiAuthorization>,
+    /// Browser origins (`https://app.example`, or `*`) allowed to call the API, with CORS
+    /// headers. None by default: pages from other origins are refused.
+    pub allowed_origins: Vec<String>,
+    /// Extra headers put on every API response.
+    pub http_headers: std::collections::BTreeMap<String, String>,
+    /// Requests served at once; more are refused with 429.
+    pub max_concurrent_requests: usize,
+    /// Open connections per listener; more wait to be accepted.
+    pub max_connections: usize,
+    /// Largest upload (`add`, `dag import`, …), in bytes.
+    pub max_upload_bytes: u64,
+    /// Seconds an upload may send nothing, or a client read nothing, before its request is cut.
+    pub stall_timeout_secs: u64,
+    /// Seconds a client has to send its request headers.
+    pub header_timeout_secs: u64,
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        Api {
+            authorizations: Default::default(),
+            allowed_origins: Vec::new(),
+            http_headers: Default::default(),
+            max_concurrent_requests: 256,
+            max_connections: 1024,
+            max_upload_bytes: 64 << 30,
+            stall_timeout_secs: 60,
+            header_timeout_secs: 30,
+        }
+    }
+}
+
+/// One named API secret.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiAuthorization {
+    /// `bearer:TOKEN` or `basic:USER:PASSWORD`, as Kubo writes them.
+    pub auth_secret: String,
+    /// Path prefixes this secret may call, such as `/api/v0` (everything) or `/api/v0/cat`.
+    pub allowed_paths: Vec<String>,
 }
 
 /// The node's libp2p identity.
@@ -96,6 +147,9 @@ const HEADER: &str = "\
 # [import]       profile: unixfs-v0-2015 (Kubo's default CIDs), unixfs-v1-2025 (CIDv1, raw
 #                leaves, 1 MiB chunks) or kubo-v0.22; `add` flags override it.
 # [addresses]    api and gateway listen multiaddrs for the daemon.
+# [api]          authorizations (named secrets, Kubo's API.Authorizations: auth_secret
+#                bearer:TOKEN or basic:USER:PASSWORD, allowed_paths such as /api/v0/cat),
+#                allowed_origins (CORS), http_headers, and the request limits.
 
 ";
 
@@ -121,6 +175,15 @@ impl Config {
         if !(0.0..=1.0).contains(&self.datastore.compact_dead_ratio) {
             return Err(Error::Config(
                 "datastore.compact_dead_ratio must be between 0 and 1".into(),
+            ));
+        }
+        for (name, a) in &self.api.authorizations {
+            ipfs_kit_rpc::Authorization::from_secret(name, &a.auth_secret, Vec::new())
+                .map_err(|e| Error::Config(format!("api.authorizations: {e}")))?;
+        }
+        if self.api.max_concurrent_requests == 0 || self.api.max_connections == 0 {
+            return Err(Error::Config(
+                "api.max_concurrent_requests and api.max_connections must be at least 1".into(),
             ));
         }
         if self.datastore.segment_size < 1 << 20 {

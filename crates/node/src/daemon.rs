@@ -8,7 +8,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ipfs_kit_pin::PinType;
-use ipfs_kit_rpc::{AddEvent, AddParams, Backend, Limits, RepoStat, RpcError, Upload, UploadKind};
+use ipfs_kit_rpc::{
+    Access, AddEvent, AddParams, Authorization, Backend, Limits, RepoStat, RpcError, Upload,
+    UploadKind,
+};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::{Registry, Unit};
+use tokio::sync::{watch, Semaphore};
 
 use crate::{AddOptions, EntryKind, EntrySource, Error, ImportFlags, Repo, REPO_VERSION};
 
@@ -69,12 +75,61 @@ pub struct DaemonOptions {
 /// The node behind the RPC API.
 pub struct NodeBackend {
     repo: Arc<Repo>,
+    metrics: NodeMetrics,
 }
 
 impl NodeBackend {
-    /// Serves `repo`.
-    pub fn new(repo: Arc<Repo>) -> Self {
-        NodeBackend { repo }
+    /// Serves `repo`, reporting `metrics`.
+    pub fn new(repo: Arc<Repo>, metrics: NodeMetrics) -> Self {
+        NodeBackend { repo, metrics }
+    }
+}
+
+/// Every metric the node exports, and the store figures read at each scrape.
+#[derive(Clone)]
+pub struct NodeMetrics {
+    registry: Arc<Registry>,
+    stored_bytes: Gauge,
+    stored_blocks: Gauge,
+    /// The RPC API's counters.
+    pub rpc: ipfs_kit_rpc::Metrics,
+}
+
+impl Default for NodeMetrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("ipfs_kit");
+        let rpc = ipfs_kit_rpc::Metrics::default();
+        rpc.register(registry.sub_registry_with_prefix("rpc"));
+        let (stored_bytes, stored_blocks) = (Gauge::default(), Gauge::default());
+        let store = registry.sub_registry_with_prefix("blockstore");
+        store.register_with_unit(
+            "size",
+            "Bytes of block data stored",
+            Unit::Bytes,
+            stored_bytes.clone(),
+        );
+        store.register("blocks", "Blocks stored", stored_blocks.clone());
+        NodeMetrics {
+            registry: Arc::new(registry),
+            stored_bytes,
+            stored_blocks,
+            rpc,
+        }
+    }
+}
+
+impl NodeMetrics {
+    /// The Prometheus text exposition, with the store figures read now.
+    pub fn encode(&self, repo: &Repo) -> Result<String, Error> {
+        let stats = repo.blocks().stats()?;
+        self.stored_bytes
+            .set(i64::try_from(stats.block_bytes).unwrap_or(i64::MAX));
+        self.stored_blocks
+            .set(i64::try_from(stats.blocks).unwrap_or(i64::MAX));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .map_err(|e| Error::Invalid(format!("encode metrics: {e}")))?;
+        Ok(text)
     }
 }
 
@@ -296,6 +351,10 @@ impl Backend for NodeBackend {
         })
     }
 
+    fn get(&self, path: &str, out: &mut dyn Write) -> Result<(), RpcError> {
+        self.repo.get_tar(path, out).map_err(rpc)
+    }
+
     fn cat(
         &self,
         path: &str,
@@ -435,17 +494,26 @@ impl Backend for NodeBackend {
             .collect())
     }
 
+    fn prometheus(&self) -> Result<String, RpcError> {
+        self.metrics.encode(&self.repo).map_err(rpc)
+    }
+
     fn config_show(&self) -> Result<serde_json::Value, RpcError> {
         let mut cfg = self.repo.config().clone();
         cfg.identity.private_key = String::new();
+        for a in cfg.api.authorizations.values_mut() {
+            a.auth_secret = String::new();
+        }
         serde_json::to_value(cfg).map_err(|e| RpcError::normal(e.to_string()))
     }
 
     fn config_get(&self, key: &str) -> Result<serde_json::Value, RpcError> {
-        if key.ends_with("private_key") || key == "Identity.PrivKey" {
-            return Err(RpcError::normal(
-                "the private key is not served over the API",
-            ));
+        if key.ends_with("private_key")
+            || key == "Identity.PrivKey"
+            || key.starts_with("api.authorizations")
+            || key.starts_with("API.Authorizations")
+        {
+            return Err(RpcError::normal("secrets are not served over the API"));
         }
         // Kubo's names for the settings clients ask about most.
         let cfg = self.repo.config();
@@ -465,11 +533,11 @@ fn strings(cids: Vec<ipfs_kit_block::Cid>) -> Vec<String> {
     cids.iter().map(ToString::to_string).collect()
 }
 
-/// Refuses to expose the API beyond this machine unless told to.
-fn check_exposure(listen: &[Listen], opts: &DaemonOptions) -> Result<(), Error> {
+/// Refuses to expose the API beyond this machine with no secret guarding it, unless told to.
+fn check_exposure(listen: &[Listen], opts: &DaemonOptions, guarded: bool) -> Result<(), Error> {
     for l in listen {
         if let Listen::Tcp(a) = l {
-            if !a.ip().is_loopback() && !opts.allow_remote_api {
+            if !a.ip().is_loopback() && !guarded && !opts.allow_remote_api {
                 return Err(Error::Config(format!(
                     "refusing to serve the RPC API on non-loopback {} with no authorization configured (pass --allow-remote-api to do it anyway)",
                     l.multiaddr()
@@ -478,6 +546,27 @@ fn check_exposure(listen: &[Listen], opts: &DaemonOptions) -> Result<(), Error> 
         }
     }
     Ok(())
+}
+
+/// The access rules the config describes.
+fn access(cfg: &crate::config::Api) -> Result<Access, Error> {
+    let authorizations = cfg
+        .authorizations
+        .iter()
+        .map(|(name, a)| {
+            Authorization::from_secret(name, &a.auth_secret, a.allowed_paths.clone())
+                .map_err(Error::Config)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Access {
+        authorizations,
+        allowed_origins: cfg.allowed_origins.clone(),
+        headers: cfg
+            .http_headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    })
 }
 
 /// Runs the RPC API until `shutdown` completes, then stops accepting, lets in-flight requests
@@ -498,37 +587,53 @@ pub async fn serve(
         .iter()
         .map(|a| Listen::parse(a))
         .collect::<Result<Vec<_>, _>>()?;
-    check_exposure(&listen, &opts)?;
-    let app = ipfs_kit_rpc::router(Arc::new(NodeBackend::new(repo.clone())), Limits::default());
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let api = repo.config().api.clone();
+    let access = access(&api)?;
+    check_exposure(&listen, &opts, !access.authorizations.is_empty())?;
+    if !access.authorizations.is_empty() {
+        tracing::info!("RPC API access is limited by the rules in api.authorizations");
+    }
+    let metrics = NodeMetrics::default();
+    let limits = Limits {
+        concurrent_requests: api.max_concurrent_requests,
+        max_upload: api.max_upload_bytes,
+        stall_timeout: std::time::Duration::from_secs(api.stall_timeout_secs),
+        ..Limits::default()
+    };
+    let app = ipfs_kit_rpc::router(
+        Arc::new(NodeBackend::new(repo.clone(), metrics.clone())),
+        limits,
+        access,
+        metrics.rpc.clone(),
+    );
+    let http = HttpOptions {
+        max_connections: api.max_connections,
+        header_timeout: std::time::Duration::from_secs(api.header_timeout_secs),
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
     let mut bound = Vec::new();
     let mut sockets = Vec::new();
     let mut servers = tokio::task::JoinSet::new();
     for l in &listen {
-        let mut stop = stop_rx.clone();
-        let stopped = async move {
-            let _ = stop.wait_for(|s| *s).await;
-        };
+        let what = || format!("bind the RPC API to {}", l.multiaddr());
         match l {
             Listen::Tcp(a) => {
                 let listener = tokio::net::TcpListener::bind(a)
                     .await
-                    .map_err(|e| Error::io(format!("bind the RPC API to {}", l.multiaddr()), e))?;
+                    .map_err(|e| Error::io(what(), e))?;
                 let local = listener
                     .local_addr()
                     .map_err(|e| Error::io("local address", e))?;
                 bound.push(Listen::Tcp(local).multiaddr());
-                let server = axum::serve(listener, app.clone()).with_graceful_shutdown(stopped);
-                servers.spawn(async move { server.await });
+                servers.spawn(serve_http(listener, app.clone(), http, stop_rx.clone()));
             }
             Listen::Unix(p) => {
                 remove_stale_socket(p)?;
-                let listener = tokio::net::UnixListener::bind(p)
-                    .map_err(|e| Error::io(format!("bind the RPC API to {}", l.multiaddr()), e))?;
+                let listener =
+                    tokio::net::UnixListener::bind(p).map_err(|e| Error::io(what(), e))?;
                 sockets.push(p.clone());
                 bound.push(l.multiaddr());
-                let server = axum::serve(listener, app.clone()).with_graceful_shutdown(stopped);
-                servers.spawn(async move { server.await });
+                servers.spawn(serve_http(listener, app.clone(), http, stop_rx.clone()));
             }
         }
     }
@@ -542,15 +647,12 @@ pub async fn serve(
     let grace = opts
         .shutdown_grace
         .unwrap_or(std::time::Duration::from_secs(5));
-    let drained = tokio::time::timeout(grace, async {
-        while let Some(r) = servers.join_next().await {
-            if let Ok(Err(e)) = r {
-                tracing::warn!("rpc server ended with an error: {e}");
-            }
-        }
+    if tokio::time::timeout(grace, async {
+        while servers.join_next().await.is_some() {}
     })
-    .await;
-    if drained.is_err() {
+    .await
+    .is_err()
+    {
         tracing::warn!("requests still running after {grace:?}; closing them");
         servers.shutdown().await;
     }
@@ -559,6 +661,99 @@ pub async fn serve(
         let _ = std::fs::remove_file(s);
     }
     Ok(())
+}
+
+/// How an HTTP listener bounds its clients.
+#[derive(Clone, Copy, Debug)]
+struct HttpOptions {
+    /// Connections open at once; the listener stops accepting at this many.
+    max_connections: usize,
+    /// Time a client has to send its request headers (slow-header clients are cut).
+    header_timeout: std::time::Duration,
+}
+
+/// A listener of either kind.
+trait Accept: Send + 'static {
+    type Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
+    fn accept(&self) -> impl Future<Output = std::io::Result<Self::Io>> + Send;
+}
+
+impl Accept for tokio::net::TcpListener {
+    type Io = tokio::net::TcpStream;
+    async fn accept(&self) -> std::io::Result<Self::Io> {
+        let (stream, _) = tokio::net::TcpListener::accept(self).await?;
+        // Small answers (JSON lines) should not wait for Nagle's timer.
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+}
+
+impl Accept for tokio::net::UnixListener {
+    type Io = tokio::net::UnixStream;
+    async fn accept(&self) -> std::io::Result<Self::Io> {
+        tokio::net::UnixListener::accept(self).await.map(|(s, _)| s)
+    }
+}
+
+/// Serves HTTP/1.1 on `listener` until `stop` turns true, then lets open connections finish
+/// their current request. At most `max_connections` are open at once, and every one must send
+/// its headers within the timeout, so neither many nor slow clients can exhaust the node.
+async fn serve_http<L: Accept>(
+    listener: L,
+    app: axum::Router,
+    opts: HttpOptions,
+    mut stop: watch::Receiver<bool>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let slots = Arc::new(Semaphore::new(opts.max_connections));
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(opts.header_timeout)
+        .keep_alive(true);
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let slot = tokio::select! {
+            s = slots.clone().acquire_owned() => s,
+            () = stopped(&mut stop) => break,
+        };
+        let Ok(slot) = slot else { break };
+        let io = tokio::select! {
+            io = listener.accept() => io,
+            () = stopped(&mut stop) => break,
+        };
+        let io = match io {
+            Ok(io) => io,
+            Err(e) => {
+                // Out of descriptors and the like: back off instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let conn = builder.serve_connection(TokioIo::new(io), service);
+        let mut stop = stop.clone();
+        connections.spawn(async move {
+            let _slot = slot;
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                () = stopped(&mut stop) => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+        // Reap finished connections so the set stays as small as the open ones.
+        while connections.try_join_next().is_some() {}
+    }
+    while connections.join_next().await.is_some() {}
+}
+
+/// Completes once the stop flag is set (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await.map(|_| ());
 }
 
 /// A socket file left by a daemon that was killed would make bind fail; only socket files are
@@ -609,13 +804,15 @@ mod tests {
             assert!(Listen::parse(bad).is_err(), "{bad}");
         }
         let remote = [Listen::parse("/ip4/0.0.0.0/tcp/5001").unwrap()];
-        assert!(check_exposure(&remote, &DaemonOptions::default()).is_err());
+        assert!(check_exposure(&remote, &DaemonOptions::default(), false).is_err());
+        assert!(check_exposure(&remote, &DaemonOptions::default(), true).is_ok());
         assert!(check_exposure(
             &remote,
             &DaemonOptions {
                 allow_remote_api: true,
                 ..Default::default()
-            }
+            },
+            false
         )
         .is_ok());
     }

@@ -23,6 +23,7 @@ pub mod daemon;
 pub mod identity;
 mod ops;
 mod path;
+mod tar;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;

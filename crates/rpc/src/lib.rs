@@ -8,12 +8,16 @@
 //! Blocking backend calls run on tokio's blocking pool; streamed output travels through a
 //! bounded channel, so a slow or gone client slows or stops the producer instead of buffering.
 
+mod access;
 mod error;
+mod metrics;
 mod request;
 mod server;
 mod upload;
 
+pub use access::{Access, Authorization};
 pub use error::{ErrorKind, RpcError};
+pub use metrics::Metrics;
 pub use request::Request;
 pub use server::{router, Limits};
 pub use upload::{AddEvent, AddParams, Upload, UploadKind};
@@ -117,6 +121,8 @@ pub trait Backend: Send + Sync + 'static {
         length: Option<u64>,
         out: &mut dyn Write,
     ) -> Result<(), RpcError>;
+    /// Writes the file, directory or symlink at `path` to `out` as a tar stream.
+    fn get(&self, path: &str, out: &mut dyn Write) -> Result<(), RpcError>;
     /// The bytes of one block.
     fn block_get(&self, path: &str) -> Result<bytes::Bytes, RpcError>;
     /// A block's CID string and size.
@@ -151,6 +157,8 @@ pub trait Backend: Send + Sync + 'static {
     fn dag_export(&self, path: &str, out: &mut dyn Write) -> Result<(), RpcError>;
     /// A directory listing (or the links of another node).
     fn ls(&self, path: &str) -> Result<Vec<LsLink>, RpcError>;
+    /// The node's metrics in Prometheus' text format.
+    fn prometheus(&self) -> Result<String, RpcError>;
     /// The whole config as JSON, secrets removed.
     fn config_show(&self) -> Result<serde_json::Value, RpcError>;
     /// One config value.

@@ -1,7 +1,9 @@
 //! Routing and the command handlers.
 
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, State};
@@ -9,11 +11,14 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use bytes::Bytes;
+use futures_util::StreamExt as _;
 use serde_json::json;
 use tokio::sync::{mpsc, Semaphore};
+use tracing::Instrument as _;
 
+use crate::metrics::Metrics;
 use crate::upload::{self, AddParams};
-use crate::{Backend, Request, RpcError};
+use crate::{Access, Backend, Request, RpcError};
 
 /// Bounds on what clients can hold.
 #[derive(Clone, Copy, Debug)]
@@ -25,6 +30,9 @@ pub struct Limits {
     pub stream_buffer: usize,
     /// Largest upload accepted by `add`, in bytes.
     pub max_upload: u64,
+    /// How long an upload may send nothing, or a client read nothing of a streamed answer,
+    /// before the request is cut: an abandoned client cannot hold a request slot forever.
+    pub stall_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -33,6 +41,7 @@ impl Default for Limits {
             concurrent_requests: 256,
             stream_buffer: 8,
             max_upload: 64 << 30,
+            stall_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -42,17 +51,36 @@ struct AppState {
     backend: Arc<dyn Backend>,
     permits: Arc<Semaphore>,
     limits: Limits,
+    access: Arc<Access>,
+    metrics: Metrics,
+    next_id: Arc<AtomicU64>,
 }
 
-/// The `/api/v0` router over `backend`.
-pub fn router(backend: Arc<dyn Backend>, limits: Limits) -> Router {
+/// The `/api/v0` router over `backend`, enforcing `limits` and `access`, counting into `metrics`.
+pub fn router(
+    backend: Arc<dyn Backend>,
+    limits: Limits,
+    access: Access,
+    metrics: Metrics,
+) -> Router {
     let state = AppState {
         backend,
         permits: Arc::new(Semaphore::new(limits.concurrent_requests)),
         limits,
+        access: Arc::new(access),
+        metrics,
+        next_id: Arc::new(AtomicU64::new(1)),
     };
     Router::new().fallback(dispatch).with_state(state)
 }
+
+tokio::task_local! {
+    /// The request's `timeout` deadline, seen by the streams it starts.
+    static DEADLINE: Option<Instant>;
+}
+
+/// The message Go clients know for a request past its deadline.
+const DEADLINE_EXCEEDED: &str = "context deadline exceeded";
 
 fn json_response<T: serde::Serialize>(value: &T) -> Response {
     match serde_json::to_vec(value) {
@@ -79,31 +107,53 @@ fn ndjson_response<T: serde::Serialize>(values: impl IntoIterator<Item = T>) -> 
     resp
 }
 
-/// Runs a blocking backend call off the async runtime.
+/// Runs a blocking backend call off the async runtime, inside the request's log span.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, RpcError> + Send + 'static,
 ) -> Result<T, RpcError> {
-    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
-        Err(RpcError {
-            message: format!("internal error: {e}"),
-            kind: crate::ErrorKind::Implementation,
-            plain: None,
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(f))
+        .await
+        .unwrap_or_else(|e| {
+            Err(RpcError {
+                message: format!("internal error: {e}"),
+                kind: crate::ErrorKind::Implementation,
+                plain: None,
+            })
         })
-    })
 }
 
 /// A `Write` that hands chunks to the response body through a bounded channel. When the
-/// client goes away the channel closes and writes fail, which stops the producer.
+/// client goes away the channel closes and writes fail, which stops the producer; a client
+/// that stops reading for `stall` or a request past its deadline fails them too.
 struct ChannelWriter {
     tx: mpsc::Sender<Result<Bytes, io::Error>>,
+    runtime: tokio::runtime::Handle,
+    stall: Duration,
+    deadline: Option<Instant>,
 }
 
 impl Write for ChannelWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.tx
-            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))?;
-        Ok(buf.len())
+        let mut wait = self.stall;
+        if let Some(d) = self.deadline {
+            wait = wait.min(d.saturating_duration_since(Instant::now()));
+        }
+        let send = tokio::time::timeout(wait, self.tx.send(Ok(Bytes::copy_from_slice(buf))));
+        match self.runtime.block_on(send) {
+            Ok(Ok(())) => Ok(buf.len()),
+            Ok(Err(_)) => Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "client went away",
+            )),
+            Err(_) if self.deadline.is_some_and(|d| Instant::now() >= d) => {
+                Err(io::Error::new(io::ErrorKind::TimedOut, DEADLINE_EXCEEDED))
+            }
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("client read nothing for {}s", self.stall.as_secs()),
+            )),
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -120,9 +170,18 @@ async fn stream_response(
 ) -> Response {
     let (tx, mut rx) = mpsc::channel(limits.stream_buffer.max(1));
     let (first_tx, first_rx) = tokio::sync::oneshot::channel::<Result<(), RpcError>>();
+    let deadline = DEADLINE.try_with(|d| *d).ok().flatten();
+    let runtime = tokio::runtime::Handle::current();
+    let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
         let mut w = FirstWrite {
-            inner: ChannelWriter { tx: tx.clone() },
+            inner: ChannelWriter {
+                tx: tx.clone(),
+                runtime,
+                stall: limits.stall_timeout,
+                deadline,
+            },
             first: Some(first_tx),
         };
         let result = produce(&mut w);
@@ -181,14 +240,81 @@ impl Write for FirstWrite {
 }
 
 async fn dispatch(State(state): State<AppState>, request: axum::extract::Request) -> Response {
+    let started = Instant::now();
+    let id = state.next_id.fetch_add(1, Ordering::Relaxed);
+    let span = tracing::info_span!("rpc", req = id);
+    async move {
+        let path = request.uri().path().to_string();
+        let headers = request.headers().clone();
+        let (label, mut resp) = handle(&state, request).await;
+        state.access.decorate(&headers, &mut resp);
+        if let Ok(v) = HeaderValue::try_from(id.to_string()) {
+            resp.headers_mut().insert("X-Request-Id", v);
+        }
+        let status = resp.status();
+        state
+            .metrics
+            .observe(label, status.as_u16(), started.elapsed());
+        tracing::info!(
+            %path,
+            status = status.as_u16(),
+            ms = started.elapsed().as_millis() as u64,
+            "request"
+        );
+        let bytes_out = state.metrics.bytes_out(label);
+        resp.map(|body| {
+            Body::from_stream(body.into_data_stream().inspect(move |chunk| {
+                if let Ok(c) = chunk {
+                    bytes_out.inc_by(c.len() as u64);
+                }
+            }))
+        })
+    }
+    .instrument(span)
+    .await
+}
+
+/// Runs one request; returns the command label for metrics with the answer.
+async fn handle(state: &AppState, request: axum::extract::Request) -> (&'static str, Response) {
     let (method, uri) = (request.method().clone(), request.uri().clone());
-    let query = uri.query().map(str::to_string);
+    // Liveness carries nothing secret, and probes should not need one.
+    if uri.path() == "/health" {
+        return ("health", (StatusCode::OK, "ok\n").into_response());
+    }
+    if let Some(denied) = state.access.authorize(uri.path(), request.headers()) {
+        return ("denied", denied);
+    }
+    if uri.path() == "/debug/metrics/prometheus" {
+        let b = state.backend.clone();
+        let resp = match blocking(move || b.prometheus()).await {
+            Ok(text) => (
+                [(
+                    header::CONTENT_TYPE,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                )],
+                text,
+            )
+                .into_response(),
+            Err(e) => e.into_response(),
+        };
+        return ("metrics", resp);
+    }
     let Some(cmd) = uri.path().strip_prefix("/api/v0/") else {
-        return RpcError::request(StatusCode::NOT_FOUND, "404 page not found").into_response();
+        return (
+            "unknown",
+            RpcError::request(StatusCode::NOT_FOUND, "404 page not found").into_response(),
+        );
     };
     let cmd = cmd.trim_end_matches('/').to_string();
+    let label = command_label(&cmd);
+    if let Some(preflight) = state.access.preflight(&method, request.headers()) {
+        return (label, preflight);
+    }
     if method == Method::OPTIONS {
-        return (StatusCode::NO_CONTENT, [(header::ALLOW, "OPTIONS, POST")]).into_response();
+        return (
+            label,
+            (StatusCode::NO_CONTENT, [(header::ALLOW, "OPTIONS, POST")]).into_response(),
+        );
     }
     if method != Method::POST {
         let mut resp =
@@ -196,17 +322,79 @@ async fn dispatch(State(state): State<AppState>, request: axum::extract::Request
                 .into_response();
         resp.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("OPTIONS, POST"));
-        return resp;
+        return (label, resp);
+    }
+    if let Some(denied) = state.access.check_browser(&method, request.headers()) {
+        return (label, denied);
     }
     let Ok(_permit) = state.permits.clone().try_acquire_owned() else {
-        return RpcError::request(StatusCode::TOO_MANY_REQUESTS, "429 - Too Many Requests")
-            .into_response();
+        return (
+            label,
+            RpcError::request(StatusCode::TOO_MANY_REQUESTS, "429 - Too Many Requests")
+                .into_response(),
+        );
     };
-    let req = Request::parse(query.as_deref());
-    match run(&state, &cmd, req, request).await {
-        Ok(resp) => resp,
-        Err(e) => e.into_response(),
+    let req = Request::parse(uri.query());
+    let timeout = match req.string(&["timeout"]).map(parse_duration).transpose() {
+        Ok(t) => t,
+        Err(e) => return (label, e.into_response()),
+    };
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let work = DEADLINE.scope(deadline, run(state, &cmd, req, request));
+    let result = match timeout {
+        Some(t) => tokio::time::timeout(t, work)
+            .await
+            .unwrap_or_else(|_| Err(RpcError::normal(DEADLINE_EXCEEDED))),
+        None => work.await,
+    };
+    (label, result.unwrap_or_else(IntoResponse::into_response))
+}
+
+/// A bounded label for metrics: the command when it is one we know, else `unknown`.
+fn command_label(cmd: &str) -> &'static str {
+    COMMANDS
+        .iter()
+        .chain(NEEDS_NETWORK)
+        .chain(["stats/bw", "bitswap/stat", "stats/bitswap"].iter())
+        .find(|c| **c == cmd)
+        .copied()
+        .unwrap_or("unknown")
+}
+
+/// Parses a Go duration (`300ms`, `1.5s`, `2m30s`, `1h`), as Kubo's `timeout` option takes.
+fn parse_duration(text: &str) -> Result<Duration, RpcError> {
+    let bad = || {
+        RpcError::client(format!(
+            "invalid timeout {text:?}: want a duration such as 30s, 500ms or 2m"
+        ))
+    };
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(bad());
     }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let value: f64 = rest[..num_end].parse().map_err(|_| bad())?;
+        rest = &rest[num_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        total += value * scale;
+        rest = &rest[unit_end..];
+    }
+    Duration::try_from_secs_f64(total).map_err(|_| bad())
 }
 
 /// Kubo's block size limit for `block/put` and `dag/put` without `allow-big-block`.
@@ -214,10 +402,31 @@ const BLOCK_LIMIT: usize = 1024 * 1024;
 /// The largest block accepted even with `allow-big-block`.
 const MAX_BIG_BLOCK: usize = 64 << 20;
 
+/// Kubo's answer to a command that needs the network on a node without one (`ErrNotOnline`).
+const NOT_ONLINE: &str = "this command must be run in online mode. Try running 'ipfs daemon' first";
+/// Kubo's CoreAPI wording of the same (`ErrOffline`), which pubsub answers with.
+const OFFLINE_ACTION: &str =
+    "this action must be run in online mode, try running 'ipfs daemon' first";
+/// Command groups that need the libp2p network, which this node does not run yet: they answer
+/// Kubo's offline errors rather than 404, so clients report the real reason.
+const NEEDS_NETWORK: &[&str] = &[
+    "swarm",
+    "ping",
+    "routing",
+    "dht",
+    "provide",
+    "bitswap",
+    "stats/dht",
+    "stats/provide",
+    "pubsub",
+    "p2p",
+];
+
 /// The commands this server answers (for `commands`).
 const COMMANDS: &[&str] = &[
     "add",
     "block/get",
+    "block/put",
     "block/rm",
     "block/stat",
     "cat",
@@ -226,7 +435,10 @@ const COMMANDS: &[&str] = &[
     "config/show",
     "dag/export",
     "dag/get",
+    "dag/import",
+    "dag/put",
     "dag/resolve",
+    "get",
     "id",
     "ls",
     "pin/add",
@@ -292,8 +504,8 @@ async fn run(
             })?;
             let mut upload = upload::start(
                 multipart,
-                state.limits.stream_buffer,
-                state.limits.max_upload,
+                &state.limits,
+                state.metrics.bytes_in(command_label(cmd)),
             );
             stream_response(state.limits, true, move |w| {
                 b.add(&mut upload, &params, &mut |event| {
@@ -309,8 +521,8 @@ async fn run(
             })?;
             let mut upload = upload::start(
                 multipart,
-                state.limits.stream_buffer,
-                state.limits.max_upload,
+                &state.limits,
+                state.metrics.bytes_in(command_label(cmd)),
             );
             let allow_big = req.flag(&["allow-big-block"], false)?;
             // Read one byte past the block limit so the node can name the oversize exactly.
@@ -384,6 +596,22 @@ async fn run(
                 b.cat(&path, offset, length, w)
             })
             .await
+        }
+        "get" => {
+            let path = req.arg(0, "ipfs-path")?.to_string();
+            if req.flag(&["compress", "C"], false)? {
+                return Err(RpcError::client(
+                    "compressed get is not supported: fetch the tar and compress it locally",
+                ));
+            }
+            let mut resp = stream_response(state.limits, false, move |w| b.get(&path, w)).await;
+            if resp.status().is_success() {
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/x-tar"),
+                );
+            }
+            resp
         }
         "block/get" => {
             let path = req.arg(0, "cid")?.to_string();
@@ -493,6 +721,21 @@ async fn run(
             let value = blocking(move || b.config_get(&k)).await?;
             json_response(&json!({ "Key": key, "Value": value }))
         }
+        "stats/bw" | "bitswap/stat" | "stats/bitswap" => {
+            return Err(RpcError::client(format!(
+                "unable to run offline: {NOT_ONLINE}"
+            )))
+        }
+        c if NEEDS_NETWORK
+            .iter()
+            .any(|p| c == *p || c.starts_with(&format!("{p}/"))) =>
+        {
+            return Err(RpcError::normal(if c.starts_with("pubsub") {
+                OFFLINE_ACTION
+            } else {
+                NOT_ONLINE
+            }))
+        }
         "commands" => json_response(&json!({
             "Name": "ipfs",
             "Subcommands": COMMANDS.iter().map(|c| json!({ "Name": c, "Subcommands": [], "Options": [] })).collect::<Vec<_>>(),
@@ -505,4 +748,20 @@ async fn run(
             ))
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_duration("5000ms").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+        for bad in ["", "5", "s", "5x", "1..2s", "-1s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
 }

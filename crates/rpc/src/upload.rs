@@ -5,13 +5,15 @@
 //! buffering: a backend that stops reading stops the upload.
 
 use std::io;
+use std::time::Duration;
 
 use axum::extract::Multipart;
 use bytes::Bytes;
+use prometheus_client::metrics::counter::Counter;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::RpcError;
+use crate::{Limits, RpcError};
 
 /// What an uploaded entry is, from its part's content type.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -181,40 +183,49 @@ fn part_name(raw: &str) -> String {
         .into_owned()
 }
 
-/// Starts reading `multipart` on the runtime; returns the blocking end. `max_bytes` bounds the
-/// whole upload.
-pub(crate) fn start(mut multipart: Multipart, buffer: usize, max_bytes: u64) -> Upload {
-    let (tx, rx) = mpsc::channel(buffer.max(1));
+/// Waits for the next piece of an upload, failing if the client sends nothing for `stall`.
+async fn within<T, E: std::fmt::Display>(
+    stall: Duration,
+    next: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, RpcError> {
+    match tokio::time::timeout(stall, next).await {
+        Ok(r) => r.map_err(|e| RpcError::client(format!("bad multipart upload: {e}"))),
+        Err(_) => Err(RpcError::client(format!(
+            "upload stalled: nothing received for {}s",
+            stall.as_secs()
+        ))),
+    }
+}
+
+/// Starts reading `multipart` on the runtime; returns the blocking end. The limits bound the
+/// whole upload, the chunks buffered, and how long the client may pause; `received` counts
+/// the bytes.
+pub(crate) fn start(mut multipart: Multipart, limits: &Limits, received: Counter) -> Upload {
+    let (tx, rx) = mpsc::channel(limits.stream_buffer.max(1));
+    let (max_bytes, stall) = (limits.max_upload, limits.stall_timeout);
     tokio::spawn(async move {
         let mut total = 0u64;
         let result: Result<(), RpcError> = async {
-            while let Some(mut field) = multipart
-                .next_field()
-                .await
-                .map_err(|e| RpcError::client(format!("bad multipart upload: {e}")))?
-            {
+            while let Some(mut field) = within(stall, multipart.next_field()).await? {
                 let name = part_name(field.file_name().or(field.name()).unwrap_or_default());
-                let kind =
-                    match field.content_type() {
-                        Some(
-                            "application/x-directory" | "multipart/form-data" | "multipart/mixed",
-                        ) => UploadKind::Directory,
-                        Some("application/symlink") => {
-                            let mut target = Vec::new();
-                            while let Some(c) = field.chunk().await.map_err(|e| {
-                                RpcError::client(format!("bad multipart upload: {e}"))
-                            })? {
-                                target.extend_from_slice(&c);
-                                if target.len() > 4096 {
-                                    return Err(RpcError::client(
-                                        "symlink target longer than 4096 bytes",
-                                    ));
-                                }
+                let kind = match field.content_type() {
+                    Some("application/x-directory" | "multipart/form-data" | "multipart/mixed") => {
+                        UploadKind::Directory
+                    }
+                    Some("application/symlink") => {
+                        let mut target = Vec::new();
+                        while let Some(c) = within(stall, field.chunk()).await? {
+                            target.extend_from_slice(&c);
+                            if target.len() > 4096 {
+                                return Err(RpcError::client(
+                                    "symlink target longer than 4096 bytes",
+                                ));
                             }
-                            UploadKind::Symlink(String::from_utf8_lossy(&target).into_owned())
                         }
-                        _ => UploadKind::File,
-                    };
+                        UploadKind::Symlink(String::from_utf8_lossy(&target).into_owned())
+                    }
+                    _ => UploadKind::File,
+                };
                 let is_file = kind == UploadKind::File;
                 if tx.send(Msg::Entry(name, kind)).await.is_err() {
                     return Ok(());
@@ -222,12 +233,9 @@ pub(crate) fn start(mut multipart: Multipart, buffer: usize, max_bytes: u64) -> 
                 if !is_file {
                     continue;
                 }
-                while let Some(chunk) = field
-                    .chunk()
-                    .await
-                    .map_err(|e| RpcError::client(format!("bad multipart upload: {e}")))?
-                {
+                while let Some(chunk) = within(stall, field.chunk()).await? {
                     total += chunk.len() as u64;
+                    received.inc_by(chunk.len() as u64);
                     if total > max_bytes {
                         return Err(RpcError::client(format!(
                             "upload exceeds the limit of {max_bytes} bytes"

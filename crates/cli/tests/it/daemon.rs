@@ -562,3 +562,194 @@ fn rpc_block_and_dag_uploads() {
     d2.stop();
     d.stop();
 }
+
+#[test]
+fn rpc_access_control_and_operations_endpoints() {
+    let node = Node::new();
+    let cid = node
+        .ok(&[
+            "add",
+            "-Q",
+            "--pin=false",
+            node.repo().join("config.toml").to_str().expect("p"),
+        ])
+        .trim()
+        .to_string();
+    node.ok(&[
+        "config",
+        "set",
+        "api.authorizations",
+        r#"{ alice = { auth_secret = "basic:alice:pw", allowed_paths = ["/api/v0/cat", "/api/v0/id"] }, bob = { auth_secret = "bearer:tok", allowed_paths = ["/api/v0", "/debug/metrics"] } }"#,
+    ]);
+    let d = Daemon::start(&node);
+    let url = |p: &str| format!("{}{p}", d.url);
+    // No secret: 401 with a challenge; wrong secret or path: 403; nothing runs.
+    let (status, body) = curl(&["-X", "POST", &url("/api/v0/pin/add?arg=x")]);
+    assert_eq!(status, 401, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("Access Denied"));
+    let (status, _) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Authorization: Bearer nope",
+        &url("/api/v0/id"),
+    ]);
+    assert_eq!(status, 403);
+    let (status, _) = curl(&[
+        "-X",
+        "POST",
+        "-u",
+        "alice:pw",
+        &url(&format!("/api/v0/pin/add?arg={cid}")),
+    ]);
+    assert_eq!(status, 403);
+    let (status, body) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Authorization: Bearer tok",
+        &url("/api/v0/pin/ls?type=recursive"),
+    ]);
+    assert_eq!(status, 200);
+    assert!(
+        json(&body)["Keys"].as_object().expect("Keys").is_empty(),
+        "the denied pin/add pinned"
+    );
+    // Allowed: alice on cat and version, bob everywhere.
+    let (status, _) = curl(&[
+        "-X",
+        "POST",
+        "-u",
+        "alice:pw",
+        &url(&format!("/api/v0/cat?arg={cid}")),
+    ]);
+    assert_eq!(status, 200);
+    let (status, _) = curl(&["-X", "POST", "-u", "alice:pw", &url("/api/v0/version")]);
+    assert_eq!(status, 200);
+    // Secrets never leave through config.
+    let (status, body) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Authorization: Bearer tok",
+        &url("/api/v0/config/show"),
+    ]);
+    assert_eq!(status, 200);
+    assert!(
+        !String::from_utf8_lossy(&body).contains("tok\""),
+        "secret leaked"
+    );
+    let (status, _) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Authorization: Bearer tok",
+        &url("/api/v0/config?arg=api.authorizations.bob.auth_secret"),
+    ]);
+    assert_eq!(status, 500);
+    // A page from another origin, or a browser with no origin, is refused; no CORS grant.
+    let auth = ["-H", "Authorization: Bearer tok"];
+    let (status, _) = curl(
+        &[
+            &auth[..],
+            &[
+                "-X",
+                "POST",
+                "-H",
+                "Origin: https://evil.example",
+                &url("/api/v0/id"),
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(status, 403);
+    let (status, _) = curl(
+        &[
+            &auth[..],
+            &["-X", "POST", "-A", "Mozilla/5.0", &url("/api/v0/id")],
+        ]
+        .concat(),
+    );
+    assert_eq!(status, 403);
+    // Operations: health without a secret, metrics with one, counting what was served.
+    let (status, body) = curl(&[&url("/health")]);
+    assert_eq!((status, body.as_slice()), (200, &b"ok\n"[..]));
+    let (status, body) =
+        curl(&[&auth[..], &[url("/debug/metrics/prometheus").as_str()][..]].concat());
+    assert_eq!(status, 200);
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        text.contains("ipfs_kit_rpc_requests_total{command=\"cat\",status=\"200\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ipfs_kit_rpc_requests_total{command=\"denied\",status=\"401\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("ipfs_kit_blockstore_blocks 1"), "{text}");
+    assert!(
+        text.contains("ipfs_kit_rpc_response_headers_seconds_bucket"),
+        "{text}"
+    );
+    d.stop();
+}
+
+#[test]
+fn rpc_get_tar_offline_errors_and_timeouts() {
+    let node = Node::new();
+    let dir = node.dir.path().join("d");
+    std::fs::create_dir_all(dir.join("sub")).expect("mkdir");
+    std::fs::write(dir.join("a.txt"), b"aaa\n").expect("write");
+    std::fs::write(dir.join("sub/b.txt"), b"bbb\n").expect("write");
+    let root = node
+        .ok(&["add", "-Q", "-r", dir.to_str().expect("p")])
+        .trim()
+        .to_string();
+    let d = Daemon::start(&node);
+    // get: a plain USTAR stream, file data right after the first header.
+    let (status, body) = d.call("POST", &format!("/api/v0/get?arg=/ipfs/{root}/a.txt"));
+    assert_eq!(status, 200);
+    assert_eq!(&body[257..262], b"ustar");
+    assert_eq!(&body[512..516], b"aaa\n");
+    assert_eq!(body.len() % 512, 0);
+    let tar = node.dir.path().join("d.tar");
+    std::fs::write(
+        &tar,
+        curl(&[
+            "-X",
+            "POST",
+            &format!("{}/api/v0/get?arg={root}&archive=true", d.url),
+        ])
+        .1,
+    )
+    .expect("write");
+    let out = node.dir.path().join("x");
+    std::fs::create_dir(&out).expect("mkdir");
+    assert!(Command::new("tar")
+        .arg("xf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(&out)
+        .status()
+        .expect("tar")
+        .success());
+    assert_eq!(
+        std::fs::read(out.join(&root).join("sub/b.txt")).expect("read"),
+        b"bbb\n"
+    );
+    // Commands that need the network answer Kubo's offline errors.
+    let (status, body) = d.call("POST", "/api/v0/swarm/peers");
+    assert_eq!(status, 500);
+    assert!(json(&body)["Message"]
+        .as_str()
+        .expect("msg")
+        .contains("must be run in online mode"));
+    let (status, body) = d.call("POST", "/api/v0/stats/bw");
+    assert_eq!((status, json(&body)["Code"].as_u64()), (400, Some(1)));
+    // A bad timeout is refused; a generous one changes nothing.
+    let (status, _) = d.call("POST", "/api/v0/version?timeout=soon");
+    assert_eq!(status, 400);
+    let (status, body) = d.call("POST", &format!("/api/v0/cat?arg={root}/a.txt&timeout=30s"));
+    assert_eq!((status, body.as_slice()), (200, &b"aaa\n"[..]));
+    d.stop();
+}

@@ -202,6 +202,20 @@ fn add_cat_ls_get_round_trip() {
     let out_dir = node.dir.path().join("out");
     node.ok(&["get", root, "-o", out_dir.to_str().expect("path")]);
     assert_same_tree(&tree, &out_dir);
+    // The same tree as a tar archive, read back by the system's tar.
+    let tar = node.dir.path().join("tree.tar");
+    node.ok(&["get", "-a", root, "-o", tar.to_str().expect("path")]);
+    let untar = node.dir.path().join("untar");
+    std::fs::create_dir(&untar).expect("mkdir");
+    let st = Command::new("tar")
+        .arg("xf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(&untar)
+        .status()
+        .expect("run tar");
+    assert!(st.success());
+    assert_same_tree(&tree, &untar.join(root));
     assert!(node
         .ok(&["pin", "ls", "--type", "recursive"])
         .contains(&format!("{root} recursive")));
@@ -272,6 +286,37 @@ fn assert_same_tree(a: &Path, b: &Path) {
             b.display()
         );
     }
+}
+
+#[test]
+fn tar_archives_hold_long_paths() {
+    let node = Node::new();
+    let src = node.dir.path().join("long");
+    // 150 + 1 + 99 bytes splits into USTAR's prefix and name; a 200-byte name needs PAX.
+    let deep = src.join("d".repeat(150));
+    std::fs::create_dir_all(&deep).expect("mkdir");
+    std::fs::write(deep.join("f".repeat(99)), b"split").expect("write");
+    std::fs::write(src.join("n".repeat(200)), b"pax").expect("write");
+    std::os::unix::fs::symlink("t".repeat(180), src.join("link")).expect("symlink");
+    let root = node.ok(&["add", "-Q", "-r", src.to_str().expect("path")]);
+    let tar = node.dir.path().join("long.tar");
+    node.ok(&["get", "-a", root.trim(), "-o", tar.to_str().expect("path")]);
+    let untar = node.dir.path().join("untar");
+    std::fs::create_dir(&untar).expect("mkdir");
+    let st = Command::new("tar")
+        .arg("xf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(&untar)
+        .status()
+        .expect("run tar");
+    assert!(st.success());
+    assert_same_tree(&src, &untar.join(root.trim()));
+    // Refuses to overwrite.
+    node.fails(
+        &["get", "-a", root.trim(), "-o", tar.to_str().expect("path")],
+        "long.tar",
+    );
 }
 
 #[test]
