@@ -12,6 +12,8 @@ use ipfs_kit_node::{AddOptions, Added, ImportFlags, InitOptions, Repo};
 use ipfs_kit_pin::PinType;
 use ipfs_kit_unixfs::{ImportProfile, Kind};
 
+mod remote;
+
 /// ipfs-kit: an IPFS node and toolkit. Content addressing identical to Kubo's, a crash-safe
 /// repo, pins, GC and CAR import/export.
 #[derive(Parser)]
@@ -20,6 +22,19 @@ struct Cli {
     /// The repo directory.
     #[arg(long, global = true, env = "IPFS_KIT_PATH", value_name = "PATH")]
     repo_dir: Option<PathBuf>,
+    /// Send the command to this daemon's RPC API (/ip4/ADDR/tcp/PORT or /unix/PATH) instead of
+    /// opening the repo. Without it, a running daemon (named in the repo's `api` file) is used
+    /// when there is one.
+    #[arg(long, value_name = "MULTIADDR")]
+    api: Option<String>,
+    /// The secret for an API that requires one: bearer:TOKEN or basic:USER:PASSWORD.
+    #[arg(
+        long,
+        env = "IPFS_KIT_API_AUTH",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    api_auth: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -539,6 +554,22 @@ fn run(cli: Cli) -> Result<()> {
         writeln!(out, "initialized ipfs-kit repo at {}", path.display())?;
         writeln!(out, "peer identity: {}", repo.config().identity.peer_id)?;
         return Ok(());
+    }
+    let local_only = matches!(cli.cmd, Cmd::Init { .. } | Cmd::Daemon { .. });
+    if !local_only {
+        let endpoint = match &cli.api {
+            Some(a) => Some((a.clone(), true)),
+            None => remote::api_file(&path)?.map(|a| (a, false)),
+        };
+        if let Some((addr, explicit)) = endpoint {
+            let api = remote::Api::new(&addr, cli.api_auth.as_deref())?;
+            // A stale api file (a daemon killed without cleanup) falls back to the repo.
+            if explicit || api.is_up() {
+                remote::run(&api, cli.cmd, &mut out)?;
+                out.flush()?;
+                return Ok(());
+            }
+        }
     }
     if let Cmd::Daemon {
         api,

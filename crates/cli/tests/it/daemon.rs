@@ -753,3 +753,92 @@ fn rpc_get_tar_offline_errors_and_timeouts() {
     assert_eq!((status, body.as_slice()), (200, &b"aaa\n"[..]));
     d.stop();
 }
+
+#[test]
+fn cli_commands_go_through_a_running_daemon() {
+    let node = Node::new();
+    let dir = node.dir.path().join("d");
+    std::fs::create_dir_all(dir.join("sub")).expect("mkdir");
+    std::fs::write(dir.join("a.txt"), b"aaa\n").expect("write");
+    std::fs::write(dir.join(".hidden"), b"h").expect("write");
+    let big: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(dir.join("sub/big.bin"), &big).expect("write");
+    std::os::unix::fs::symlink("a.txt", dir.join("link")).expect("symlink");
+    // What the repo gives locally, before any daemon runs.
+    let local = node.ok(&["add", "-r", "-n", dir.to_str().expect("p")]);
+    let d = Daemon::start(&node);
+    // The daemon holds the repo, so these can only work through its API (found via the api file).
+    let remote = node.ok(&["add", "-r", dir.to_str().expect("p")]);
+    assert_eq!(
+        remote, local,
+        "add through the API differs from the local add"
+    );
+    let root = remote
+        .lines()
+        .last()
+        .expect("root")
+        .split(' ')
+        .nth(1)
+        .expect("cid")
+        .to_string();
+    assert_eq!(node.ok(&["cat", &format!("{root}/a.txt")]), "aaa\n");
+    assert!(node.ok(&["ls", &root]).contains(" - sub/\n"));
+    let got = node.dir.path().join("got");
+    node.ok(&["get", &root, "-o", got.to_str().expect("p")]);
+    // Dotfiles are left out unless asked for, as Kubo does.
+    std::fs::remove_file(dir.join(".hidden")).expect("rm");
+    crate::assert_same_tree(&dir, &got);
+    assert_eq!(
+        std::fs::read_link(got.join("link")).expect("link"),
+        std::path::Path::new("a.txt")
+    );
+    assert!(node
+        .ok(&["pin", "ls", "--type", "recursive"])
+        .contains(&root));
+    // Over the Unix socket, named explicitly.
+    let sock = format!("/unix{}", d.socket.display());
+    let out = node.run(&["--api", &sock, "cat", &format!("{root}/sub/big.bin")]);
+    assert!(
+        out.status.success() && out.stdout == big,
+        "cat over the socket differs"
+    );
+    // Errors come back as the daemon words them, and change nothing.
+    node.fails(&["cat", &format!("{root}/nope")], "nope");
+    node.fails(
+        &["config", "set", "api.max_connections", "5"],
+        "stop the daemon",
+    );
+    d.stop();
+    // The daemon removed its api file on the way out: the CLI opens the repo again.
+    assert!(!node.repo().join("api").exists());
+    assert!(node.ok(&["pin", "ls"]).contains(&root));
+    // A stale api file (a daemon killed uncleanly) falls back to the repo; an explicit --api
+    // that answers nothing is an error.
+    std::fs::write(node.repo().join("api"), "/ip4/127.0.0.1/tcp/9").expect("write");
+    assert!(node.ok(&["pin", "ls"]).contains(&root));
+    node.fails(
+        &["--api", "/ip4/127.0.0.1/tcp/9", "pin", "ls"],
+        "connect to the daemon",
+    );
+}
+
+#[test]
+fn cli_passes_api_secrets() {
+    let node = Node::new();
+    node.ok(&[
+        "config",
+        "set",
+        "api.authorizations",
+        r#"{ ci = { auth_secret = "bearer:s3cret", allowed_paths = ["/api/v0"] } }"#,
+    ]);
+    let d = Daemon::start(&node);
+    node.fails(&["pin", "ls"], "Access Denied");
+    assert!(node
+        .cmd(&["pin", "ls"])
+        .env("IPFS_KIT_API_AUTH", "bearer:s3cret")
+        .output()
+        .expect("run")
+        .status
+        .success());
+    d.stop();
+}

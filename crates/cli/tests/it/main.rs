@@ -244,7 +244,7 @@ fn add_cat_ls_get_round_trip() {
     node.ok(&["repo", "verify"]);
 }
 
-fn assert_same_tree(a: &Path, b: &Path) {
+pub(crate) fn assert_same_tree(a: &Path, b: &Path) {
     let ma = std::fs::symlink_metadata(a).expect("stat a");
     let mb = std::fs::symlink_metadata(b).expect("stat b");
     assert_eq!(
