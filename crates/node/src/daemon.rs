@@ -462,6 +462,11 @@ impl Backend for NodeBackend {
         Ok(self.repo.resolve(path).map_err(rpc)?.to_string())
     }
 
+    fn dag_resolve(&self, path: &str) -> Result<(String, String), RpcError> {
+        let (cid, rest) = self.repo.dag_resolve(path).map_err(rpc)?;
+        Ok((cid.to_string(), rest.join("/")))
+    }
+
     fn dag_get(&self, path: &str, output_codec: &str) -> Result<Vec<u8>, RpcError> {
         let codec = ipfs_kit_block::codec::from_name(output_codec)
             .ok_or_else(|| RpcError::normal(format!("unknown output codec {output_codec:?}")))?;

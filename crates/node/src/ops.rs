@@ -117,11 +117,53 @@ fn safe_name(name: &str) -> Result<&str, Error> {
 }
 
 impl Repo {
-    /// Resolves an IPFS path to the CID at its end.
+    /// Resolves an IPFS path to the CID at its end; the path must end at a link.
     pub fn resolve(&self, path: &str) -> Result<Cid, Error> {
+        match self.dag_resolve(path)? {
+            (cid, rest) if rest.is_empty() => Ok(cid),
+            (cid, rest) => Err(Error::InvalidPath(
+                path.to_string(),
+                format!("{} is a value inside {cid}, not a link", rest.join("/")),
+            )),
+        }
+    }
+
+    /// Follows a path as far as links go: UnixFS names (sharded directories included) through
+    /// dag-pb nodes, map keys and list indices through dag-cbor and dag-json. Returns the last
+    /// CID reached and the segments that remain inside that node.
+    pub fn dag_resolve(&self, path: &str) -> Result<(Cid, Vec<String>), Error> {
         let p: IpfsPath = path.parse()?;
-        let segs: Vec<&str> = p.segments.iter().map(String::as_str).collect();
-        Ok(reader::resolve_path(self, &p.root, &segs)?)
+        let mut cid = p.root;
+        let mut segs = p.segments.iter().map(String::as_str).peekable();
+        while segs.peek().is_some() {
+            if cid.codec() == codec::DAG_PB {
+                let seg = segs.next().unwrap_or_default();
+                cid = reader::lookup(self, &cid, seg)?.ok_or_else(|| {
+                    Error::InvalidPath(
+                        path.to_string(),
+                        format!("no link named {seg:?} under {cid}"),
+                    )
+                })?;
+                continue;
+            }
+            let mut node = ipld::decode(cid.codec(), &self.block_bytes(&cid)?)?;
+            let mut inside = Vec::new();
+            while let Some(seg) = segs.next() {
+                node = step(&node, cid.codec(), seg).ok_or_else(|| {
+                    Error::InvalidPath(path.to_string(), format!("no {seg:?} in {cid}"))
+                })?;
+                inside.push(seg.to_string());
+                if let Ipld::Link(next) = node {
+                    cid = next;
+                    inside.clear();
+                    break;
+                }
+            }
+            if !inside.is_empty() {
+                return Ok((cid, inside));
+            }
+        }
+        Ok((cid, Vec::new()))
     }
 
     /// Writes a file's bytes (from `offset`, at most `length`) to `out`.

@@ -151,6 +151,8 @@ pub trait Backend: Send + Sync + 'static {
     fn refs(&self, path: &str, recursive: bool, unique: bool) -> Result<Vec<String>, RpcError>;
     /// The CID a path ends at.
     fn resolve(&self, path: &str) -> Result<String, RpcError>;
+    /// The last CID a path reaches through links, and the path left inside that node.
+    fn dag_resolve(&self, path: &str) -> Result<(String, String), RpcError>;
     /// A node encoded with the named codec.
     fn dag_get(&self, path: &str, output_codec: &str) -> Result<Vec<u8>, RpcError>;
     /// The DAG under a path as a CARv1.

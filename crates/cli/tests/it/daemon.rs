@@ -361,7 +361,6 @@ fn rpc_add_matches_the_cli() {
             "-n",
             "--cid-version",
             "1",
-            "--raw-leaves=false",
             dir.join("sub/big.bin").to_str().expect("p"),
         ])
         .trim()
@@ -443,7 +442,9 @@ fn rpc_add_matches_the_cli() {
         "recursive"
     );
 
-    // Options: explicit raw-leaves=False with CIDv1 is honoured; wrap; an unnamed part is named by its CID.
+    // Options: raw-leaves=False beside CIDv1 reads as unset, so CIDv1 implies raw leaves as
+    // ipfshttpclient's callers expect (docs/rpc.md); raw-leaves=true without CIDv1 is honoured
+    // (the kubo-rpc-client check covers it); wrap; an unnamed part is named by its CID.
     let (_, body) = curl(&[
         "-X",
         "POST",
