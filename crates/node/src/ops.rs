@@ -148,7 +148,7 @@ impl Repo {
             }
             let mut node = ipld::decode(cid.codec(), &self.block_bytes(&cid)?)?;
             let mut inside = Vec::new();
-            while let Some(seg) = segs.next() {
+            for seg in segs.by_ref() {
                 node = step(&node, cid.codec(), seg).ok_or_else(|| {
                     Error::InvalidPath(path.to_string(), format!("no {seg:?} in {cid}"))
                 })?;
