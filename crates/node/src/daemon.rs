@@ -499,6 +499,33 @@ impl Backend for NodeBackend {
             .collect())
     }
 
+    fn object(&self, path: &str) -> Result<ipfs_kit_rpc::ObjectNode, RpcError> {
+        let cid = self.repo.resolve(path).map_err(rpc)?;
+        if cid.codec() != ipfs_kit_block::codec::DAG_PB {
+            return Err(RpcError::normal(format!(
+                "{cid} is not a dag-pb node: use the dag commands"
+            )));
+        }
+        let bytes = self.repo.block_bytes(&cid).map_err(rpc)?;
+        let node = ipfs_kit_block::dagpb::PbNode::decode(&bytes).map_err(|e| rpc(e.into()))?;
+        Ok(ipfs_kit_rpc::ObjectNode {
+            cid: cid.to_string(),
+            data: node.data.map(|d| d.to_vec()).unwrap_or_default(),
+            links: node
+                .links
+                .into_iter()
+                .map(|l| {
+                    (
+                        l.name.unwrap_or_default(),
+                        l.cid.to_string(),
+                        l.tsize.unwrap_or(0),
+                    )
+                })
+                .collect(),
+            block_size: bytes.len() as u64,
+        })
+    }
+
     fn prometheus(&self) -> Result<String, RpcError> {
         self.metrics.encode(&self.repo).map_err(rpc)
     }

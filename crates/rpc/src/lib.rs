@@ -66,6 +66,19 @@ pub struct LsLink {
     pub target: String,
 }
 
+/// A dag-pb node as the legacy `object` commands show it.
+#[derive(Clone, Debug, Default)]
+pub struct ObjectNode {
+    /// The node's CID.
+    pub cid: String,
+    /// The data field.
+    pub data: Vec<u8>,
+    /// (name, CID, Tsize) of each link, in stored order.
+    pub links: Vec<(String, String, u64)>,
+    /// The encoded block's size.
+    pub block_size: u64,
+}
+
 /// What `dag/import` did.
 #[derive(Clone, Debug, Default)]
 pub struct DagImported {
@@ -159,6 +172,8 @@ pub trait Backend: Send + Sync + 'static {
     fn dag_export(&self, path: &str, out: &mut dyn Write) -> Result<(), RpcError>;
     /// A directory listing (or the links of another node).
     fn ls(&self, path: &str) -> Result<Vec<LsLink>, RpcError>;
+    /// The dag-pb node at `path`, for the legacy `object` commands.
+    fn object(&self, path: &str) -> Result<ObjectNode, RpcError>;
     /// The node's metrics in Prometheus' text format.
     fn prometheus(&self) -> Result<String, RpcError>;
     /// The whole config as JSON, secrets removed.

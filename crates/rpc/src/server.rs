@@ -71,7 +71,12 @@ pub fn router(
         metrics,
         next_id: Arc::new(AtomicU64::new(1)),
     };
-    Router::new().fallback(dispatch).with_state(state)
+    // axum caps extracted bodies at 2 MiB by default; uploads are bounded by `max_upload`
+    // (and streamed), so that cap would only refuse large adds.
+    Router::new()
+        .fallback(dispatch)
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
 }
 
 tokio::task_local! {
@@ -441,6 +446,10 @@ const COMMANDS: &[&str] = &[
     "get",
     "id",
     "ls",
+    "object/data",
+    "object/get",
+    "object/links",
+    "object/stat",
     "pin/add",
     "pin/ls",
     "pin/rm",
@@ -731,6 +740,38 @@ async fn run(
             let k = key.clone();
             let value = blocking(move || b.config_get(&k)).await?;
             json_response(&json!({ "Key": key, "Value": value }))
+        }
+        "object/stat" | "object/get" | "object/data" | "object/links" => {
+            let path = req.arg(0, "key")?.to_string();
+            let node = blocking(move || b.object(&path)).await?;
+            let links = || -> Vec<serde_json::Value> {
+                node.links
+                    .iter()
+                    .map(|(n, c, s)| json!({ "Name": n, "Hash": c, "Size": s }))
+                    .collect()
+            };
+            match cmd {
+                "object/data" => {
+                    ([(header::CONTENT_TYPE, "text/plain")], node.data).into_response()
+                }
+                "object/links" => json_response(&json!({ "Hash": node.cid, "Links": links() })),
+                "object/get" => json_response(&json!({
+                    "Links": links(),
+                    "Data": String::from_utf8_lossy(&node.data),
+                })),
+                _ => {
+                    let links_size = node.block_size - node.data.len() as u64;
+                    let cumulative = node.block_size + node.links.iter().map(|l| l.2).sum::<u64>();
+                    json_response(&json!({
+                        "Hash": node.cid,
+                        "NumLinks": node.links.len(),
+                        "BlockSize": node.block_size,
+                        "LinksSize": links_size,
+                        "DataSize": node.data.len(),
+                        "CumulativeSize": cumulative,
+                    }))
+                }
+            }
         }
         "stats/bw" | "bitswap/stat" | "stats/bitswap" => {
             return Err(RpcError::client(format!(

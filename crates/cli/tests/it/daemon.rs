@@ -582,8 +582,26 @@ fn rpc_access_control_and_operations_endpoints() {
         "api.authorizations",
         r#"{ alice = { auth_secret = "basic:alice:pw", allowed_paths = ["/api/v0/cat", "/api/v0/id"] }, bob = { auth_secret = "bearer:tok", allowed_paths = ["/api/v0", "/debug/metrics"] } }"#,
     ]);
+    node.ok(&["config", "set", "api.max_upload_bytes", "3000000"]);
     let d = Daemon::start(&node);
     let url = |p: &str| format!("{}{p}", d.url);
+    // Uploads past the configured limit are refused (and nothing is pinned).
+    let big = node.dir.path().join("big");
+    std::fs::write(&big, vec![7u8; 3_500_000]).expect("write");
+    let (_, body) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Authorization: Bearer tok",
+        "-F",
+        &format!("file=@{}", big.display()),
+        &url("/api/v0/add"),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&body).contains("exceeds the limit of 3000000 bytes"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
     // No secret: 401 with a challenge; wrong secret or path: 403; nothing runs.
     let (status, body) = curl(&["-X", "POST", &url("/api/v0/pin/add?arg=x")]);
     assert_eq!(status, 401, "{}", String::from_utf8_lossy(&body));
@@ -762,7 +780,7 @@ fn cli_commands_go_through_a_running_daemon() {
     std::fs::create_dir_all(dir.join("sub")).expect("mkdir");
     std::fs::write(dir.join("a.txt"), b"aaa\n").expect("write");
     std::fs::write(dir.join(".hidden"), b"h").expect("write");
-    let big: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
+    let big: Vec<u8> = (0..5_000_000u32).map(|i| (i % 251) as u8).collect();
     std::fs::write(dir.join("sub/big.bin"), &big).expect("write");
     std::os::unix::fs::symlink("a.txt", dir.join("link")).expect("symlink");
     // What the repo gives locally, before any daemon runs.

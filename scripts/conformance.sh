@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Third-party client suites against a daemon on a throwaway repo: kubo-rpc-client and
+# ipfshttpclient on the RPC API, ipfsspec and @helia/verified-fetch on the gateway, and a subset
+# of interface-ipfs-core. Fails when any check fails, except the ones listed below that need the
+# libp2p network (which the node does not run yet; they answer Kubo's offline errors).
+# Usage: scripts/conformance.sh [path/to/ipfs-kit]     (default: target/debug/ipfs-kit)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BIN=${1:-target/debug/ipfs-kit}
+C=../shared/clients
+export CLIENTS_DIR=${CLIENTS_DIR:-/tmp/clients}
+if [ ! -x "$CLIENTS_DIR/venv/bin/python" ] || [ ! -d "$CLIENTS_DIR/js/node_modules" ] \
+  || [ ! -d "$CLIENTS_DIR/iic/node_modules" ]; then
+  echo "== installing the client suites into $CLIENTS_DIR"
+  "$C/setup.sh" >/dev/null || { echo "client setup failed"; exit 1; }
+fi
+
+tmp=$(mktemp -d)
+pid=
+cleanup() {
+  [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+IPFS_KIT_PATH="$tmp/repo" "$BIN" daemon --init --api /ip4/127.0.0.1/tcp/0 >"$tmp/out" 2>"$tmp/err" &
+pid=$!
+for _ in $(seq 1 100); do
+  grep -q "Daemon is ready" "$tmp/out" 2>/dev/null && break
+  kill -0 "$pid" 2>/dev/null || { cat "$tmp/err"; exit 1; }
+  sleep 0.1
+done
+url_of() { # "<label> listening on /ip4/A/tcp/P" -> http://A:P
+  grep "$1 server listening on /ip4/" "$tmp/out" | head -1 |
+    sed -E 's#.*/ip4/([^/]+)/tcp/([0-9]+).*#http://\1:\2#'
+}
+RPC=$(url_of "RPC API")
+GW=$(url_of "Gateway")
+echo "== daemon: RPC $RPC${GW:+, gateway $GW}"
+
+failed=()
+run() { # name, command...
+  local name=$1; shift
+  echo "== $name"
+  "$@" 2>&1 | tee "$tmp/log" | grep -E "^(FAIL|not ok)|passed|failing|passing" | tail -25
+  [ "${PIPESTATUS[0]}" = 0 ] || failed+=("$name")
+}
+
+# Checks that need a second peer or the network: answered with Kubo's offline errors for now.
+NET='stats bw|bitswap stat|swarm|routing|pubsub'
+run kubo-rpc-client "$C/run-kubo-rpc.sh" "$RPC" --skip "$NET"
+run ipfshttpclient "$C/run-py.sh" ipfshttpclient "$RPC" --connect --skip 'swarm|bitswap stat'
+if [ -n "$GW" ]; then
+  run ipfsspec "$C/run-py.sh" ipfsspec "$GW" --rpc "$RPC"
+  run verified-fetch "$C/run-verified-fetch.sh" "$GW" --rpc "$RPC" --routing "$GW"
+fi
+if [ "${IIC:-1}" != 0 ]; then
+  run interface-ipfs-core env IPFS_API_URL="$RPC" IIC_SKIP_FILE="$CLIENTS_DIR/iic/kubo-skips.json" \
+    IIC_GROUPS="${IIC_GROUPS:-block,dag,pin,repo,config,object,miscellaneous}" "$C/run-iic.sh"
+fi
+
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "conformance: failed: ${failed[*]}"
+  exit 1
+fi
+echo "conformance: all suites passed"
