@@ -8,7 +8,7 @@ pub enum Error {
     #[error("unsupported multihash code 0x{0:x}")]
     UnsupportedHash(u64),
     /// A `--hash` name ipfs-kit does not know.
-    #[error("unknown hash function {0:?} (supported: sha2-256, blake3, blake2b-256)")]
+    #[error("unknown hash function {0:?} (supported: sha2-256, sha2-512, blake3, blake2b-256)")]
     UnsupportedHashName(String),
     /// A codec ipfs-kit cannot decode or encode.
     #[error("unsupported codec 0x{0:x}")]

@@ -66,6 +66,8 @@ pub mod codec {
 pub const IDENTITY: u64 = 0x00;
 /// Multihash code of SHA2-256.
 pub const SHA2_256: u64 = 0x12;
+/// Multihash code of SHA2-512.
+pub const SHA2_512: u64 = 0x13;
 /// Multihash code of BLAKE3 (32-byte digests).
 pub const BLAKE3: u64 = 0x1e;
 /// Multihash code of BLAKE2b-256 (Filecoin's hash; read and verified, and accepted by `--hash`).
@@ -81,6 +83,8 @@ pub enum HashAlg {
     Blake3,
     /// BLAKE2b with a 32-byte digest.
     Blake2b256,
+    /// SHA2-512 (64-byte digests), which Kubo accepts for `--hash`.
+    Sha2_512,
 }
 
 impl HashAlg {
@@ -90,6 +94,7 @@ impl HashAlg {
             HashAlg::Sha2_256 => SHA2_256,
             HashAlg::Blake3 => BLAKE3,
             HashAlg::Blake2b256 => BLAKE2B_256,
+            HashAlg::Sha2_512 => SHA2_512,
         }
     }
 
@@ -99,6 +104,7 @@ impl HashAlg {
             HashAlg::Sha2_256 => "sha2-256",
             HashAlg::Blake3 => "blake3",
             HashAlg::Blake2b256 => "blake2b-256",
+            HashAlg::Sha2_512 => "sha2-512",
         }
     }
 
@@ -108,6 +114,7 @@ impl HashAlg {
             "sha2-256" => Ok(HashAlg::Sha2_256),
             "blake3" => Ok(HashAlg::Blake3),
             "blake2b-256" => Ok(HashAlg::Blake2b256),
+            "sha2-512" => Ok(HashAlg::Sha2_512),
             other => Err(Error::UnsupportedHashName(other.to_string())),
         }
     }
@@ -118,28 +125,27 @@ impl HashAlg {
             SHA2_256 => Some(HashAlg::Sha2_256),
             BLAKE3 => Some(HashAlg::Blake3),
             BLAKE2B_256 => Some(HashAlg::Blake2b256),
+            SHA2_512 => Some(HashAlg::Sha2_512),
             _ => None,
         }
     }
 
     /// Hashes `data` into a multihash.
     pub fn digest(self, data: &[u8]) -> Multihash<64> {
-        let (code, digest): (u64, [u8; 32]) = match self {
-            HashAlg::Sha2_256 => {
-                use sha2::Digest;
-                (SHA2_256, sha2::Sha256::digest(data).into())
-            }
-            HashAlg::Blake3 => (BLAKE3, *blake3::hash(data).as_bytes()),
-            HashAlg::Blake2b256 => {
-                use blake2::Digest;
-                (
-                    BLAKE2B_256,
-                    blake2::Blake2b::<blake2::digest::consts::U32>::digest(data).into(),
-                )
-            }
+        use sha2::Digest as _;
+        let wrap = |code, digest: &[u8]| {
+            // Every digest here is at most 64 bytes, which the multihash holds.
+            Multihash::wrap(code, digest).unwrap_or_default()
         };
-        // A 32-byte digest always fits the 64-byte multihash.
-        Multihash::wrap(code, &digest).unwrap_or_default()
+        match self {
+            HashAlg::Sha2_256 => wrap(SHA2_256, &sha2::Sha256::digest(data)),
+            HashAlg::Sha2_512 => wrap(SHA2_512, &sha2::Sha512::digest(data)),
+            HashAlg::Blake3 => wrap(BLAKE3, blake3::hash(data).as_bytes()),
+            HashAlg::Blake2b256 => wrap(
+                BLAKE2B_256,
+                &blake2::Blake2b::<blake2::digest::consts::U32>::digest(data),
+            ),
+        }
     }
 }
 
@@ -154,7 +160,9 @@ pub fn verify_multihash(expected: &Multihash<64>, data: &[u8]) -> Result<(), Err
         };
     }
     let alg = HashAlg::from_code(expected.code()).ok_or(Error::UnsupportedHash(expected.code()))?;
-    if expected.size() != 32 {
+    // Truncated digests are not something any implementation writes; refuse them.
+    let full = if alg == HashAlg::Sha2_512 { 64 } else { 32 };
+    if usize::from(expected.size()) != full {
         return Err(Error::UnsupportedHash(expected.code()));
     }
     if alg.digest(data).digest() == expected.digest() {
@@ -238,6 +246,17 @@ impl Block {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sha2_512_digests_are_whole() {
+        // SHA-512 of the empty string starts cf83e135 and ends 3e; the multihash keeps all 64 bytes.
+        let mh = HashAlg::Sha2_512.digest(b"");
+        assert_eq!((mh.code(), mh.digest().len()), (SHA2_512, 64));
+        assert_eq!(&mh.digest()[..4], &[0xcf, 0x83, 0xe1, 0x35]);
+        assert_eq!(mh.digest()[63], 0x3e);
+        assert_eq!(HashAlg::from_name("sha2-512").unwrap(), HashAlg::Sha2_512);
+        assert!(verify_multihash(&mh, b"").is_ok());
+    }
 
     #[test]
     fn hello_world_cids_match_kubo() {

@@ -458,10 +458,6 @@ impl Backend for NodeBackend {
         ))
     }
 
-    fn resolve(&self, path: &str) -> Result<String, RpcError> {
-        Ok(self.repo.resolve(path).map_err(rpc)?.to_string())
-    }
-
     fn dag_resolve(&self, path: &str) -> Result<(String, String), RpcError> {
         let (cid, rest) = self.repo.dag_resolve(path).map_err(rpc)?;
         Ok((cid.to_string(), rest.join("/")))

@@ -138,7 +138,18 @@ impl Repo {
         while segs.peek().is_some() {
             if cid.codec() == codec::DAG_PB {
                 let seg = segs.next().unwrap_or_default();
-                cid = reader::lookup(self, &cid, seg)?.ok_or_else(|| {
+                let found = match reader::lookup(self, &cid, seg) {
+                    // Not a UnixFS directory: a plain dag-pb node's links go by name too.
+                    Err(ipfs_kit_unixfs::Error::NotDirectory(_)) => {
+                        PbNode::decode(&self.block_bytes(&cid)?)?
+                            .links
+                            .into_iter()
+                            .find(|l| l.name.as_deref() == Some(seg))
+                            .map(|l| l.cid)
+                    }
+                    other => other?,
+                };
+                cid = found.ok_or_else(|| {
                     Error::InvalidPath(
                         path.to_string(),
                         format!("no link named {seg:?} under {cid}"),
@@ -573,7 +584,11 @@ impl Repo {
                             .err()
                     })
                     .flatten()
-                    .map(|e| e.to_string());
+                    .map(|e| match e {
+                        // Kubo's words, which clients compare against.
+                        ipfs_kit_pin::Error::Missing { .. } => "blockstore: block not found".into(),
+                        e => e.to_string(),
+                    });
                 (root, err)
             })
             .collect();

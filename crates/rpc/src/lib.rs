@@ -162,8 +162,6 @@ pub trait Backend: Send + Sync + 'static {
     fn repo_verify(&self) -> Result<(Vec<(String, String)>, u64), RpcError>;
     /// Links of a node, recursively and/or uniquely.
     fn refs(&self, path: &str, recursive: bool, unique: bool) -> Result<Vec<String>, RpcError>;
-    /// The CID a path ends at.
-    fn resolve(&self, path: &str) -> Result<String, RpcError>;
     /// The last CID a path reaches through links, and the path left inside that node.
     fn dag_resolve(&self, path: &str) -> Result<(String, String), RpcError>;
     /// A node encoded with the named codec.

@@ -669,9 +669,11 @@ async fn run(
         }
         "block/rm" => {
             let (cids, force) = (req.args.clone(), req.flag(&["force", "f"], false)?);
+            let quiet = req.flag(&["quiet", "q"], false)?;
             require(&cids, "cid")?;
             let out = blocking(move || b.block_rm(&cids, force)).await?;
-            ndjson_response(out.into_iter().map(|(c, e)| match e {
+            let out = out.into_iter().filter(|(_, e)| !quiet || e.is_some());
+            ndjson_response(out.map(|(c, e)| match e {
                 // Kubo omits Error when there is none; clients test for its presence.
                 None => json!({ "Hash": c }),
                 Some(e) => json!({ "Hash": c, "Error": e }),
@@ -703,9 +705,16 @@ async fn run(
             ndjson_response(refs.into_iter().map(|r| json!({ "Ref": r, "Err": "" })))
         }
         "resolve" => {
+            // A path may end at a value inside a dag-cbor node: Kubo answers the node's path
+            // plus the rest.
             let path = req.arg(0, "name")?.to_string();
-            let cid = blocking(move || b.resolve(&path)).await?;
-            json_response(&json!({ "Path": format!("/ipfs/{cid}") }))
+            let (cid, rest) = blocking(move || b.dag_resolve(&path)).await?;
+            let rest = if rest.is_empty() {
+                rest
+            } else {
+                format!("/{rest}")
+            };
+            json_response(&json!({ "Path": format!("/ipfs/{cid}{rest}") }))
         }
         "dag/resolve" => {
             let path = req.arg(0, "ref")?.to_string();
