@@ -6,6 +6,9 @@
 //! - `kubo`: ipfs-kit and the real Kubo in shared/kubo side by side, interleaved A/B/A/B, each
 //!   measurement in a fresh process and a fresh repo; medians and ratios.
 //!
+//! - `rpc-cat`: the RPC API's `cat` over TCP and over the Unix socket, interleaved.
+//! - `soak`: a mixed load of gateway reads, RPC reads and adds; errors and daemon memory.
+//!
 //! Every report carries the 1-minute load average before and after: the machines are shared.
 
 use std::fs::{self, File};
@@ -15,6 +18,8 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+
+mod http;
 use clap::{Parser, Subcommand};
 use ipfs_kit_block::{codec, Block, HashAlg};
 use ipfs_kit_blockstore::{Blockstore, FsBlockstore, FsConfig};
@@ -31,6 +36,42 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// RPC `cat` of a 4 KiB and a 1 MiB file over TCP and the Unix socket, interleaved.
+    RpcCat {
+        /// The ipfs-kit binary (build it with --release).
+        #[arg(long, default_value = "target/release/ipfs-kit")]
+        ipfs_kit: PathBuf,
+        /// Work directory (the daemon's repo).
+        #[arg(long, default_value = "/tmp/ipfs-kit-bench")]
+        work: PathBuf,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 8)]
+        connections: usize,
+        /// Seconds per run.
+        #[arg(long, default_value_t = 5)]
+        secs: u64,
+        /// Runs per transport (medians reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
+    /// A mixed soak at many connections: zero errors expected; daemon RSS before and after.
+    Soak {
+        /// The ipfs-kit binary (build it with --release).
+        #[arg(long, default_value = "target/release/ipfs-kit")]
+        ipfs_kit: PathBuf,
+        /// Work directory (the daemon's repo).
+        #[arg(long, default_value = "/tmp/ipfs-kit-bench")]
+        work: PathBuf,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Seconds.
+        #[arg(long, default_value_t = 60)]
+        secs: u64,
+        /// Mix adds into the RPC side (false: reads only).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        adds: bool,
+    },
     /// SHA-256 throughput (1 and 2 threads) and sequential durable write throughput.
     Machine {
         /// MiB per measurement.
@@ -474,6 +515,20 @@ fn kubo(
 
 fn main() -> Result<()> {
     match Cli::parse().cmd {
+        Cmd::RpcCat {
+            ipfs_kit,
+            work,
+            connections,
+            secs,
+            runs,
+        } => http::rpc_cat(&ipfs_kit, &work, connections, secs, runs),
+        Cmd::Soak {
+            ipfs_kit,
+            work,
+            connections,
+            secs,
+            adds,
+        } => http::soak(&ipfs_kit, &work, connections, secs, adds),
         Cmd::Machine { mib, work, runs } => machine(mib, &work, runs),
         Cmd::Storage {
             mib,

@@ -189,7 +189,12 @@ impl FsBlockstore {
         let segdir = dir.join("segments");
         fs::create_dir_all(&segdir)
             .map_err(|e| Error::io(format!("create {}", segdir.display()), e))?;
-        let db = match Database::create(dir.join("index.redb")) {
+        // redb caches up to 1 GiB by default, which a busy daemon fills with index pages it
+        // rarely rereads: bound it (index records are ~100 bytes; 64 MiB holds ~500k hot ones).
+        let db = match Database::builder()
+            .set_cache_size(64 << 20)
+            .create(dir.join("index.redb"))
+        {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
                 return Err(Error::Locked(dir.display().to_string()))

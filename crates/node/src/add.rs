@@ -431,14 +431,15 @@ impl Repo {
         roots: impl FnOnce(&T) -> Vec<Cid>,
     ) -> Result<T, Error> {
         opts.profile.validate()?;
+        let (threads, _busy) = self.threads();
         if opts.only_hash {
             let mut sink = Sink::Discard(NullSink);
-            return work(&mut Importer::new(&opts.profile, &mut sink).with_threads(crate::cores()));
+            return work(&mut Importer::new(&opts.profile, &mut sink).with_threads(threads));
         }
         // Held from the first block to the pin, so a concurrent GC cannot take blocks of this add.
         let _gc = self.gc_lock.read();
         let mut sink = Sink::Store(self.blocks.begin()?);
-        let out = work(&mut Importer::new(&opts.profile, &mut sink).with_threads(crate::cores()))?;
+        let out = work(&mut Importer::new(&opts.profile, &mut sink).with_threads(threads))?;
         if let Sink::Store(batch) = sink {
             batch.commit()?;
         }

@@ -134,7 +134,18 @@ pub struct Repo {
     blocks: FsBlockstore,
     pins: Pinset,
     gc_lock: RwLock<()>,
+    /// Hashing and verifying operations running now; see [`Repo::threads`].
+    busy: std::sync::atomic::AtomicUsize,
     _lock: File,
+}
+
+/// Marks one hashing or verifying operation as running while it lives.
+pub(crate) struct Busy<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Writes `bytes` to `path` so that a crash leaves either the old or the new file: write a
@@ -161,6 +172,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 /// Threads for hashing and verifying: one per core (the calling thread reads and writes).
 pub(crate) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+impl Repo {
+    /// Threads for one hashing or verifying operation: every core when it runs alone, one when
+    /// others run too (a busy daemon already keeps the cores fed, and helper threads per
+    /// request would only add thread churn and memory). Hold the guard while it runs.
+    pub(crate) fn threads(&self) -> (usize, Busy<'_>) {
+        let others = self.busy.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = if others == 0 { cores() } else { 1 };
+        (n, Busy(&self.busy))
+    }
 }
 
 fn lock_repo(path: &Path) -> Result<File, Error> {
@@ -234,7 +256,11 @@ impl Repo {
             ipfs_kit_blockstore::Error::Locked(_) => Error::Locked(path.to_path_buf()),
             other => other.into(),
         })?;
-        let meta = match redb::Database::create(path.join("meta.redb")) {
+        // Pins and metadata: small, so a small cache (redb's default is 1 GiB).
+        let meta = match redb::Database::builder()
+            .set_cache_size(16 << 20)
+            .create(path.join("meta.redb"))
+        {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
                 return Err(Error::Locked(path.to_path_buf()))
@@ -248,6 +274,7 @@ impl Repo {
             blocks,
             pins,
             gc_lock: RwLock::new(()),
+            busy: Default::default(),
             _lock: lock,
         })
     }

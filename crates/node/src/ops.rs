@@ -187,7 +187,8 @@ impl Repo {
     ) -> Result<u64, Error> {
         let cid = self.resolve(path)?;
         let mut written = 0;
-        for chunk in FileReader::new(self, &cid, offset, length).with_threads(crate::cores()) {
+        let (threads, _busy) = self.threads();
+        for chunk in FileReader::new(self, &cid, offset, length).with_threads(threads) {
             let chunk = chunk?;
             out.write_all(&chunk)
                 .map_err(|e| Error::io("write output", e))?;
@@ -263,7 +264,8 @@ impl Repo {
             Kind::File | Kind::Other => {
                 let mut f = fs::File::create(out).map_err(|e| Error::io(ctx("create"), e))?;
                 if stat.kind == Kind::File {
-                    for chunk in FileReader::new(self, cid, 0, None).with_threads(crate::cores()) {
+                    let (threads, _busy) = self.threads();
+                    for chunk in FileReader::new(self, cid, 0, None).with_threads(threads) {
                         f.write_all(&chunk?)
                             .map_err(|e| Error::io(ctx("write"), e))?;
                     }

@@ -106,9 +106,8 @@ impl Repo {
                 match data {
                     Some(d) => put(&d)?,
                     None => {
-                        for chunk in
-                            FileReader::new(self, cid, 0, None).with_threads(crate::cores())
-                        {
+                        let (threads, _busy) = self.threads();
+                        for chunk in FileReader::new(self, cid, 0, None).with_threads(threads) {
                             put(&chunk?)?;
                         }
                     }
