@@ -450,6 +450,7 @@ const COMMANDS: &[&str] = &[
     "object/get",
     "object/links",
     "object/stat",
+    "openapi.json",
     "pin/add",
     "pin/ls",
     "pin/rm",
@@ -782,6 +783,18 @@ async fn run(
                 }
             }
         }
+        "openapi.json" => (
+            [(header::CONTENT_TYPE, "application/json")],
+            include_str!("openapi.json"),
+        )
+            .into_response(),
+        c if c.starts_with("storage/") || c.starts_with("cluster/") => {
+            return Err(RpcError {
+                message: format!("{c} is reserved for ipfs-kit's own commands and has none yet"),
+                kind: crate::ErrorKind::Implementation,
+                plain: Some(StatusCode::NOT_IMPLEMENTED),
+            })
+        }
         "stats/bw" | "bitswap/stat" | "stats/bitswap" => {
             return Err(RpcError::client(format!(
                 "unable to run offline: {NOT_ONLINE}"
@@ -814,6 +827,26 @@ async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn openapi_document_is_valid_json_naming_what_is_served() {
+        let doc: serde_json::Value =
+            serde_json::from_str(include_str!("openapi.json")).expect("openapi.json parses");
+        assert_eq!(doc["openapi"], "3.1.0");
+        let paths = doc["paths"].as_object().expect("paths");
+        for p in ["/health", "/debug/metrics/prometheus", "/api/v0/openapi.json"] {
+            assert!(paths.contains_key(p), "{p}");
+        }
+        // Every extension option it documents for add is one the server reads.
+        let server = include_str!("server.rs");
+        for param in doc["paths"]["/api/v0/add"]["post"]["parameters"]
+            .as_array()
+            .expect("params")
+        {
+            let name = param["name"].as_str().expect("name");
+            assert!(server.contains(&format!("\"{name}\"")), "{name}");
+        }
+    }
 
     #[test]
     fn go_durations() {
