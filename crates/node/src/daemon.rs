@@ -497,12 +497,21 @@ impl Backend for NodeBackend {
 
     fn object(&self, path: &str) -> Result<ipfs_kit_rpc::ObjectNode, RpcError> {
         let cid = self.repo.resolve(path).map_err(rpc)?;
-        if cid.codec() != ipfs_kit_block::codec::DAG_PB {
-            return Err(RpcError::normal(format!(
-                "{cid} is not a dag-pb node: use the dag commands"
-            )));
-        }
         let bytes = self.repo.block_bytes(&cid).map_err(rpc)?;
+        if cid.codec() != ipfs_kit_block::codec::DAG_PB {
+            // Other codecs have no data field; their links go unnamed, as in Kubo.
+            let links =
+                ipfs_kit_block::ipld::links(cid.codec(), &bytes).map_err(|e| rpc(e.into()))?;
+            return Ok(ipfs_kit_rpc::ObjectNode {
+                cid: cid.to_string(),
+                data: Vec::new(),
+                links: links
+                    .iter()
+                    .map(|c| (String::new(), c.to_string(), 0))
+                    .collect(),
+                block_size: bytes.len() as u64,
+            });
+        }
         let node = ipfs_kit_block::dagpb::PbNode::decode(&bytes).map_err(|e| rpc(e.into()))?;
         Ok(ipfs_kit_rpc::ObjectNode {
             cid: cid.to_string(),
@@ -520,6 +529,26 @@ impl Backend for NodeBackend {
                 .collect(),
             block_size: bytes.len() as u64,
         })
+    }
+
+    fn object_edit(
+        &self,
+        root: Option<&str>,
+        edit: ipfs_kit_rpc::ObjectEdit,
+    ) -> Result<String, RpcError> {
+        use crate::ObjectEdit as E;
+        use ipfs_kit_rpc::ObjectEdit as Api;
+        let edit = match edit {
+            Api::New(template) => E::New { template },
+            Api::AddLink(name, target) => E::AddLink {
+                name,
+                target: self.repo.resolve(&target).map_err(rpc)?,
+            },
+            Api::RmLink(name) => E::RmLink { name },
+            Api::SetData(d) => E::SetData(d),
+            Api::AppendData(d) => E::AppendData(d),
+        };
+        Ok(self.repo.object_edit(root, edit).map_err(rpc)?.to_string())
     }
 
     fn prometheus(&self) -> Result<String, RpcError> {

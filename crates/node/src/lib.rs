@@ -21,6 +21,7 @@ mod add;
 pub mod config;
 pub mod daemon;
 pub mod identity;
+mod object;
 mod ops;
 mod path;
 mod tar;
@@ -39,6 +40,7 @@ use parking_lot::RwLock;
 
 pub use add::{AddOptions, Added, EntryKind, EntrySource, ImportFlags};
 pub use config::Config;
+pub use object::ObjectEdit;
 pub use ops::{
     BlockStat, CarReaders, CarSource, DagImportResult, LsEntry, RepoStat, DEFAULT_BLOCK_LIMIT,
 };

@@ -79,6 +79,21 @@ pub struct ObjectNode {
     pub block_size: u64,
 }
 
+/// An `object new` or `object patch` edit, as the API names it.
+#[derive(Clone, Debug)]
+pub enum ObjectEdit {
+    /// `object/new` with an optional template.
+    New(Option<String>),
+    /// `object/patch/add-link`: name and target path.
+    AddLink(String, String),
+    /// `object/patch/rm-link`: name.
+    RmLink(String),
+    /// `object/patch/set-data`: the new data.
+    SetData(Vec<u8>),
+    /// `object/patch/append-data`: data to append.
+    AppendData(Vec<u8>),
+}
+
 /// What `dag/import` did.
 #[derive(Clone, Debug, Default)]
 pub struct DagImported {
@@ -172,6 +187,8 @@ pub trait Backend: Send + Sync + 'static {
     fn ls(&self, path: &str) -> Result<Vec<LsLink>, RpcError>;
     /// The dag-pb node at `path`, for the legacy `object` commands.
     fn object(&self, path: &str) -> Result<ObjectNode, RpcError>;
+    /// Applies an `object` edit to the dag-pb node at `root` (none for `New`); the new CID.
+    fn object_edit(&self, root: Option<&str>, edit: ObjectEdit) -> Result<String, RpcError>;
     /// The node's metrics in Prometheus' text format.
     fn prometheus(&self) -> Result<String, RpcError>;
     /// The whole config as JSON, secrets removed.

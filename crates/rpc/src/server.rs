@@ -449,6 +449,11 @@ const COMMANDS: &[&str] = &[
     "object/data",
     "object/get",
     "object/links",
+    "object/new",
+    "object/patch/add-link",
+    "object/patch/append-data",
+    "object/patch/rm-link",
+    "object/patch/set-data",
     "object/stat",
     "openapi.json",
     "pin/add",
@@ -765,10 +770,19 @@ async fn run(
                     ([(header::CONTENT_TYPE, "text/plain")], node.data).into_response()
                 }
                 "object/links" => json_response(&json!({ "Hash": node.cid, "Links": links() })),
-                "object/get" => json_response(&json!({
-                    "Links": links(),
-                    "Data": String::from_utf8_lossy(&node.data),
-                })),
+                "object/get" => {
+                    use base64::Engine as _;
+                    let data = match req.string(&["data-encoding"]).unwrap_or("text") {
+                        "base64" => base64::engine::general_purpose::STANDARD.encode(&node.data),
+                        "text" => String::from_utf8_lossy(&node.data).into_owned(),
+                        other => {
+                            return Err(RpcError::client(format!(
+                                "unknown data encoding {other:?} (text or base64)"
+                            )))
+                        }
+                    };
+                    json_response(&json!({ "Links": links(), "Data": data }))
+                }
                 _ => {
                     let links_size = node.block_size - node.data.len() as u64;
                     let cumulative = node.block_size + node.links.iter().map(|l| l.2).sum::<u64>();
@@ -782,6 +796,53 @@ async fn run(
                     }))
                 }
             }
+        }
+        "object/new" | "object/patch/add-link" | "object/patch/rm-link" => {
+            let args = req.args.clone();
+            let arg = |i: usize, name: &str| {
+                args.get(i).cloned().ok_or_else(|| {
+                    RpcError::request(
+                        StatusCode::BAD_REQUEST,
+                        format!("argument \"{name}\" is required"),
+                    )
+                })
+            };
+            let (root, edit) = match cmd {
+                "object/new" => (None, crate::ObjectEdit::New(args.first().cloned())),
+                "object/patch/add-link" => (
+                    Some(arg(0, "root")?),
+                    crate::ObjectEdit::AddLink(arg(1, "name")?, arg(2, "ref")?),
+                ),
+                _ => (
+                    Some(arg(0, "root")?),
+                    crate::ObjectEdit::RmLink(arg(1, "name")?),
+                ),
+            };
+            let hash = blocking(move || b.object_edit(root.as_deref(), edit)).await?;
+            json_response(&json!({ "Hash": hash, "Links": null }))
+        }
+        "object/patch/set-data" | "object/patch/append-data" => {
+            let root = req.arg(0, "root")?.to_string();
+            let multipart = Multipart::from_request(request, &()).await.map_err(|_| {
+                RpcError::request(StatusCode::BAD_REQUEST, "file argument 'data' is required")
+            })?;
+            let mut upload = upload::start(
+                multipart,
+                &state.limits,
+                state.metrics.bytes_in(command_label(cmd)),
+            );
+            let append = cmd.ends_with("append-data");
+            let hash = blocking(move || {
+                let data = upload.first_file(BLOCK_LIMIT, "data")?;
+                let edit = if append {
+                    crate::ObjectEdit::AppendData(data)
+                } else {
+                    crate::ObjectEdit::SetData(data)
+                };
+                b.object_edit(Some(&root), edit)
+            })
+            .await?;
+            json_response(&json!({ "Hash": hash, "Links": null }))
         }
         "openapi.json" => (
             [(header::CONTENT_TYPE, "application/json")],
@@ -834,7 +895,11 @@ mod tests {
             serde_json::from_str(include_str!("openapi.json")).expect("openapi.json parses");
         assert_eq!(doc["openapi"], "3.1.0");
         let paths = doc["paths"].as_object().expect("paths");
-        for p in ["/health", "/debug/metrics/prometheus", "/api/v0/openapi.json"] {
+        for p in [
+            "/health",
+            "/debug/metrics/prometheus",
+            "/api/v0/openapi.json",
+        ] {
             assert!(paths.contains_key(p), "{p}");
         }
         // Every extension option it documents for add is one the server reads.

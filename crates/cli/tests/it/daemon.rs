@@ -767,7 +767,10 @@ fn rpc_get_tar_offline_errors_and_timeouts() {
     assert_eq!((status, json(&body)["Code"].as_u64()), (400, Some(1)));
     // Our extensions: their OpenAPI document, and reserved namespaces.
     let (status, body) = d.call("POST", "/api/v0/openapi.json");
-    assert_eq!((status, json(&body)["openapi"].as_str()), (200, Some("3.1.0")));
+    assert_eq!(
+        (status, json(&body)["openapi"].as_str()),
+        (200, Some("3.1.0"))
+    );
     let (status, _) = d.call("POST", "/api/v0/cluster/status");
     assert_eq!(status, 501);
     // A bad timeout is refused; a generous one changes nothing.
