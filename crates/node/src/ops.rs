@@ -119,7 +119,7 @@ fn safe_name(name: &str) -> Result<&str, Error> {
 impl Repo {
     /// Resolves an IPFS path to the CID at its end.
     pub fn resolve(&self, path: &str) -> Result<Cid, Error> {
-        let p: IpfsPath = path.parse()?;
+        let p: IpfsPath = self.expand_ipns(path)?.parse()?;
         let segs: Vec<&str> = p.segments.iter().map(String::as_str).collect();
         Ok(reader::resolve_path(self, &p.root, &segs)?)
     }
@@ -431,10 +431,12 @@ impl Repo {
         Ok(ipfs_kit_pin::verify_pins(&self.blocks, &self.pins)?)
     }
 
-    /// Removes every block no pin reaches, then compacts the store. Returns the removed CIDs.
+    /// Removes every block no pin (and not the MFS root) reaches, then compacts the store.
+    /// Returns the removed CIDs.
     pub fn gc(&self) -> Result<Vec<Cid>, Error> {
         let _gc = self.gc_lock.write();
-        let removed = ipfs_kit_pin::gc(&self.blocks, &self.pins)?;
+        let roots: Vec<Cid> = self.stored_mfs_root()?.into_iter().collect();
+        let removed = ipfs_kit_pin::gc_keeping(&self.blocks, &self.pins, &roots)?;
         self.blocks.compact()?;
         Ok(removed)
     }
