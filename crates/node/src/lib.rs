@@ -26,6 +26,7 @@ mod keys;
 mod mfs;
 mod ops;
 mod path;
+mod rpc_names;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;

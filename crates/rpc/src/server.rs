@@ -54,7 +54,7 @@ pub fn router(backend: Arc<dyn Backend>, limits: Limits) -> Router {
     Router::new().fallback(dispatch).with_state(state)
 }
 
-fn json_response<T: serde::Serialize>(value: &T) -> Response {
+pub(crate) fn json_response<T: serde::Serialize>(value: &T) -> Response {
     match serde_json::to_vec(value) {
         Ok(mut body) => {
             body.push(b'\n');
@@ -65,7 +65,9 @@ fn json_response<T: serde::Serialize>(value: &T) -> Response {
 }
 
 /// Newline-delimited JSON objects, as Kubo streams lists.
-fn ndjson_response<T: serde::Serialize>(values: impl IntoIterator<Item = T>) -> Response {
+pub(crate) fn ndjson_response<T: serde::Serialize>(
+    values: impl IntoIterator<Item = T>,
+) -> Response {
     let mut body = Vec::new();
     for v in values {
         if serde_json::to_writer(&mut body, &v).is_err() {
@@ -80,7 +82,7 @@ fn ndjson_response<T: serde::Serialize>(values: impl IntoIterator<Item = T>) -> 
 }
 
 /// Runs a blocking backend call off the async runtime.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, RpcError> + Send + 'static,
 ) -> Result<T, RpcError> {
     tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
@@ -113,7 +115,7 @@ impl Write for ChannelWriter {
 
 /// Streams what `produce` writes. An error before the first byte becomes a normal error
 /// response; one after it ends the body early, which clients see as a broken stream.
-async fn stream_response(
+pub(crate) async fn stream_response(
     limits: Limits,
     json_lines: bool,
     produce: impl FnOnce(&mut dyn Write) -> Result<(), RpcError> + Send + 'static,
@@ -227,8 +229,26 @@ const COMMANDS: &[&str] = &[
     "dag/export",
     "dag/get",
     "dag/resolve",
+    "files/chcid",
+    "files/cp",
+    "files/flush",
+    "files/ls",
+    "files/mkdir",
+    "files/mv",
+    "files/read",
+    "files/rm",
+    "files/stat",
+    "files/write",
     "id",
+    "key/export",
+    "key/gen",
+    "key/import",
+    "key/list",
+    "key/rename",
+    "key/rm",
     "ls",
+    "name/publish",
+    "name/resolve",
     "pin/add",
     "pin/ls",
     "pin/rm",
@@ -498,6 +518,9 @@ async fn run(
             "Subcommands": COMMANDS.iter().map(|c| json!({ "Name": c, "Subcommands": [], "Options": [] })).collect::<Vec<_>>(),
             "Options": [],
         })),
+        c if c.starts_with("files/") => crate::files::run(b, state.limits, c, req, request).await?,
+        c if c.starts_with("key/") => crate::keys::run(b, state.limits, c, req, request).await?,
+        c if c.starts_with("name/") => crate::name::run(b, c, req).await?,
         _ => {
             return Err(RpcError::request(
                 StatusCode::NOT_FOUND,

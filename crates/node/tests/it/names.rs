@@ -6,18 +6,20 @@ use ipfs_kit_node::{AddOptions, InitOptions, KeyFormat, PublishOptions, Repo, Wr
 use ipfs_kit_unixfs::{ImportProfile, Kind, Layout};
 
 fn repo() -> (tempfile::TempDir, Repo) {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = Repo::init(&dir.path().join("repo"), InitOptions::default()).unwrap();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = Repo::init(&dir.path().join("repo"), InitOptions::default()).expect("init");
     (dir, repo)
 }
 
 fn write(repo: &Repo, path: &str, data: &[u8], opts: WriteOptions) {
-    repo.files_write(path, &mut &data[..], &opts).unwrap();
+    repo.files_write(path, &mut &data[..], &opts)
+        .expect("files write");
 }
 
 fn read(repo: &Repo, path: &str) -> Vec<u8> {
     let mut out = Vec::new();
-    repo.files_read(path, 0, None, &mut out).unwrap();
+    repo.files_read(path, 0, None, &mut out)
+        .expect("files read");
     out
 }
 
