@@ -85,6 +85,11 @@ fn not_exist() -> Error {
     Error::Invalid("file does not exist".into())
 }
 
+/// Kubo's error for a path that goes through a file.
+fn not_dir(segs: &[String]) -> Error {
+    Error::Invalid(format!("cannot access {}: Not a directory", segs.join("/")))
+}
+
 /// The segments of an absolute MFS path (empty for `/`).
 fn split(path: &str) -> Result<Vec<String>, Error> {
     if path.is_empty() {
@@ -208,16 +213,7 @@ impl<'r> Edit<'r> {
 
     /// The CID at `segs`, or `None`; fails when a segment above the last is not a directory.
     fn lookup(&self, segs: &[String]) -> Result<Option<Cid>, Error> {
-        let mut cur = self.root;
-        for seg in segs {
-            match reader::lookup(&self.overlay, &cur, seg) {
-                Ok(Some(c)) => cur = c,
-                Ok(None) => return Ok(None),
-                Err(ipfs_kit_unixfs::Error::NotDirectory(_)) => return Err(not_exist()),
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(Some(cur))
+        lookup_in(&self.overlay, self.root, segs)
     }
 
     fn stat(&self, cid: &Cid) -> Result<reader::Stat, Error> {
@@ -400,6 +396,20 @@ impl Read for Patched<'_, '_> {
     }
 }
 
+/// Walks `segs` down from `root`: the CID at the end, or `None` when a name is missing.
+fn lookup_in(source: &dyn BlockSource, root: Cid, segs: &[String]) -> Result<Option<Cid>, Error> {
+    let mut cur = root;
+    for (i, seg) in segs.iter().enumerate() {
+        match reader::lookup(source, &cur, seg) {
+            Ok(Some(c)) => cur = c,
+            Ok(None) => return Ok(None),
+            Err(ipfs_kit_unixfs::Error::NotDirectory(_)) => return Err(not_dir(&segs[..=i])),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Some(cur))
+}
+
 impl Repo {
     /// The profile MFS builds directories with: the repo's (for its HAMT rules), with Kubo's
     /// MFS file settings (trickle, 256 KiB chunks, 174 links).
@@ -484,13 +494,7 @@ impl Repo {
             return self.resolve(path);
         }
         let segs = split(path)?;
-        let mut cur = self.mfs_root()?;
-        for seg in &segs {
-            cur = reader::lookup(self, &cur, seg)
-                .map_err(|_| not_exist())?
-                .ok_or_else(not_exist)?;
-        }
-        Ok(cur)
+        lookup_in(self, self.mfs_root()?, &segs)?.ok_or_else(not_exist)
     }
 
     /// `files stat`.
@@ -584,7 +588,7 @@ impl Repo {
             }
             let parent = e.lookup(dir)?.ok_or_else(not_exist)?;
             if e.stat(&parent)?.kind != Kind::Directory {
-                return Err(not_exist());
+                return Err(not_dir(&segs));
             }
             let old = match e.lookup(&segs)? {
                 Some(c) => {

@@ -51,7 +51,11 @@ pub fn router(backend: Arc<dyn Backend>, limits: Limits) -> Router {
         permits: Arc::new(Semaphore::new(limits.concurrent_requests)),
         limits,
     };
-    Router::new().fallback(dispatch).with_state(state)
+    // Uploads are bounded by `max_upload` as they stream, not by axum's 2 MB default.
+    Router::new()
+        .fallback(dispatch)
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
 }
 
 pub(crate) fn json_response<T: serde::Serialize>(value: &T) -> Response {

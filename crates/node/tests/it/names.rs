@@ -152,6 +152,10 @@ fn mfs_errors_are_kubos_and_change_nothing() {
         "directory already has entry by that name"
     );
     assert!(repo.files_read("/d", 0, None, &mut Vec::new()).is_err());
+    assert_eq!(
+        msg(repo.files_write("/d/f/g", &mut &b"x"[..], &create())),
+        "cannot access d/f/g: Not a directory"
+    );
     assert!(repo.files_stat("/d/f/g").is_err());
     repo.files_rm(&["/zz".into()], true, true).unwrap();
     assert_eq!(repo.files_flush("/").unwrap(), before);
@@ -178,6 +182,13 @@ fn mfs_cids_match_the_importer() {
         .unwrap()
     };
     assert_eq!(repo.files_flush("/").unwrap(), wrapped.cid);
+    // Kubo's MFS CID for "Hello world" written to a new file (interface-ipfs-core's vector).
+    write(&repo, "/hw.txt", b"Hello world", create());
+    assert_eq!(
+        repo.files_stat("/hw.txt").unwrap().cid.to_string(),
+        "Qmetpc7cZmN25Wcc6R27cGCAvCDqCS5GjHG4v7xABEfpmJ"
+    );
+    repo.files_rm(&["/hw.txt".into()], false, false).unwrap();
     // A fresh write is a trickle DAG, as Kubo's MFS writes are.
     write(&repo, "/w.txt", data, create());
     let trickle = ImportProfile {
