@@ -72,6 +72,10 @@ seed_corpus() {
     printf '%s' zb2rhe5P4gXftAwvA4eXQ5HJwsER2owDyS9sKaQRRVQPn93bA >"$d/cid/seed-v1-b58"
     put_hex "$d/cid/seed-dagcbor" a26161d82a58250001551220e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b8556162830102f5
     printf '%s' '{"a":{"/":"bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"},"b":[1,-2,"x",{"/":{"bytes":"aGk"}}]}' >"$d/cid/seed-dagjson"
+
+    # IPNS records written by boxo (valid, V1-only, broken signatures, RSA).
+    mkdir -p "$d/ipns_record"
+    cp "$root"/crates/ipns/tests/fixtures/*.ipns-record "$d/ipns_record/"
 }
 seed_corpus
 

@@ -1,6 +1,8 @@
 //! `ipfs-kit`: the command line of the ipfs-kit node. Glue only: parse arguments, open the repo,
 //! call the node, print what Kubo would print.
 
+mod names;
+
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::PathBuf;
 
@@ -115,6 +117,15 @@ enum Cmd {
         #[arg(long)]
         offline: bool,
     },
+    /// The mutable file system (MFS): mkdir, write, read, ls, stat, cp, mv, rm, flush, chcid.
+    #[command(subcommand)]
+    Files(names::FilesCmd),
+    /// Named Ed25519 keys for IPNS: gen, list, rename, rm, import, export.
+    #[command(subcommand)]
+    Key(names::KeyCmd),
+    /// IPNS: publish a path under a key's name, resolve names (local records; offline).
+    #[command(subcommand)]
+    Name(names::NameCmd),
     /// Show the node's identity.
     Id,
     /// Show the ipfs-kit version.
@@ -879,6 +890,9 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Id => {
             writeln!(out, "{}", serde_json::to_string_pretty(&repo.id_info())?)?;
         }
+        Cmd::Files(c) => names::files(&repo, c, &mut out)?,
+        Cmd::Key(c) => names::key(&repo, c, &mut out)?,
+        Cmd::Name(c) => names::name(&repo, c, &mut out)?,
     }
     out.flush()?;
     Ok(())

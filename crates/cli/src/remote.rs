@@ -732,6 +732,10 @@ pub fn run(api: &Api, cmd: Cmd, out: &mut dyn Write) -> Result<()> {
                 bail!("config set edits the repo: stop the daemon first, then set it and restart")
             }
         },
+        Cmd::Files(_) | Cmd::Key(_) | Cmd::Name(_) => bail!(
+            "files, key and name commands do not go through a running daemon yet: use its API \
+             (POST /api/v0/files/..., key/..., name/...) or stop the daemon"
+        ),
         Cmd::Init { .. } | Cmd::Daemon { .. } | Cmd::Version => {
             bail!("this command runs locally, not through the API")
         }

@@ -584,6 +584,113 @@ impl Backend for NodeBackend {
         let v = cfg.get(key).map_err(rpc)?;
         serde_json::to_value(v).map_err(|e| RpcError::normal(e.to_string()))
     }
+
+    // MFS, keys and IPNS: see rpc_names.rs.
+
+    fn files_stat(&self, path: &str) -> Result<ipfs_kit_rpc::FilesStat, RpcError> {
+        crate::rpc_names::files_stat(&self.repo, path)
+    }
+
+    fn files_ls(&self, path: &str) -> Result<Vec<ipfs_kit_rpc::FilesEntry>, RpcError> {
+        crate::rpc_names::files_ls(&self.repo, path)
+    }
+
+    fn files_read(
+        &self,
+        path: &str,
+        offset: u64,
+        count: Option<u64>,
+        out: &mut dyn Write,
+    ) -> Result<(), RpcError> {
+        crate::rpc_names::files_read(&self.repo, path, offset, count, out)
+    }
+
+    fn files_write(
+        &self,
+        path: &str,
+        data: &mut dyn std::io::Read,
+        opts: &ipfs_kit_rpc::FilesWrite,
+    ) -> Result<(), RpcError> {
+        crate::rpc_names::files_write(&self.repo, path, data, opts)
+    }
+
+    fn files_mkdir(
+        &self,
+        path: &str,
+        parents: bool,
+        cid_version: Option<u8>,
+        hash: Option<&str>,
+    ) -> Result<(), RpcError> {
+        let r = self.repo.files_mkdir(path, parents, cid_version, hash);
+        r.map_err(rpc)
+    }
+
+    fn files_cp(&self, src: &str, dst: &str, parents: bool) -> Result<(), RpcError> {
+        self.repo.files_cp(src, dst, parents).map_err(rpc)
+    }
+
+    fn files_mv(&self, src: &str, dst: &str) -> Result<(), RpcError> {
+        self.repo.files_mv(src, dst).map_err(rpc)
+    }
+
+    fn files_rm(&self, paths: &[String], recursive: bool, force: bool) -> Result<(), RpcError> {
+        self.repo.files_rm(paths, recursive, force).map_err(rpc)
+    }
+
+    fn files_flush(&self, path: &str) -> Result<String, RpcError> {
+        Ok(self.repo.files_flush(path).map_err(rpc)?.to_string())
+    }
+
+    fn files_chcid(
+        &self,
+        path: &str,
+        cid_version: Option<u8>,
+        hash: Option<&str>,
+    ) -> Result<(), RpcError> {
+        let r = self.repo.files_chcid(path, cid_version, hash);
+        r.map_err(rpc)
+    }
+
+    fn key_gen(&self, name: &str) -> Result<ipfs_kit_rpc::KeyEntry, RpcError> {
+        crate::rpc_names::key_gen(&self.repo, name)
+    }
+
+    fn key_list(&self) -> Result<Vec<ipfs_kit_rpc::KeyEntry>, RpcError> {
+        crate::rpc_names::key_list(&self.repo)
+    }
+
+    fn key_rename(
+        &self,
+        old: &str,
+        new: &str,
+        force: bool,
+    ) -> Result<(ipfs_kit_rpc::KeyEntry, bool), RpcError> {
+        crate::rpc_names::key_rename(&self.repo, old, new, force)
+    }
+
+    fn key_rm(&self, names: &[String]) -> Result<Vec<ipfs_kit_rpc::KeyEntry>, RpcError> {
+        crate::rpc_names::key_rm(&self.repo, names)
+    }
+
+    fn key_import(&self, name: &str, data: Vec<u8>) -> Result<ipfs_kit_rpc::KeyEntry, RpcError> {
+        crate::rpc_names::key_import(&self.repo, name, &data)
+    }
+
+    fn key_export(&self, name: &str, format: &str) -> Result<Vec<u8>, RpcError> {
+        crate::rpc_names::key_export(&self.repo, name, format)
+    }
+
+    fn name_publish(
+        &self,
+        path: &str,
+        opts: &ipfs_kit_rpc::NamePublish,
+    ) -> Result<(String, String, String), RpcError> {
+        crate::rpc_names::name_publish(&self.repo, path, opts)
+    }
+
+    fn name_resolve(&self, name: Option<&str>, recursive: bool) -> Result<String, RpcError> {
+        crate::rpc_names::name_resolve(&self.repo, name, recursive)
+    }
 }
 
 fn strings(cids: Vec<ipfs_kit_block::Cid>) -> Vec<String> {

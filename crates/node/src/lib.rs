@@ -21,9 +21,13 @@ mod add;
 pub mod config;
 pub mod daemon;
 pub mod identity;
+mod ipns;
+mod keys;
+mod mfs;
 mod object;
 mod ops;
 mod path;
+mod rpc_names;
 mod tar;
 
 use std::fs::{self, File, OpenOptions};
@@ -40,6 +44,9 @@ use parking_lot::RwLock;
 
 pub use add::{AddOptions, Added, EntryKind, EntrySource, ImportFlags};
 pub use config::Config;
+pub use ipns::{parse_go_duration, PublishOptions, OFFLINE_PUBLISH};
+pub use keys::{KeyFormat, KeyInfo};
+pub use mfs::{MfsEntry, MfsStat, WriteOptions};
 pub use object::ObjectEdit;
 pub use ops::{
     BlockStat, CarReaders, CarSource, DagImportResult, LsEntry, RepoStat, DEFAULT_BLOCK_LIMIT,
@@ -111,6 +118,12 @@ pub enum Error {
     /// Any other bad input, described.
     #[error("{0}")]
     Invalid(String),
+    /// A key, name or IPNS record problem.
+    #[error(transparent)]
+    Ipns(#[from] ipfs_kit_ipns::Error),
+    /// The metadata database failed.
+    #[error("metadata: {0}")]
+    Meta(String),
 }
 
 impl Error {
@@ -138,6 +151,10 @@ pub struct Repo {
     gc_lock: RwLock<()>,
     /// Hashing and verifying operations running now; see [`Repo::threads`].
     busy: std::sync::atomic::AtomicUsize,
+    /// The metadata database (pins, MFS root, IPNS records).
+    meta: Arc<redb::Database>,
+    /// Serialises MFS edits (read root, edit, commit root).
+    mfs_lock: parking_lot::Mutex<()>,
     _lock: File,
 }
 
@@ -153,6 +170,12 @@ impl Drop for Busy<'_> {
 /// Writes `bytes` to `path` so that a crash leaves either the old or the new file: write a
 /// temporary file, fsync it, rename it over, fsync the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    write_atomic_mode(path, bytes, 0o666)
+}
+
+/// [`write_atomic`] with the file created with `mode` (before the umask), for secrets.
+pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
+    use std::os::unix::fs::OpenOptionsExt;
     let dir = path
         .parent()
         .ok_or_else(|| Error::Invalid(format!("{} has no parent", path.display())))?;
@@ -161,7 +184,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
     ));
     let ctx = |what: &str| format!("{what} {}", path.display());
-    let mut f = File::create(&tmp).map_err(|e| Error::io(ctx("write"), e))?;
+    // A stray temporary from a crash may have other permissions: start afresh.
+    let _ = fs::remove_file(&tmp);
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(|e| Error::io(ctx("write"), e))?;
     f.write_all(bytes)
         .and_then(|_| f.sync_all())
         .map_err(|e| Error::io(ctx("write"), e))?;
@@ -269,7 +300,8 @@ impl Repo {
             }
             Err(e) => return Err(Error::Config(format!("open meta.redb: {e}"))),
         };
-        let pins = Pinset::open(Arc::new(meta))?;
+        let meta = Arc::new(meta);
+        let pins = Pinset::open(meta.clone())?;
         Ok(Repo {
             path: path.to_path_buf(),
             config,
@@ -277,6 +309,8 @@ impl Repo {
             pins,
             gc_lock: RwLock::new(()),
             busy: Default::default(),
+            meta,
+            mfs_lock: parking_lot::Mutex::new(()),
             _lock: lock,
         })
     }

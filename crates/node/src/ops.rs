@@ -132,7 +132,7 @@ impl Repo {
     /// dag-pb nodes, map keys and list indices through dag-cbor and dag-json. Returns the last
     /// CID reached and the segments that remain inside that node.
     pub fn dag_resolve(&self, path: &str) -> Result<(Cid, Vec<String>), Error> {
-        let p: IpfsPath = path.parse()?;
+        let p: IpfsPath = self.expand_ipns(path)?.parse()?;
         let mut cid = p.root;
         let mut segs = p.segments.iter().map(String::as_str).peekable();
         while segs.peek().is_some() {
@@ -486,10 +486,12 @@ impl Repo {
         Ok(ipfs_kit_pin::verify_pins(&self.blocks, &self.pins)?)
     }
 
-    /// Removes every block no pin reaches, then compacts the store. Returns the removed CIDs.
+    /// Removes every block no pin (and not the MFS root) reaches, then compacts the store.
+    /// Returns the removed CIDs.
     pub fn gc(&self) -> Result<Vec<Cid>, Error> {
         let _gc = self.gc_lock.write();
-        let removed = ipfs_kit_pin::gc(&self.blocks, &self.pins)?;
+        let roots: Vec<Cid> = self.stored_mfs_root()?.into_iter().collect();
+        let removed = ipfs_kit_pin::gc_keeping(&self.blocks, &self.pins, &roots)?;
         self.blocks.compact()?;
         Ok(removed)
     }

@@ -401,7 +401,19 @@ pub fn reachable(store: &dyn Blockstore, pins: &Pinset) -> Result<HashSet<Vec<u8
 /// The caller must keep writers that will pin their blocks (an `add` in progress) from running
 /// between the mark and the sweep: the node holds its GC lock exclusively around this call.
 pub fn gc(store: &dyn Blockstore, pins: &Pinset) -> Result<Vec<Cid>, Error> {
-    let keep = reachable(store, pins)?;
+    gc_keeping(store, pins, &[])
+}
+
+/// [`gc`] that also keeps every block reachable from `roots`, best effort (blocks missing below
+/// them are skipped), as Kubo keeps its MFS root.
+pub fn gc_keeping(store: &dyn Blockstore, pins: &Pinset, roots: &[Cid]) -> Result<Vec<Cid>, Error> {
+    let mut keep = reachable(store, pins)?;
+    for root in roots {
+        match walk_dag(store, root, &mut keep, &mut |_| {}) {
+            Ok(()) | Err(Error::Missing { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
     let doomed: Vec<Cid> = store
         .list()?
         .into_iter()

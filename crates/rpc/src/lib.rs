@@ -10,19 +10,25 @@
 
 mod access;
 mod error;
+mod files;
+mod keys;
 mod metrics;
+mod name;
 mod request;
 mod server;
 mod upload;
 
 pub use access::{Access, Authorization};
 pub use error::{ErrorKind, RpcError};
+pub use files::{FilesEntry, FilesStat, FilesWrite};
+pub use keys::KeyEntry;
 pub use metrics::Metrics;
+pub use name::NamePublish;
 pub use request::Request;
 pub use server::{router, Limits};
 pub use upload::{AddEvent, AddParams, Upload, UploadKind};
 
-use std::io::Write;
+use std::io::{Read, Write};
 
 use serde::Serialize;
 
@@ -195,4 +201,69 @@ pub trait Backend: Send + Sync + 'static {
     fn config_show(&self) -> Result<serde_json::Value, RpcError>;
     /// One config value.
     fn config_get(&self, key: &str) -> Result<serde_json::Value, RpcError>;
+
+    // MFS (`files/*`), keys (`key/*`) and IPNS (`name/*`).
+
+    /// `files/stat` of an MFS path or an `/ipfs/` path.
+    fn files_stat(&self, path: &str) -> Result<FilesStat, RpcError>;
+    /// `files/ls`: a directory's entries with type, size and CID, or the file itself.
+    fn files_ls(&self, path: &str) -> Result<Vec<FilesEntry>, RpcError>;
+    /// `files/read`: a file's bytes from `offset`, at most `count`.
+    fn files_read(
+        &self,
+        path: &str,
+        offset: u64,
+        count: Option<u64>,
+        out: &mut dyn Write,
+    ) -> Result<(), RpcError>;
+    /// `files/write`: writes `data` into the file at `path`.
+    fn files_write(
+        &self,
+        path: &str,
+        data: &mut dyn Read,
+        opts: &FilesWrite,
+    ) -> Result<(), RpcError>;
+    /// `files/mkdir`.
+    fn files_mkdir(
+        &self,
+        path: &str,
+        parents: bool,
+        cid_version: Option<u8>,
+        hash: Option<&str>,
+    ) -> Result<(), RpcError>;
+    /// `files/cp` (source an MFS or `/ipfs/` path).
+    fn files_cp(&self, src: &str, dst: &str, parents: bool) -> Result<(), RpcError>;
+    /// `files/mv`.
+    fn files_mv(&self, src: &str, dst: &str) -> Result<(), RpcError>;
+    /// `files/rm`.
+    fn files_rm(&self, paths: &[String], recursive: bool, force: bool) -> Result<(), RpcError>;
+    /// `files/flush`: the CID at `path`.
+    fn files_flush(&self, path: &str) -> Result<String, RpcError>;
+    /// `files/chcid`.
+    fn files_chcid(
+        &self,
+        path: &str,
+        cid_version: Option<u8>,
+        hash: Option<&str>,
+    ) -> Result<(), RpcError>;
+    /// `key/gen` (Ed25519).
+    fn key_gen(&self, name: &str) -> Result<KeyEntry, RpcError>;
+    /// `key/list`, `self` first.
+    fn key_list(&self) -> Result<Vec<KeyEntry>, RpcError>;
+    /// `key/rename`: the key under its new name and whether one was overwritten.
+    fn key_rename(&self, old: &str, new: &str, force: bool) -> Result<(KeyEntry, bool), RpcError>;
+    /// `key/rm`.
+    fn key_rm(&self, names: &[String]) -> Result<Vec<KeyEntry>, RpcError>;
+    /// `key/import` of a libp2p protobuf or PKCS#8 PEM key.
+    fn key_import(&self, name: &str, data: Vec<u8>) -> Result<KeyEntry, RpcError>;
+    /// `key/export` in Kubo's `format`.
+    fn key_export(&self, name: &str, format: &str) -> Result<Vec<u8>, RpcError>;
+    /// `name/publish`: (IPNS name `k51…`, peer ID, published value).
+    fn name_publish(
+        &self,
+        path: &str,
+        opts: &NamePublish,
+    ) -> Result<(String, String, String), RpcError>;
+    /// `name/resolve` of a name (`None`: the node's own).
+    fn name_resolve(&self, name: Option<&str>, recursive: bool) -> Result<String, RpcError>;
 }

@@ -87,7 +87,7 @@ tokio::task_local! {
 /// The message Go clients know for a request past its deadline.
 const DEADLINE_EXCEEDED: &str = "context deadline exceeded";
 
-fn json_response<T: serde::Serialize>(value: &T) -> Response {
+pub(crate) fn json_response<T: serde::Serialize>(value: &T) -> Response {
     match serde_json::to_vec(value) {
         Ok(mut body) => {
             body.push(b'\n');
@@ -98,7 +98,9 @@ fn json_response<T: serde::Serialize>(value: &T) -> Response {
 }
 
 /// Newline-delimited JSON objects, as Kubo streams lists.
-fn ndjson_response<T: serde::Serialize>(values: impl IntoIterator<Item = T>) -> Response {
+pub(crate) fn ndjson_response<T: serde::Serialize>(
+    values: impl IntoIterator<Item = T>,
+) -> Response {
     let mut body = Vec::new();
     for v in values {
         if serde_json::to_writer(&mut body, &v).is_err() {
@@ -113,7 +115,7 @@ fn ndjson_response<T: serde::Serialize>(values: impl IntoIterator<Item = T>) -> 
 }
 
 /// Runs a blocking backend call off the async runtime, inside the request's log span.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, RpcError> + Send + 'static,
 ) -> Result<T, RpcError> {
     let span = tracing::Span::current();
@@ -168,7 +170,7 @@ impl Write for ChannelWriter {
 
 /// Streams what `produce` writes. An error before the first byte becomes a normal error
 /// response; one after it ends the body early, which clients see as a broken stream.
-async fn stream_response(
+pub(crate) async fn stream_response(
     limits: Limits,
     json_lines: bool,
     produce: impl FnOnce(&mut dyn Write) -> Result<(), RpcError> + Send + 'static,
@@ -267,6 +269,11 @@ async fn dispatch(State(state): State<AppState>, request: axum::extract::Request
             "request"
         );
         let bytes_out = state.metrics.bytes_out(label);
+        // A body of known length is counted now and left alone, keeping its Content-Length.
+        if let Some(n) = axum::body::HttpBody::size_hint(resp.body()).exact() {
+            bytes_out.inc_by(n);
+            return resp;
+        }
         resp.map(|body| {
             Body::from_stream(body.into_data_stream().inspect(move |chunk| {
                 if let Ok(c) = chunk {
@@ -444,7 +451,23 @@ const COMMANDS: &[&str] = &[
     "dag/put",
     "dag/resolve",
     "get",
+    "files/chcid",
+    "files/cp",
+    "files/flush",
+    "files/ls",
+    "files/mkdir",
+    "files/mv",
+    "files/read",
+    "files/rm",
+    "files/stat",
+    "files/write",
     "id",
+    "key/export",
+    "key/gen",
+    "key/import",
+    "key/list",
+    "key/rename",
+    "key/rm",
     "ls",
     "object/data",
     "object/get",
@@ -456,6 +479,8 @@ const COMMANDS: &[&str] = &[
     "object/patch/set-data",
     "object/stat",
     "openapi.json",
+    "name/publish",
+    "name/resolve",
     "pin/add",
     "pin/ls",
     "pin/rm",
@@ -876,6 +901,15 @@ async fn run(
             "Subcommands": COMMANDS.iter().map(|c| json!({ "Name": c, "Subcommands": [], "Options": [] })).collect::<Vec<_>>(),
             "Options": [],
         })),
+        c if c.starts_with("files/") || c.starts_with("key/") => {
+            let received = state.metrics.bytes_in(command_label(c));
+            if c.starts_with("files/") {
+                crate::files::run(b, state.limits, received, c, req, request).await?
+            } else {
+                crate::keys::run(b, state.limits, received, c, req, request).await?
+            }
+        }
+        c if c.starts_with("name/") => crate::name::run(b, c, req).await?,
         _ => {
             return Err(RpcError::request(
                 StatusCode::NOT_FOUND,

@@ -99,3 +99,58 @@ fn kill_9_during_add_pin_and_gc_loses_nothing_acknowledged() {
     assert!(!acked.is_empty(), "no add ever completed");
     assert!(killed > 0, "no add was ever killed");
 }
+
+#[test]
+fn kill_9_during_mfs_writes_loses_nothing_acknowledged() {
+    let node = Node::new();
+    let mut acked: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut killed = 0;
+    for i in 0..12u64 {
+        let data = content(100 + i, (3 << 20) + (i as usize) * 7919);
+        let file = node.dir.path().join(format!("m{i}.bin"));
+        std::fs::write(&file, &data).expect("write");
+        let path = format!("/d{}/f{i}", i % 3);
+        let delay = Duration::from_millis(5 + (i * 41) % 200);
+        let args = [
+            "files",
+            "write",
+            "--create",
+            "--parents",
+            &path,
+            file.to_str().expect("p"),
+        ];
+        if run_and_kill(&node, &args, delay).is_some() {
+            acked.push((path, data));
+        } else {
+            killed += 1;
+        }
+        if i % 4 == 2 {
+            run_and_kill(&node, &["repo", "gc"], Duration::from_millis(3 + i * 7));
+        }
+        node.ok(&["repo", "verify"]);
+        for (path, bytes) in &acked {
+            let out = node.cmd(&["files", "read", path]).output().expect("read");
+            assert!(
+                out.status.success(),
+                "acknowledged {path} lost after kill {i}"
+            );
+            assert!(
+                out.stdout == *bytes,
+                "acknowledged {path} changed after kill {i}"
+            );
+        }
+    }
+    // GC keeps what MFS holds.
+    node.ok(&["repo", "gc"]);
+    for (path, bytes) in &acked {
+        assert!(
+            node.cmd(&["files", "read", path])
+                .output()
+                .expect("read")
+                .stdout
+                == *bytes
+        );
+    }
+    assert!(!acked.is_empty(), "no write ever completed");
+    assert!(killed > 0, "no write was ever killed");
+}

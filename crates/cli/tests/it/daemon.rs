@@ -499,15 +499,7 @@ fn rpc_block_and_dag_uploads() {
     let d = Daemon::start(&node);
     let data = node.dir.path().join("data");
     std::fs::write(&data, b"raw block").expect("write");
-    let up = |q: &str, file: &std::path::Path| {
-        curl(&[
-            "-X",
-            "POST",
-            "-F",
-            &format!("file=@{}", file.display()),
-            &format!("{}/api/v0/{q}", d.url),
-        ])
-    };
+    let up = |q: &str, file: &std::path::Path| upload(&d, q, file);
     let (status, body) = up("block/put", &data);
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let key = json(&body)["Key"].as_str().expect("key").to_string();
@@ -561,6 +553,174 @@ fn rpc_block_and_dag_uploads() {
     assert_eq!(out[0]["Root"]["PinErrorMsg"], "");
     assert_eq!(out[1]["Stats"]["BlockCount"].as_u64(), Some(2));
     d2.stop();
+    d.stop();
+}
+
+/// POSTs a multipart upload of `file` to `q`.
+fn upload(d: &Daemon, q: &str, file: &std::path::Path) -> (u16, Vec<u8>) {
+    curl(&[
+        "-X",
+        "POST",
+        "-F",
+        &format!("file=@{}", file.display()),
+        &format!("{}/api/v0/{q}", d.url),
+    ])
+}
+
+#[test]
+fn rpc_files_keys_and_names() {
+    let node = Node::new();
+    let d = Daemon::start(&node);
+    let hello = node.dir.path().join("hello");
+    std::fs::write(&hello, b"hello world\n").expect("write");
+
+    // Mutating files commands answer 200 with an empty chunked body, as Kubo.
+    let out = Command::new("curl")
+        .args(["-s", "-D", "-", "-X", "POST"])
+        .arg(format!(
+            "{}/api/v0/files/mkdir?arg=/a/b&parents=true",
+            d.url
+        ))
+        .output()
+        .expect("curl");
+    let head = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("x-chunked-output: 1"), "{head}");
+    assert!(head.trim_end().ends_with("content-length: 0") || head.contains("content-length: 0"));
+    let (status, body) = upload(&d, "files/write?arg=/a/b/h.txt&create=true", &hello);
+    assert_eq!(
+        (status, body.len()),
+        (200, 0),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(
+        d.call("POST", "/api/v0/files/read?arg=/a/b/h.txt&offset=6&count=5")
+            .1,
+        b"world"
+    );
+    let st = json(&d.call("POST", "/api/v0/files/stat?arg=/a/b/h.txt").1);
+    assert_eq!(st["Type"], "file");
+    assert_eq!(st["Size"], 12);
+    let ls = json(&d.call("POST", "/api/v0/files/ls?arg=/a/b&long=true").1);
+    assert_eq!(ls["Entries"][0]["Name"], "h.txt");
+    assert_eq!(ls["Entries"][0]["Type"], 0);
+    assert_eq!(ls["Entries"][0]["Hash"], st["Hash"]);
+    assert_eq!(
+        json(&d.call("POST", "/api/v0/files/ls?arg=/a/b").1)["Entries"][0]["Hash"],
+        ""
+    );
+    d.call("POST", "/api/v0/files/mkdir?arg=/empty");
+    assert!(json(&d.call("POST", "/api/v0/files/ls?arg=/empty").1)["Entries"].is_null());
+    assert_eq!(
+        d.call("POST", "/api/v0/files/mv?arg=/a/b/h.txt&arg=/h2.txt")
+            .0,
+        200
+    );
+    assert_eq!(
+        d.call("POST", "/api/v0/files/cp?arg=/h2.txt&arg=/a/").0,
+        200
+    );
+    assert_eq!(
+        d.call("POST", "/api/v0/files/read?arg=/a/h2.txt").1,
+        b"hello world\n"
+    );
+    let flushed = json(&d.call("POST", "/api/v0/files/flush").1);
+    assert!(flushed["Cid"].as_str().expect("cid").starts_with("Qm"));
+    let (status, body) = d.call("POST", "/api/v0/files/rm?arg=/a");
+    assert_eq!(status, 500);
+    assert_eq!(
+        json(&body)["Message"],
+        "\"/a\" is a directory, use -r to remove directories"
+    );
+    assert_eq!(
+        d.call("POST", "/api/v0/files/rm?arg=/a&recursive=true"),
+        (200, Vec::new())
+    );
+    let (status, body) = d.call("POST", "/api/v0/files/stat?arg=/a");
+    assert_eq!(
+        (status, json(&body)["Message"].clone()),
+        (500, "file does not exist".into())
+    );
+    let (status, body) = d.call("POST", "/api/v0/files/stat");
+    assert_eq!(
+        (status, body),
+        (400, b"argument \"path\" is required\n".to_vec())
+    );
+    assert_eq!(
+        json(&d.call("POST", "/api/v0/files/mkdir?arg=nope").1)["Message"],
+        "paths must start with a leading slash"
+    );
+
+    // Keys: ed25519 whatever size a client sends; self listed first; Kubo's errors.
+    let k = json(
+        &d.call("POST", "/api/v0/key/gen?arg=k1&type=ed25519&size=2048")
+            .1,
+    );
+    assert_eq!(k["Name"], "k1");
+    let id = k["Id"].as_str().expect("id").to_string();
+    assert!(id.starts_with("k51"));
+    let keys = json(&d.call("POST", "/api/v0/key/list").1);
+    assert_eq!(keys["Keys"][0]["Name"], "self");
+    assert_eq!(keys["Keys"][1]["Id"], id.as_str());
+    let b58 = json(&d.call("POST", "/api/v0/key/list?ipns-base=b58mh").1);
+    assert!(b58["Keys"][1]["Id"]
+        .as_str()
+        .expect("id")
+        .starts_with("12D3KooW"));
+    assert_eq!(
+        json(&d.call("POST", "/api/v0/key/gen?arg=self").1)["Message"],
+        "cannot create key with name 'self'"
+    );
+    let r = json(&d.call("POST", "/api/v0/key/rename?arg=k1&arg=k2").1);
+    assert_eq!(
+        (r["Was"].clone(), r["Now"].clone(), r["Overwrite"].clone()),
+        ("k1".into(), "k2".into(), false.into())
+    );
+    let exported = d.call("POST", "/api/v0/key/export?arg=k2").1;
+    let keyfile = node.dir.path().join("k.key");
+    std::fs::write(&keyfile, &exported).expect("write");
+    let imported = json(&upload(&d, "key/import?arg=k3", &keyfile).1);
+    assert_eq!(imported["Id"], id.as_str());
+    let rm = json(&d.call("POST", "/api/v0/key/rm?arg=k2&arg=k3").1);
+    assert_eq!(rm["Keys"].as_array().expect("keys").len(), 2);
+
+    // Names: offline publishing needs --allow-offline; resolve goes through /ipns paths.
+    let added = json(&upload(&d, "add", &hello).1);
+    let cid = added["Hash"].as_str().expect("hash").to_string();
+    let (status, body) = d.call("POST", &format!("/api/v0/name/publish?arg=/ipfs/{cid}"));
+    assert_eq!(status, 500);
+    assert!(json(&body)["Message"]
+        .as_str()
+        .expect("msg")
+        .starts_with("can't publish while offline: pass `--allow-offline`"));
+    let p = json(
+        &d.call(
+            "POST",
+            &format!("/api/v0/name/publish?arg={cid}&allow-offline=true&lifetime=1h"),
+        )
+        .1,
+    );
+    assert_eq!(p["Value"], format!("/ipfs/{cid}"));
+    let name = p["Name"].as_str().expect("name").to_string();
+    let r = json(
+        &d.call("POST", &format!("/api/v0/name/resolve?arg=/ipns/{name}"))
+            .1,
+    );
+    assert_eq!(r["Path"], format!("/ipfs/{cid}"));
+    assert_eq!(
+        json(&d.call("POST", "/api/v0/name/resolve").1)["Path"],
+        format!("/ipfs/{cid}")
+    );
+    assert_eq!(
+        d.call("POST", &format!("/api/v0/cat?arg=/ipns/{name}")).1,
+        b"hello world\n"
+    );
+    let (status, _) = d.call(
+        "POST",
+        "/api/v0/name/publish?arg=/ipfs/bafkqaaa&allow-offline=true&lifetime=soon",
+    );
+    assert_eq!(status, 500);
     d.stop();
 }
 

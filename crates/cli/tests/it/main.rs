@@ -3,6 +3,7 @@
 
 mod crash;
 mod daemon;
+mod names;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -1,5 +1,7 @@
 //! Repo-level behaviour that needs threads: GC racing an add, readers alongside a writer.
 
+mod names;
+
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 
