@@ -149,11 +149,10 @@ impl Repo {
                     }
                     other => other?,
                 };
-                cid = found.ok_or_else(|| {
-                    Error::InvalidPath(
-                        path.to_string(),
-                        format!("no link named {seg:?} under {cid}"),
-                    )
+                // Kubo's words: clients match on them.
+                cid = found.ok_or_else(|| ipfs_kit_unixfs::Error::NoLink {
+                    name: seg.to_string(),
+                    path: cid.to_string(),
                 })?;
                 continue;
             }
@@ -201,29 +200,26 @@ impl Repo {
     pub fn ls(&self, path: &str) -> Result<Vec<LsEntry>, Error> {
         let cid = self.resolve(path)?;
         let stat = reader::stat(self, &cid)?;
-        let links: Vec<(String, Cid, u64)> = if stat.kind == Kind::Directory {
+        let links: Vec<(String, Cid)> = if stat.kind == Kind::Directory {
             reader::list(self, &cid)?
                 .into_iter()
-                .map(|e| (e.name, e.cid, e.tsize))
+                .map(|e| (e.name, e.cid))
                 .collect()
         } else if cid.codec() == codec::DAG_PB {
             PbNode::decode(&self.block_bytes(&cid)?)?
                 .links
                 .into_iter()
-                .map(|l| (l.name.unwrap_or_default(), l.cid, l.tsize.unwrap_or(0)))
+                .map(|l| (l.name.unwrap_or_default(), l.cid))
                 .collect()
         } else {
             Vec::new()
         };
         links
             .into_iter()
-            .map(|(name, cid, tsize)| {
+            .map(|(name, cid)| {
                 let s = reader::stat(self, &cid)?;
-                let size = if s.kind == Kind::File {
-                    s.filesize
-                } else {
-                    tsize
-                };
+                // Kubo's DirEntry.Size: a file's size, 0 for anything else.
+                let size = if s.kind == Kind::File { s.filesize } else { 0 };
                 Ok(LsEntry {
                     name,
                     cid,

@@ -224,6 +224,28 @@ pub(crate) async fn stream_response(
     resp
 }
 
+/// A writer that can be cut off: once `dead`, writes are swallowed.
+struct Abandonable<'a> {
+    inner: &'a mut dyn Write,
+    dead: bool,
+}
+
+impl Write for Abandonable<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.dead {
+            return Ok(buf.len());
+        }
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.dead {
+            return Ok(());
+        }
+        self.inner.flush()
+    }
+}
+
 /// Signals "output has started" on the first write, so the status can still be chosen before.
 struct FirstWrite {
     inner: ChannelWriter,
@@ -649,17 +671,61 @@ async fn run(
         }
         "get" => {
             let path = req.arg(0, "ipfs-path")?.to_string();
-            if req.flag(&["compress", "C"], false)? {
-                return Err(RpcError::client(
-                    "compressed get is not supported: fetch the tar and compress it locally",
-                ));
-            }
-            let mut resp = stream_response(state.limits, false, move |w| b.get(&path, w)).await;
+            let archive = req.flag(&["archive", "a"], false)?;
+            let level = match req.uint(&["compression-level", "l"])? {
+                None if req.flag(&["compress", "C"], false)? => Some(6),
+                None => None,
+                Some(l @ 1..=9) => Some(l as u32),
+                Some(_) => {
+                    return Err(RpcError::client(
+                        "compression level must be between 1 and 9",
+                    ))
+                }
+            };
+            // As Kubo: compress alone gzips a file's bytes (a directory has none); with archive
+            // it gzips the tar.
+            let bare_file = level.is_some() && !archive;
+            let mut resp = stream_response(state.limits, false, move |w| match level {
+                None => b.get(&path, w),
+                Some(level) => {
+                    let mut gz = flate2::write::GzEncoder::new(
+                        Abandonable {
+                            inner: w,
+                            dead: false,
+                        },
+                        flate2::Compression::new(level),
+                    );
+                    let result = if bare_file {
+                        b.cat(&path, 0, None, &mut gz).map_err(|e| {
+                            if e.message.contains("is a directory") {
+                                RpcError::normal("file is not regular")
+                            } else {
+                                e
+                            }
+                        })
+                    } else {
+                        b.get(&path, &mut gz)
+                    };
+                    if let Err(e) = result {
+                        // Dropping the encoder writes a gzip trailer; that must not turn
+                        // this error into a started (and then broken) stream.
+                        gz.get_mut().dead = true;
+                        return Err(e);
+                    }
+                    gz.finish()
+                        .map(|_| ())
+                        .map_err(|e| RpcError::normal(format!("compress: {e}")))
+                }
+            })
+            .await;
             if resp.status().is_success() {
-                resp.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/x-tar"),
-                );
+                let kind = if level.is_some() {
+                    "application/gzip"
+                } else {
+                    "application/x-tar"
+                };
+                resp.headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
             }
             resp
         }

@@ -78,7 +78,7 @@ pub enum Error {
     #[error("{1}")]
     Source(Cid, #[source] BoxError),
     /// A path segment that does not exist.
-    #[error("no link named {name:?} under {path:?}")]
+    #[error("no link named {name:?} under {path}")]
     NoLink {
         /// The missing name.
         name: String,
@@ -89,7 +89,7 @@ pub enum Error {
     #[error("{0} is not a directory")]
     NotDirectory(Cid),
     /// A file read of a directory.
-    #[error("{0} is a directory")]
+    #[error("this dag node is a directory: {0}")]
     IsDirectory(Cid),
     /// A file read of something that is not a file.
     #[error("{0} is not a unixfs file")]
