@@ -61,6 +61,10 @@ pub struct DaemonOptions {
     pub api: Vec<String>,
     /// Allow the RPC API on a non-loopback address although no authorization is configured.
     pub allow_remote_api: bool,
+    /// Gateway addresses; empty means the config's `addresses.gateway`.
+    pub gateway: Vec<String>,
+    /// Allow the gateway on a non-loopback address.
+    pub allow_remote_gateway: bool,
     /// How long in-flight requests may run on after the shutdown signal before they are cut
     /// (`None`: 5 seconds), so a stalled client cannot hold the daemon up.
     pub shutdown_grace: Option<std::time::Duration>,
@@ -480,13 +484,13 @@ fn check_exposure(listen: &[Listen], opts: &DaemonOptions) -> Result<(), Error> 
     Ok(())
 }
 
-/// Runs the RPC API until `shutdown` completes, then stops accepting, lets in-flight requests
-/// finish, and removes the `api` file and Unix sockets it created. `ready` is called with the
-/// bound addresses once every listener is up.
+/// Runs the RPC API and the gateway until `shutdown` completes, then stops accepting, lets
+/// in-flight requests finish, and removes the `api` and `gateway` files and Unix sockets it
+/// created. `ready` is called with the bound RPC and gateway addresses once every listener is up.
 pub async fn serve(
     repo: Arc<Repo>,
     opts: DaemonOptions,
-    ready: impl FnOnce(&[String]),
+    ready: impl FnOnce(&[String], &[String]),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let addrs = if opts.api.is_empty() {
@@ -532,11 +536,12 @@ pub async fn serve(
             }
         }
     }
+    let gateway = crate::gateway::start(&repo, &opts, &stop_rx, &mut servers).await?;
     let api_file = repo.path().join("api");
     if let Some(first) = bound.first() {
         crate::write_atomic(&api_file, first.as_bytes())?;
     }
-    ready(&bound);
+    ready(&bound, &gateway);
     shutdown.await;
     let _ = stop_tx.send(true);
     let grace = opts
@@ -545,7 +550,7 @@ pub async fn serve(
     let drained = tokio::time::timeout(grace, async {
         while let Some(r) = servers.join_next().await {
             if let Ok(Err(e)) = r {
-                tracing::warn!("rpc server ended with an error: {e}");
+                tracing::warn!("server ended with an error: {e}");
             }
         }
     })
@@ -555,6 +560,7 @@ pub async fn serve(
         servers.shutdown().await;
     }
     let _ = std::fs::remove_file(&api_file);
+    crate::gateway::cleanup(&repo, &opts);
     for s in sockets {
         let _ = std::fs::remove_file(s);
     }
