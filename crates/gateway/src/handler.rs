@@ -773,6 +773,14 @@ fn car_reply(
     mut h: HeaderMap,
 ) -> Result<Reply, HttpError> {
     let params = CarParams::from_request(&req.query, accept_params)?;
+    // Once the stream starts the status is 200 whatever happens: a missing terminal block must
+    // be a 404 before that (the spec's rule for the root block).
+    if !req.blocks().has(&r.terminal)? {
+        return Err(HttpError::not_found(format!(
+            "block {} not found",
+            r.terminal
+        )));
+    }
     let name = match r.roots.len() {
         1 => format!("{}.car", r.root),
         _ => format!("{}_{}.car", r.root, last_name(req)),

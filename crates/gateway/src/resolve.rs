@@ -6,7 +6,7 @@ use std::cell::RefCell;
 
 use axum::http::StatusCode;
 use ipfs_kit_block::ipld::{self, Ipld};
-use ipfs_kit_block::{codec, parse_cid, Bytes, Cid, IDENTITY};
+use ipfs_kit_block::{codec, parse_cid, Bytes, Cid, HashAlg, IDENTITY};
 use ipfs_kit_unixfs::{reader, BlockSource, BoxError};
 
 use crate::{Backend, Error};
@@ -72,20 +72,32 @@ impl From<ipfs_kit_block::Error> for HttpError {
 #[derive(Clone, Copy)]
 pub(crate) struct Blocks<'a>(pub &'a dyn Backend);
 
+/// The empty UnixFS directory (`QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn`, and its CIDv1
+/// forms). Kubo repos hold it from `init` on and clients probe gateways with it, so it is always
+/// served, whatever the backend has.
+const EMPTY_DIR: &[u8] = &[0x0a, 0x02, 0x08, 0x01];
+
+fn is_empty_dir(cid: &Cid) -> bool {
+    cid.hash().code() == ipfs_kit_block::SHA2_256
+        && cid.hash().digest() == HashAlg::Sha2_256.digest(EMPTY_DIR).digest()
+}
+
 impl Blocks<'_> {
     /// A block's bytes; a missing block is [`Error::NotFound`].
     pub fn get(&self, cid: &Cid) -> Result<Bytes, Error> {
         if cid.hash().code() == IDENTITY {
             return Ok(Bytes::copy_from_slice(cid.hash().digest()));
         }
-        self.0
-            .get_block(cid)?
-            .ok_or_else(|| Error::NotFound(format!("block {cid} not found")))
+        match self.0.get_block(cid)? {
+            Some(b) => Ok(b),
+            None if is_empty_dir(cid) => Ok(Bytes::from_static(EMPTY_DIR)),
+            None => Err(Error::NotFound(format!("block {cid} not found"))),
+        }
     }
 
     /// Whether the block is available without fetching it.
     pub fn has(&self, cid: &Cid) -> Result<bool, Error> {
-        if cid.hash().code() == IDENTITY {
+        if cid.hash().code() == IDENTITY || is_empty_dir(cid) {
             return Ok(true);
         }
         self.0.has_block(cid)

@@ -659,7 +659,25 @@ async fn car_scopes_entity_bytes_and_params() {
     let r = call(&app, Method::HEAD, &format!("/ipfs/{d}?format=car"), &[]).await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.body.is_empty());
-    // Missing path: 404 before any CAR is sent.
+    // Missing root or path: 404 before any CAR is sent.
+    let r = get(
+        &app,
+        "/ipfs/bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy?format=car",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // The empty directory is always there, as in Kubo.
+    for empty in [
+        "QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn",
+        "bafybeiczsscdsbs7ffqz55asqdf3smv6klcw3gofszvwlyarci47bgf354",
+    ] {
+        let r = get(&app, &format!("/ipfs/{empty}?format=car&dag-scope=block")).await;
+        assert_eq!(car_blocks(&r.body).1.len(), 1, "{empty}");
+        assert_eq!(
+            get(&app, &format!("/ipfs/{empty}/")).await.status,
+            StatusCode::OK
+        );
+    }
     let r = get(&app, &format!("/ipfs/{d}/nope?format=car")).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     let r = get(&app, "/ipfs/bafkqaaa?format=car").await;
