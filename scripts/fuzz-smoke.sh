@@ -72,6 +72,12 @@ seed_corpus() {
     printf '%s' zb2rhe5P4gXftAwvA4eXQ5HJwsER2owDyS9sKaQRRVQPn93bA >"$d/cid/seed-v1-b58"
     put_hex "$d/cid/seed-dagcbor" a26161d82a58250001551220e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b8556162830102f5
     printf '%s' '{"a":{"/":"bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"},"b":[1,-2,"x",{"/":{"bytes":"aGk"}}]}' >"$d/cid/seed-dagjson"
+
+    # Gateway request headers and parameters.
+    mkdir -p "$d/gateway_headers"
+    printf '%s' 'bytes=0-99, -5, 100-' >"$d/gateway_headers/seed-range"
+    printf '%s' '512:-256' >"$d/gateway_headers/seed-entity-bytes"
+    printf '%s' 'application/vnd.ipld.car; version=1; order=dfs; dups=y;q=0.5, text/html' >"$d/gateway_headers/seed-accept"
 }
 seed_corpus
 

@@ -225,6 +225,7 @@ struct Req<'a> {
     query: Vec<(String, String)>,
     head: bool,
     path: ContentPath,
+    memo: resolve::Memo,
 }
 
 impl Req<'_> {
@@ -240,7 +241,7 @@ impl Req<'_> {
     }
 
     fn blocks(&self) -> Blocks<'_> {
-        Blocks(&*self.st.backend)
+        Blocks(&*self.st.backend, Some(&self.memo))
     }
 
     /// `Cache-Control` for content: only `/ipfs/` is immutable; an `/ipns/` TTL is unknown, so
@@ -279,6 +280,7 @@ fn prepare(st: &AppState, uri: &Uri, headers: &HeaderMap, head: bool) -> Result<
         query,
         head,
         path,
+        memo: resolve::Memo::default(),
     };
     // A service worker registered at /ipfs/{cid} (no slash) would control every other CID.
     if req.header(hdr("service-worker")) == Some("script")
@@ -574,7 +576,7 @@ fn body_reply(
     };
     if length <= limit {
         let mut buf = BytesMut::with_capacity(length as usize);
-        produce(Blocks(&*blocks_arc), &mut buf)?;
+        produce(req.blocks(), &mut buf)?;
         return Ok(Reply {
             status,
             headers: h,
@@ -585,7 +587,7 @@ fn body_reply(
         status,
         headers: h,
         body: ReplyBody::Stream(Box::new(move |sink: &mut Sink| {
-            produce(Blocks(&*blocks_arc), sink)
+            produce(Blocks(&*blocks_arc, None), sink)
         })),
     })
 }
@@ -645,6 +647,7 @@ fn file_reply(
     let ctype = match forced_type {
         Some(t) => t.to_string(),
         None => {
+            // With the memo, this read of the first leaf is the one the body reuses.
             let head = if content_type::by_extension(&name).is_some() {
                 Vec::new()
             } else {
@@ -811,7 +814,7 @@ fn car_reply(
         status: StatusCode::OK,
         headers: h,
         body: ReplyBody::Stream(Box::new(move |sink: &mut Sink| {
-            car::write_car(Blocks(&*backend), &resolved, &params, sink)
+            car::write_car(Blocks(&*backend, None), &resolved, &params, sink)
         })),
     })
 }

@@ -68,9 +68,22 @@ impl From<ipfs_kit_block::Error> for HttpError {
     }
 }
 
+/// The last blocks one request read. Answering a request reads the first blocks of a file
+/// several times in a row (stat, content type, body); this keeps that to one store read (and
+/// one re-hash) each.
+pub(crate) type Memo = std::sync::Mutex<Vec<(Cid, Bytes)>>;
+
+/// Blocks a [`Memo`] keeps: a file's root and its first leaf.
+const MEMO_BLOCKS: usize = 2;
+
+fn lock(m: &Memo) -> std::sync::MutexGuard<'_, Vec<(Cid, Bytes)>> {
+    // A panic elsewhere cannot leave a cache of immutable blocks inconsistent.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The backend as the UnixFS readers see it. Identity CIDs are answered from the CID itself.
 #[derive(Clone, Copy)]
-pub(crate) struct Blocks<'a>(pub &'a dyn Backend);
+pub(crate) struct Blocks<'a>(pub &'a dyn Backend, pub Option<&'a Memo>);
 
 /// The empty UnixFS directory (`QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn`, and its CIDv1
 /// forms). Kubo repos hold it from `init` on and clients probe gateways with it, so it is always
@@ -88,8 +101,22 @@ impl Blocks<'_> {
         if cid.hash().code() == IDENTITY {
             return Ok(Bytes::copy_from_slice(cid.hash().digest()));
         }
+        if let Some(memo) = self.1 {
+            if let Some((_, b)) = lock(memo).iter().find(|(c, _)| c == cid) {
+                return Ok(b.clone());
+            }
+        }
         match self.0.get_block(cid)? {
-            Some(b) => Ok(b),
+            Some(b) => {
+                if let Some(memo) = self.1 {
+                    let mut last = lock(memo);
+                    if last.len() == MEMO_BLOCKS {
+                        last.remove(0);
+                    }
+                    last.push((*cid, b.clone()));
+                }
+                Ok(b)
+            }
             None if is_empty_dir(cid) => Ok(Bytes::from_static(EMPTY_DIR)),
             None => Err(Error::NotFound(format!("block {cid} not found"))),
         }
