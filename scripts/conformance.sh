@@ -23,7 +23,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-IPFS_KIT_PATH="$tmp/repo" "$BIN" daemon --init --api /ip4/127.0.0.1/tcp/0 >"$tmp/out" 2>"$tmp/err" &
+IPFS_KIT_PATH="$tmp/repo" "$BIN" daemon --init --api /ip4/127.0.0.1/tcp/0 --gateway /ip4/127.0.0.1/tcp/0 >"$tmp/out" 2>"$tmp/err" &
 pid=$!
 for _ in $(seq 1 100); do
   grep -q "Daemon is ready" "$tmp/out" 2>/dev/null && break

@@ -76,6 +76,11 @@ seed_corpus() {
     # IPNS records written by boxo (valid, V1-only, broken signatures, RSA).
     mkdir -p "$d/ipns_record"
     cp "$root"/crates/ipns/tests/fixtures/*.ipns-record "$d/ipns_record/"
+    # Gateway request headers and parameters.
+    mkdir -p "$d/gateway_headers"
+    printf '%s' 'bytes=0-99, -5, 100-' >"$d/gateway_headers/seed-range"
+    printf '%s' '512:-256' >"$d/gateway_headers/seed-entity-bytes"
+    printf '%s' 'application/vnd.ipld.car; version=1; order=dfs; dups=y;q=0.5, text/html' >"$d/gateway_headers/seed-accept"
 }
 seed_corpus
 

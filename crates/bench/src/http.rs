@@ -242,7 +242,15 @@ impl Daemon {
         let repo = dir.path().join("repo");
         let sock = dir.path().join("api.sock");
         let mut child = Command::new(bin)
-            .args(["daemon", "--init", "--api", "/ip4/127.0.0.1/tcp/0", "--api"])
+            .args([
+                "daemon",
+                "--init",
+                "--gateway",
+                "/ip4/127.0.0.1/tcp/0",
+                "--api",
+                "/ip4/127.0.0.1/tcp/0",
+                "--api",
+            ])
             .arg(format!("/unix{}", sock.display()))
             .env("IPFS_KIT_PATH", &repo)
             .stdout(Stdio::piped())

@@ -101,7 +101,8 @@ enum Cmd {
     /// Repo maintenance: gc, stat, verify.
     #[command(subcommand)]
     Repo(RepoCmd),
-    /// Run the node: Kubo's RPC API (TCP and Unix sockets) until SIGINT or SIGTERM.
+    /// Run the node: Kubo's RPC API (TCP and Unix sockets) and the HTTP gateway until SIGINT or
+    /// SIGTERM.
     Daemon {
         /// RPC API listen multiaddrs, overriding addresses.api (e.g. /ip4/127.0.0.1/tcp/5001 or
         /// /unix/PATH); repeat for several.
@@ -110,6 +111,13 @@ enum Cmd {
         /// Serve the RPC API on a non-loopback address although no authorization is configured.
         #[arg(long)]
         allow_remote_api: bool,
+        /// Gateway listen multiaddrs, overriding addresses.gateway (default
+        /// /ip4/127.0.0.1/tcp/8080); repeat for several.
+        #[arg(long = "gateway", value_name = "MULTIADDR")]
+        gateway: Vec<String>,
+        /// Serve the gateway on a non-loopback address.
+        #[arg(long)]
+        allow_remote_gateway: bool,
         /// Initialize the repo first when there is none.
         #[arg(long)]
         init: bool,
@@ -585,6 +593,8 @@ fn run(cli: Cli) -> Result<()> {
     if let Cmd::Daemon {
         api,
         allow_remote_api,
+        gateway,
+        allow_remote_gateway,
         init,
         offline: _,
     } = &cli.cmd
@@ -598,7 +608,14 @@ fn run(cli: Cli) -> Result<()> {
             other => other?,
         };
         drop(out);
-        return daemon(repo, api.clone(), *allow_remote_api);
+        let opts = ipfs_kit_node::daemon::DaemonOptions {
+            api: api.clone(),
+            allow_remote_api: *allow_remote_api,
+            gateway: gateway.clone(),
+            allow_remote_gateway: *allow_remote_gateway,
+            shutdown_grace: None,
+        };
+        return daemon(repo, opts);
     }
     let mut repo = Repo::open(&path)?;
     match cli.cmd {
@@ -899,7 +916,7 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 /// Runs the daemon on a small runtime until SIGINT or SIGTERM.
-fn daemon(repo: Repo, api: Vec<String>, allow_remote_api: bool) -> Result<()> {
+fn daemon(repo: Repo, opts: ipfs_kit_node::daemon::DaemonOptions) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         // Each request holds at most one blocking thread; past this many, requests wait their
@@ -912,18 +929,16 @@ fn daemon(repo: Repo, api: Vec<String>, allow_remote_api: bool) -> Result<()> {
         .build()
         .context("start the async runtime")?;
     let repo = std::sync::Arc::new(repo);
-    let opts = ipfs_kit_node::daemon::DaemonOptions {
-        api,
-        allow_remote_api,
-        shutdown_grace: None,
-    };
     rt.block_on(ipfs_kit_node::daemon::serve(
         repo,
         opts,
-        |addrs| {
+        |addrs, gateway| {
             let mut out = io::stdout().lock();
             for a in addrs {
                 let _ = writeln!(out, "RPC API server listening on {a}");
+            }
+            for a in gateway {
+                let _ = writeln!(out, "Gateway server listening on {a}");
             }
             let _ = writeln!(out, "Daemon is ready");
             let _ = out.flush();

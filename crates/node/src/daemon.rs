@@ -67,6 +67,10 @@ pub struct DaemonOptions {
     pub api: Vec<String>,
     /// Allow the RPC API on a non-loopback address although no authorization is configured.
     pub allow_remote_api: bool,
+    /// Gateway addresses; empty means the config's `addresses.gateway`.
+    pub gateway: Vec<String>,
+    /// Allow the gateway on a non-loopback address.
+    pub allow_remote_gateway: bool,
     /// How long in-flight requests may run on after the shutdown signal before they are cut
     /// (`None`: 5 seconds), so a stalled client cannot hold the daemon up.
     pub shutdown_grace: Option<std::time::Duration>,
@@ -733,13 +737,13 @@ fn access(cfg: &crate::config::Api) -> Result<Access, Error> {
     })
 }
 
-/// Runs the RPC API until `shutdown` completes, then stops accepting, lets in-flight requests
-/// finish, and removes the `api` file and Unix sockets it created. `ready` is called with the
-/// bound addresses once every listener is up.
+/// Runs the RPC API and the gateway until `shutdown` completes, then stops accepting, lets
+/// in-flight requests finish, and removes the `api` and `gateway` files and Unix sockets it
+/// created. `ready` is called with the bound RPC and gateway addresses once every listener is up.
 pub async fn serve(
     repo: Arc<Repo>,
     opts: DaemonOptions,
-    ready: impl FnOnce(&[String]),
+    ready: impl FnOnce(&[String], &[String]),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let addrs = if opts.api.is_empty() {
@@ -775,37 +779,14 @@ pub async fn serve(
         header_timeout: std::time::Duration::from_secs(api.header_timeout_secs),
     };
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut bound = Vec::new();
-    let mut sockets = Vec::new();
     let mut servers = tokio::task::JoinSet::new();
-    for l in &listen {
-        let what = || format!("bind the RPC API to {}", l.multiaddr());
-        match l {
-            Listen::Tcp(a) => {
-                let listener = tokio::net::TcpListener::bind(a)
-                    .await
-                    .map_err(|e| Error::io(what(), e))?;
-                let local = listener
-                    .local_addr()
-                    .map_err(|e| Error::io("local address", e))?;
-                bound.push(Listen::Tcp(local).multiaddr());
-                servers.spawn(serve_http(listener, app.clone(), http, stop_rx.clone()));
-            }
-            Listen::Unix(p) => {
-                remove_stale_socket(p)?;
-                let listener =
-                    tokio::net::UnixListener::bind(p).map_err(|e| Error::io(what(), e))?;
-                sockets.push(p.clone());
-                bound.push(l.multiaddr());
-                servers.spawn(serve_http(listener, app.clone(), http, stop_rx.clone()));
-            }
-        }
-    }
+    let rpc = listen_all("the RPC API", &listen, app, http, &stop_rx, &mut servers).await?;
+    let gateway = crate::gateway::start(&repo, &opts, http, &stop_rx, &mut servers).await?;
     let api_file = repo.path().join("api");
-    if let Some(first) = bound.first() {
+    if let Some(first) = rpc.bound.first() {
         crate::write_atomic(&api_file, first.as_bytes())?;
     }
-    ready(&bound);
+    ready(&rpc.bound, &gateway.bound);
     shutdown.await;
     let _ = stop_tx.send(true);
     let grace = opts
@@ -821,15 +802,67 @@ pub async fn serve(
         servers.shutdown().await;
     }
     let _ = std::fs::remove_file(&api_file);
-    for s in sockets {
+    crate::gateway::cleanup(&repo);
+    for s in rpc.sockets.iter().chain(&gateway.sockets) {
         let _ = std::fs::remove_file(s);
     }
     Ok(())
 }
 
+/// What one service bound.
+pub(crate) struct Bound {
+    /// The bound addresses, as multiaddrs (ephemeral ports resolved).
+    pub bound: Vec<String>,
+    /// The first TCP address, for URL files.
+    pub first_tcp: Option<SocketAddr>,
+    /// Unix sockets created, removed on shutdown.
+    pub sockets: Vec<PathBuf>,
+}
+
+/// Binds every address of `listen` and serves `app` on each (into `servers`) until `stop`.
+pub(crate) async fn listen_all(
+    service: &str,
+    listen: &[Listen],
+    app: axum::Router,
+    http: HttpOptions,
+    stop: &watch::Receiver<bool>,
+    servers: &mut tokio::task::JoinSet<()>,
+) -> Result<Bound, Error> {
+    let mut out = Bound {
+        bound: Vec::new(),
+        first_tcp: None,
+        sockets: Vec::new(),
+    };
+    for l in listen {
+        let what = || format!("bind {service} to {}", l.multiaddr());
+        match l {
+            Listen::Tcp(a) => {
+                let listener = tokio::net::TcpListener::bind(a)
+                    .await
+                    .map_err(|e| Error::io(what(), e))?;
+                let local = listener
+                    .local_addr()
+                    .map_err(|e| Error::io("local address", e))?;
+                out.first_tcp.get_or_insert(local);
+                out.bound.push(Listen::Tcp(local).multiaddr());
+                servers.spawn(serve_http(listener, app.clone(), http, stop.clone()));
+            }
+            Listen::Unix(p) => {
+                remove_stale_socket(p)?;
+                let listener =
+                    tokio::net::UnixListener::bind(p).map_err(|e| Error::io(what(), e))?;
+                out.sockets.push(p.clone());
+                out.bound.push(l.multiaddr());
+                servers.spawn(serve_http(listener, app.clone(), http, stop.clone()));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// How an HTTP listener bounds its clients.
 #[derive(Clone, Copy, Debug)]
-struct HttpOptions {
+pub(crate) struct HttpOptions {
     /// Connections open at once; the listener stops accepting at this many.
     max_connections: usize,
     /// Time a client has to send its request headers (slow-header clients are cut).

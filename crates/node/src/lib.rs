@@ -20,6 +20,7 @@
 mod add;
 pub mod config;
 pub mod daemon;
+pub mod gateway;
 pub mod identity;
 mod ipns;
 mod keys;

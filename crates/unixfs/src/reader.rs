@@ -120,25 +120,43 @@ pub fn stat(source: &dyn BlockSource, cid: &Cid) -> Result<Stat, Error> {
 /// Lists a plain or sharded directory completely, in name order for plain directories and
 /// shard order for sharded ones (as Kubo does).
 pub fn list(source: &dyn BlockSource, cid: &Cid) -> Result<Vec<ListEntry>, Error> {
+    let mut out = Vec::new();
+    for_each_entry(source, cid, &mut |e| {
+        out.push(e);
+        true
+    })?;
+    Ok(out)
+}
+
+/// Visits the entries of a plain or sharded directory in [`list`] order, one at a time, until
+/// `visit` returns `false`. Holds one shard path in memory, never the whole listing, so a
+/// caller can page through a directory of millions of entries.
+pub fn for_each_entry(
+    source: &dyn BlockSource,
+    cid: &Cid,
+    visit: &mut dyn FnMut(ListEntry) -> bool,
+) -> Result<(), Error> {
     let bytes = fetch(source, cid)?;
     if cid.codec() != codec::DAG_PB {
         return Err(Error::NotDirectory(*cid));
     }
     let (node, data) = decode_pb(cid, &bytes)?;
     match data.map(|d| d.kind) {
-        Some(DataType::Directory) => Ok(node
-            .links
-            .into_iter()
-            .map(|l| ListEntry {
-                name: l.name.unwrap_or_default(),
-                cid: l.cid,
-                tsize: l.tsize.unwrap_or(0),
-            })
-            .collect()),
+        Some(DataType::Directory) => {
+            for l in node.links {
+                let entry = ListEntry {
+                    name: l.name.unwrap_or_default(),
+                    cid: l.cid,
+                    tsize: l.tsize.unwrap_or(0),
+                };
+                if !visit(entry) {
+                    break;
+                }
+            }
+            Ok(())
+        }
         Some(DataType::HamtShard) => {
-            let mut out = Vec::new();
-            list_shard(source, &node, data_fanout(cid, &bytes)?, &mut out)?;
-            Ok(out)
+            visit_shard(source, &node, data_fanout(cid, &bytes)?, visit).map(|_| ())
         }
         _ => Err(Error::NotDirectory(*cid)),
     }
@@ -153,28 +171,38 @@ fn data_fanout(cid: &Cid, bytes: &Bytes) -> Result<usize, Error> {
     Ok(fanout)
 }
 
-fn list_shard(
+/// Visits a shard's entries depth-first; `Ok(false)` once `visit` asked to stop.
+fn visit_shard(
     source: &dyn BlockSource,
     node: &PbNode,
     fanout: usize,
-    out: &mut Vec<ListEntry>,
-) -> Result<(), Error> {
+    visit: &mut dyn FnMut(ListEntry) -> bool,
+) -> Result<bool, Error> {
     let pad = hamt::pad_len(fanout);
     for link in &node.links {
         let name = link.name.clone().unwrap_or_default();
         if name.len() > pad {
-            out.push(ListEntry {
-                name: name[pad..].to_string(),
+            // A hostile shard may put a multi-byte character across the prefix boundary.
+            let entry_name = name.get(pad..).ok_or_else(|| {
+                Error::Invalid(format!("{}: bad hamt link name {name:?}", link.cid))
+            })?;
+            let entry = ListEntry {
+                name: entry_name.to_string(),
                 cid: link.cid,
                 tsize: link.tsize.unwrap_or(0),
-            });
+            };
+            if !visit(entry) {
+                return Ok(false);
+            }
         } else {
             let bytes = fetch(source, &link.cid)?;
             let (child, _) = decode_pb(&link.cid, &bytes)?;
-            list_shard(source, &child, fanout, out)?;
+            if !visit_shard(source, &child, fanout, visit)? {
+                return Ok(false);
+            }
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Looks up one name in a directory (following the hash path in sharded directories).

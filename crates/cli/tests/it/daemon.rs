@@ -9,6 +9,8 @@ struct Daemon {
     child: Child,
     url: String,
     socket: std::path::PathBuf,
+    /// The gateway's base URL.
+    gateway: String,
 }
 
 impl Daemon {
@@ -23,6 +25,9 @@ impl Daemon {
                 "/ip4/127.0.0.1/tcp/0",
                 "--api",
                 &format!("/unix{}", socket.display()),
+                // Not the default 8080: tests run side by side.
+                "--gateway",
+                "/ip4/127.0.0.1/tcp/0",
             ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -30,8 +35,13 @@ impl Daemon {
             .expect("spawn daemon");
         let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
         let mut url = None;
+        let mut gateway = None;
         for line in lines.by_ref() {
             let line = line.expect("daemon output");
+            if let Some(addr) = line.strip_prefix("Gateway server listening on /ip4/") {
+                let (ip, port) = addr.split_once("/tcp/").expect("tcp multiaddr");
+                gateway.get_or_insert(format!("http://{ip}:{port}"));
+            }
             if let Some(addr) = line.strip_prefix("RPC API server listening on /ip4/") {
                 let (ip, port) = addr.split_once("/tcp/").expect("tcp multiaddr");
                 url.get_or_insert(format!("http://{ip}:{port}"));
@@ -44,6 +54,7 @@ impl Daemon {
             child,
             url: url.expect("a tcp listener"),
             socket,
+            gateway: gateway.expect("a gateway listener"),
         }
     }
 
@@ -1028,4 +1039,57 @@ fn cli_passes_api_secrets() {
         .status
         .success());
     d.stop();
+}
+
+#[test]
+fn gateway_serves_files_directories_and_cars() {
+    let node = Node::new();
+    let root = node.dir.path().join("site");
+    std::fs::create_dir_all(root.join("sub")).expect("mkdir");
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(root.join("sub/big.bin"), &big).expect("write");
+    std::fs::write(root.join("hello.txt"), b"hello gateway\n").expect("write");
+    let dir = node
+        .ok(&["add", "-Q", "-r", root.to_str().expect("p")])
+        .trim()
+        .to_string();
+    let d = Daemon::start(&node);
+    let url_file = std::fs::read_to_string(node.repo().join("gateway")).expect("gateway file");
+    assert_eq!(url_file, d.gateway);
+
+    let (status, body) = curl(&[&format!("{}/ipfs/{dir}/hello.txt", d.gateway)]);
+    assert_eq!((status, &body[..]), (200, &b"hello gateway\n"[..]));
+    let (status, body) = curl(&[&format!("{}/ipfs/{dir}/sub/big.bin", d.gateway)]);
+    assert_eq!(status, 200);
+    assert!(body == big, "big file differs");
+    let (status, body) = curl(&[
+        "-H",
+        "Range: bytes=1000-1999",
+        &format!("{}/ipfs/{dir}/sub/big.bin", d.gateway),
+    ]);
+    assert_eq!(status, 206);
+    assert!(body == big[1000..2000]);
+    let (status, _) = curl(&[&format!("{}/ipfs/{dir}", d.gateway)]);
+    assert_eq!(status, 301);
+    let (status, body) = curl(&[&format!("{}/ipfs/{dir}/", d.gateway)]);
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("hello.txt"));
+    let (status, body) = curl(&[&format!("{}/ipfs/{dir}/sub/big.bin?format=car", d.gateway)]);
+    assert_eq!(status, 200);
+    assert!(body.len() > big.len());
+    let (status, _) = curl(&[&format!("{}/ipfs/{dir}/missing", d.gateway)]);
+    assert_eq!(status, 404);
+    let (status, _) = curl(&["-X", "POST", &format!("{}/ipfs/{dir}/hello.txt", d.gateway)]);
+    assert_eq!(status, 405);
+    // No name system yet: IPNS is not found.
+    let (status, _) = curl(&[&format!(
+        "{}/routing/v1/ipns/k51qzi5uqu5dlvj2baxnqndepeb86cbk3ng7n3i46uzyxzyqj2xjonzllnv0v8",
+        d.gateway
+    )]);
+    assert_eq!(status, 404);
+    d.stop();
+    assert!(
+        !node.repo().join("gateway").exists(),
+        "gateway file removed on exit"
+    );
 }

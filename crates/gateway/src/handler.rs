@@ -1,0 +1,956 @@
+//! Request handling: method and concurrency checks on the async side, then everything that
+//! reads blocks on the blocking pool, then the body (whole, or streamed through a bounded
+//! channel).
+
+use std::io::{self, Write};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use bytes::{Bytes, BytesMut};
+use ipfs_kit_block::{codec, ipld, Cid, HashAlg};
+use ipfs_kit_unixfs::{reader, FileReader, Kind};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+
+use crate::car::{self, CarParams};
+use crate::content_type::{self, SNIFF_LEN};
+use crate::listing;
+use crate::parse::{self, Format, RangeError};
+use crate::resolve::{self, Blocks, ContentPath, HttpError, Resolved};
+use crate::{Backend, Config};
+
+/// `Cache-Control` of every response for an immutable `/ipfs/` path (the spec's value).
+const IMMUTABLE: &str = "public, max-age=29030400, immutable";
+/// `Cache-Control` of a generated listing under `/ipfs/`: its HTML changes between versions of
+/// this gateway, so it is not cached as immutable.
+const LISTING_CACHE: &str = "public, max-age=604800";
+/// Streamed bodies are sent in pieces of about this size.
+const CHUNK: usize = 64 << 10;
+
+#[derive(Clone)]
+struct AppState {
+    backend: Arc<dyn Backend>,
+    config: Arc<Config>,
+    permits: Arc<Semaphore>,
+}
+
+/// The gateway's router over `backend`: `/ipfs/`, `/ipns/` and `/routing/v1/ipns/`.
+pub fn router(backend: Arc<dyn Backend>, config: Config) -> Router {
+    let state = AppState {
+        backend,
+        permits: Arc::new(Semaphore::new(config.concurrent_requests.max(1))),
+        config: Arc::new(config),
+    };
+    Router::new().fallback(serve).with_state(state)
+}
+
+const ALLOW: &str = "GET, HEAD, OPTIONS";
+
+fn text_response(status: StatusCode, message: &str) -> Response {
+    let mut resp = (status, format!("{message}\n")).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        let mut resp = text_response(self.status, &self.message);
+        if matches!(
+            self.status,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::GATEWAY_TIMEOUT
+        ) {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        resp
+    }
+}
+
+async fn serve(State(st): State<AppState>, request: axum::extract::Request) -> Response {
+    let method = request.method().clone();
+    if method == Method::OPTIONS {
+        return (StatusCode::OK, [(header::ALLOW, ALLOW)]).into_response();
+    }
+    if method != Method::GET && method != Method::HEAD {
+        let mut resp = text_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &format!("method {method} not allowed: read only access"),
+        );
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(ALLOW));
+        return resp;
+    }
+    let Ok(permit) = st.permits.clone().try_acquire_owned() else {
+        return HttpError::new(StatusCode::TOO_MANY_REQUESTS, "too many requests").into_response();
+    };
+    let head = method == Method::HEAD;
+    let (parts, _) = request.into_parts();
+    let st2 = st.clone();
+    let prepared =
+        tokio::task::spawn_blocking(move || prepare(&st2, &parts.uri, &parts.headers, head)).await;
+    let reply = match prepared {
+        Ok(Ok(reply)) => reply,
+        Ok(Err(e)) => return e.into_response(),
+        Err(e) => {
+            return HttpError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("internal error: {e}"),
+            )
+            .into_response()
+        }
+    };
+    let body = match reply.body {
+        ReplyBody::Empty => Body::empty(),
+        ReplyBody::Full(b) if !head => Body::from(b),
+        ReplyBody::Full(_) => Body::empty(),
+        ReplyBody::Stream(_) if head => Body::empty(),
+        ReplyBody::Stream(produce) => stream(&st.config, permit, produce),
+    };
+    let mut resp = Response::new(body);
+    *resp.status_mut() = reply.status;
+    *resp.headers_mut() = reply.headers;
+    resp
+}
+
+/// Where a body's bytes go: a buffer, or the channel of a streamed response.
+trait Out {
+    fn put(&mut self, b: Bytes) -> io::Result<()>;
+}
+
+impl Out for BytesMut {
+    fn put(&mut self, b: Bytes) -> io::Result<()> {
+        self.extend_from_slice(&b);
+        Ok(())
+    }
+}
+
+/// The sending end of a streamed body. Small writes (CAR sections) are gathered into chunks;
+/// file leaves go out as they are, without a copy.
+struct Sink {
+    tx: mpsc::Sender<Result<Bytes, io::Error>>,
+    buf: Vec<u8>,
+}
+
+impl Sink {
+    fn send(&mut self, b: Bytes) -> io::Result<()> {
+        // A closed channel means the client went away: the error stops the producer.
+        self.tx
+            .blocking_send(Ok(b))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))
+    }
+
+    fn flush_buf(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let b = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        self.send(b)
+    }
+}
+
+impl Out for Sink {
+    fn put(&mut self, b: Bytes) -> io::Result<()> {
+        self.flush_buf()?;
+        if b.is_empty() {
+            return Ok(());
+        }
+        self.send(b)
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.flush_buf()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.flush_buf()
+    }
+}
+
+type Producer = Box<dyn FnOnce(&mut Sink) -> Result<(), HttpError> + Send>;
+
+/// Runs `produce` on the blocking pool, its output going to the body through a channel of
+/// `stream_buffer` chunks. The request's permit is held until the producer is done. An error
+/// after the headers went out ends the body early, which clients see as a broken transfer
+/// (the spec's behaviour for a block found missing mid-stream).
+fn stream(config: &Config, permit: OwnedSemaphorePermit, produce: Producer) -> Body {
+    let (tx, mut rx) = mpsc::channel(config.stream_buffer.max(1));
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let mut sink = Sink {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(CHUNK),
+        };
+        let result = produce(&mut sink).and_then(|()| {
+            sink.flush_buf()
+                .map_err(|e| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+        });
+        if let Err(e) = result {
+            tracing::debug!("gateway stream ended early: {}", e.message);
+            let _ = tx.blocking_send(Err(io::Error::other(e.message)));
+        }
+    });
+    Body::from_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+}
+
+enum ReplyBody {
+    Empty,
+    Full(Bytes),
+    Stream(Producer),
+}
+
+/// A response decided on the blocking pool; the body may still be to produce.
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: ReplyBody,
+}
+
+/// The request, as every response builder needs it.
+struct Req<'a> {
+    st: &'a AppState,
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+    query: Vec<(String, String)>,
+    head: bool,
+    path: ContentPath,
+    memo: resolve::Memo,
+}
+
+impl Req<'_> {
+    fn query(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn header(&self, name: HeaderName) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    fn blocks(&self) -> Blocks<'_> {
+        Blocks(&*self.st.backend, Some(&self.memo))
+    }
+
+    /// `Cache-Control` for content: only `/ipfs/` is immutable; an `/ipns/` TTL is unknown, so
+    /// nothing is promised (the spec's advice).
+    fn cache_control(&self) -> Option<&'static str> {
+        (!self.path.mutable).then_some(IMMUTABLE)
+    }
+}
+
+fn set(h: &mut HeaderMap, name: HeaderName, value: &str) {
+    // Values built from request text may hold bytes a header cannot carry; such a header is
+    // left out rather than failing the response.
+    if let Ok(v) = HeaderValue::from_bytes(value.as_bytes()) {
+        h.insert(name, v);
+    }
+}
+
+fn hdr(name: &'static str) -> HeaderName {
+    HeaderName::from_static(name)
+}
+
+fn prepare(st: &AppState, uri: &Uri, headers: &HeaderMap, head: bool) -> Result<Reply, HttpError> {
+    let query: Vec<(String, String)> =
+        form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+            .into_owned()
+            .take(64)
+            .collect();
+    if let Some(name) = uri.path().strip_prefix("/routing/v1/ipns/") {
+        return routing_ipns(st, name);
+    }
+    let path = ContentPath::parse(uri.path(), st.config.max_path_segments)?;
+    let req = Req {
+        st,
+        uri,
+        headers,
+        query,
+        head,
+        path,
+        memo: resolve::Memo::default(),
+    };
+    // A service worker registered at /ipfs/{cid} (no slash) would control every other CID.
+    if req.header(hdr("service-worker")) == Some("script")
+        && req.path.segments.is_empty()
+        && !req.path.trailing_slash
+    {
+        return Err(HttpError::bad_request(
+            "navigator.serviceWorker: registration is not allowed for this scope",
+        ));
+    }
+    let (format, accept_params) = match req.query("format") {
+        Some(name) => {
+            let f = Format::from_name(name)
+                .ok_or_else(|| HttpError::bad_request(format!("unsupported format {name:?}")))?;
+            // Accept's parameters (CAR version, order, dups) count when it names the same type.
+            let params = req
+                .header(header::ACCEPT)
+                .and_then(parse::parse_accept)
+                .filter(|(af, _)| *af == f)
+                .map(|(_, p)| p)
+                .unwrap_or_default();
+            (Some(f), params)
+        }
+        None => match req.header(header::ACCEPT).and_then(parse::parse_accept) {
+            Some((f, p)) => (Some(f), p),
+            None => (None, Vec::new()),
+        },
+    };
+    let mut h = HeaderMap::new();
+    set(&mut h, hdr("x-ipfs-path"), &req.path.display());
+    if let Some(f) = format {
+        if req.query("format") != Some(f.name()) {
+            // Negotiated by Accept: name the URL that caches can key this variant on.
+            let mut q = form_urlencoded::Serializer::new(String::new());
+            for (k, v) in &req.query {
+                q.append_pair(k, v);
+            }
+            q.append_pair("format", f.name());
+            set(
+                &mut h,
+                header::CONTENT_LOCATION,
+                &format!("{}?{}", uri.path(), q.finish()),
+            );
+        }
+        h.insert(header::VARY, HeaderValue::from_static("Accept"));
+    }
+    if format == Some(Format::IpnsRecord) {
+        return ipns_record(&req, h);
+    }
+    let (root, segments) = if req.path.mutable {
+        let target = st.backend.resolve_ipns(&req.path.root)?;
+        let target = ContentPath::parse(&target, st.config.max_path_segments).map_err(|e| {
+            HttpError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("{} resolved to a bad path: {}", req.path.root, e.message),
+            )
+        })?;
+        if target.mutable {
+            return Err(HttpError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "recursive /ipns/ resolution is not supported",
+            ));
+        }
+        let mut segs = target.segments;
+        segs.extend(req.path.segments.iter().cloned());
+        (resolve::root_cid(&target.root)?, segs)
+    } else {
+        (
+            resolve::root_cid(&req.path.root)?,
+            req.path.segments.clone(),
+        )
+    };
+    let only_if_cached = req
+        .header(header::CACHE_CONTROL)
+        .is_some_and(|v| v.to_ascii_lowercase().contains("only-if-cached"));
+    if only_if_cached && !req.blocks().has(&root)? {
+        return Err(HttpError::new(
+            StatusCode::PRECONDITION_FAILED,
+            format!("{root} is not in this gateway's store"),
+        ));
+    }
+    let resolved = resolve::resolve(req.blocks(), root, &segments)?;
+    let roots: Vec<String> = resolved.roots.iter().map(Cid::to_string).collect();
+    set(&mut h, hdr("x-ipfs-roots"), &roots.join(","));
+    if let Some(cc) = req.cache_control() {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cc));
+    }
+    match format {
+        None => default_reply(&req, &resolved, h),
+        Some(Format::Car) => car_reply(&req, &resolved, &accept_params, h),
+        Some(Format::Raw) => raw_reply(&req, &resolved, h),
+        Some(Format::Tar) => Err(HttpError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "tar responses are not implemented: use ?format=car",
+        )),
+        // IpnsRecord was answered before resolution; the rest are IPLD codecs.
+        Some(f) => codec_reply(&req, &resolved, Some(f), h),
+    }
+}
+
+fn not_modified(req: &Req<'_>, etag: &str, h: &HeaderMap) -> Option<Reply> {
+    let inm = req.header(header::IF_NONE_MATCH)?;
+    parse::etag_matches(inm, etag).then(|| Reply {
+        status: StatusCode::NOT_MODIFIED,
+        headers: h.clone(),
+        body: ReplyBody::Empty,
+    })
+}
+
+/// `Content-Disposition` from `?filename=` and `?download=true` (the spec's rules, with the
+/// RFC 8187 form for non-ASCII names), or `default` when neither asks for one.
+fn disposition(req: &Req<'_>, default: Option<(&str, String)>) -> Option<String> {
+    let download = req.query("download") == Some("true");
+    let (kind, name) = match (req.query("filename"), default) {
+        (Some(f), _) => (
+            if download { "attachment" } else { "inline" },
+            f.to_string(),
+        ),
+        (None, Some((kind, name))) => (if download { "attachment" } else { kind }, name),
+        (None, None) if download => ("attachment", last_name(req)),
+        (None, None) => return None,
+    };
+    if name.is_empty() {
+        return Some(kind.to_string());
+    }
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii() && !c.is_ascii_control() && c != '"' && c != '\\' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let utf8: String =
+        percent_encoding::utf8_percent_encode(&name, percent_encoding::NON_ALPHANUMERIC).collect();
+    Some(format!(
+        "{kind}; filename=\"{ascii}\"; filename*=UTF-8''{utf8}"
+    ))
+}
+
+/// The name a download is saved under: the last path segment, else the root.
+fn last_name(req: &Req<'_>) -> String {
+    req.path
+        .segments
+        .last()
+        .cloned()
+        .unwrap_or_else(|| req.path.root.clone())
+}
+
+fn etag_digest(parts: &[&str]) -> String {
+    let joined = parts.join("\0");
+    let d = HashAlg::Sha2_256.digest(joined.as_bytes());
+    d.digest()[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Bytes of a response body: one block in memory, or a UnixFS file read from the store.
+#[derive(Clone)]
+enum Content {
+    Block(Bytes),
+    File(Cid),
+}
+
+impl Content {
+    /// Writes bytes `start..end` to `out`.
+    fn write(
+        &self,
+        blocks: Blocks<'_>,
+        start: u64,
+        end: u64,
+        out: &mut dyn Out,
+    ) -> Result<(), HttpError> {
+        let io = |e: io::Error| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+        match self {
+            Content::Block(b) => {
+                let (s, e) = (start as usize, (end as usize).min(b.len()));
+                out.put(b.slice(s.min(e)..e)).map_err(io)
+            }
+            Content::File(cid) => {
+                for chunk in FileReader::new(&blocks, cid, start, Some(end - start)) {
+                    out.put(chunk?).map_err(io)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// One piece of a body: bytes `start..end` of the content, or literal bytes (multipart headers).
+type Part = (u64, u64, Option<Bytes>);
+
+/// A body of `size` bytes of `content`, honouring `Range` (one range: 206 with
+/// `Content-Range`; several: 206 `multipart/byteranges`; none satisfiable: 416). Bodies up to
+/// the buffer limit are read here; larger ones are streamed.
+fn body_reply(
+    req: &Req<'_>,
+    content: Content,
+    size: u64,
+    content_type: &str,
+    mut h: HeaderMap,
+) -> Result<Reply, HttpError> {
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    let ranges = match req.header(header::RANGE) {
+        Some(r) if !req.head => match parse::parse_range(r, req.st.config.max_ranges) {
+            Ok(specs) => match parse::satisfiable(&specs, size) {
+                Some(rs) => Some(rs),
+                None => {
+                    set(&mut h, header::CONTENT_RANGE, &format!("bytes */{size}"));
+                    h.insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/plain; charset=utf-8"),
+                    );
+                    let msg = format!("range {r:?} is outside the {size} bytes of the content\n");
+                    return Ok(Reply {
+                        status: StatusCode::RANGE_NOT_SATISFIABLE,
+                        headers: h,
+                        body: ReplyBody::Full(Bytes::from(msg)),
+                    });
+                }
+            },
+            Err(e @ RangeError::Malformed) => {
+                return Err(HttpError::bad_request(format!(
+                    "invalid range request: {e}"
+                )))
+            }
+            // RFC 9110 lets a server ignore a Range it will not serve; the whole body is fine.
+            Err(RangeError::TooMany(_)) => None,
+        },
+        _ => None,
+    };
+    let blocks_arc = req.st.backend.clone();
+    let limit = req.st.config.buffer_limit;
+    let (status, length, parts): (StatusCode, u64, Vec<Part>) = match ranges {
+        None => (StatusCode::OK, size, vec![(0, size, None)]),
+        Some(rs) if rs.len() == 1 => {
+            let (s, e) = rs[0];
+            set(
+                &mut h,
+                header::CONTENT_RANGE,
+                &format!("bytes {s}-{}/{size}", e - 1),
+            );
+            (StatusCode::PARTIAL_CONTENT, e - s, vec![(s, e, None)])
+        }
+        Some(rs) => {
+            let boundary = format!(
+                "ipfs-kit-{}",
+                etag_digest(&[&format!("{rs:?}"), content_type])
+            );
+            let mut parts = Vec::new();
+            let mut total = 0u64;
+            for (s, e) in rs {
+                let part_head = format!(
+                    "\r\n--{boundary}\r\nContent-Type: {content_type}\r\nContent-Range: bytes {s}-{}/{size}\r\n\r\n",
+                    e - 1
+                );
+                total += part_head.len() as u64 + (e - s);
+                parts.push((0, 0, Some(Bytes::from(part_head))));
+                parts.push((s, e, None));
+            }
+            let tail = format!("\r\n--{boundary}--\r\n");
+            total += tail.len() as u64;
+            parts.push((0, 0, Some(Bytes::from(tail))));
+            set(
+                &mut h,
+                header::CONTENT_TYPE,
+                &format!("multipart/byteranges; boundary={boundary}"),
+            );
+            (StatusCode::PARTIAL_CONTENT, total, parts)
+        }
+    };
+    if !h.contains_key(header::CONTENT_TYPE) {
+        set(&mut h, header::CONTENT_TYPE, content_type);
+    }
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    if req.head {
+        return Ok(Reply {
+            status,
+            headers: h,
+            body: ReplyBody::Empty,
+        });
+    }
+    let produce = move |blocks: Blocks<'_>, out: &mut dyn Out| -> Result<(), HttpError> {
+        for (s, e, literal) in &parts {
+            match literal {
+                Some(b) => out.put(b.clone()).map_err(|e| {
+                    HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+                })?,
+                None => content.write(blocks, *s, *e, out)?,
+            }
+        }
+        Ok(())
+    };
+    if length <= limit {
+        let mut buf = BytesMut::with_capacity(length as usize);
+        produce(req.blocks(), &mut buf)?;
+        return Ok(Reply {
+            status,
+            headers: h,
+            body: ReplyBody::Full(buf.freeze()),
+        });
+    }
+    Ok(Reply {
+        status,
+        headers: h,
+        body: ReplyBody::Stream(Box::new(move |sink: &mut Sink| {
+            produce(Blocks(&*blocks_arc, None), sink)
+        })),
+    })
+}
+
+fn default_reply(req: &Req<'_>, r: &Resolved, h: HeaderMap) -> Result<Reply, HttpError> {
+    let t = r.terminal;
+    match t.codec() {
+        codec::DAG_JSON | codec::DAG_CBOR | codec::JSON | codec::CBOR => {
+            codec_reply(req, r, None, h)
+        }
+        codec::RAW | codec::DAG_PB => {
+            let stat = reader::stat(&req.blocks(), &t)?;
+            match stat.kind {
+                Kind::File => file_reply(req, t, stat.filesize, None, h),
+                Kind::Directory => dir_reply(req, t, h),
+                Kind::Symlink => {
+                    let target = stat.target.unwrap_or_default();
+                    let mut h = h;
+                    set(&mut h, header::ETAG, &format!("\"{t}\""));
+                    if let Some(r) = not_modified(req, &format!("\"{t}\""), &h) {
+                        return Ok(r);
+                    }
+                    let size = target.len() as u64;
+                    body_reply(req, Content::Block(Bytes::from(target)), size, "inode/symlink", h)
+                }
+                Kind::Other => Err(HttpError::new(
+                    StatusCode::NOT_IMPLEMENTED,
+                    format!("{t} is dag-pb without UnixFS data: request it with ?format=raw or ?format=dag-json"),
+                )),
+            }
+        }
+        other => Err(HttpError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            format!(
+                "{t} has codec 0x{other:x}, which this gateway cannot deserialize: request it with ?format=raw or ?format=car"
+            ),
+        )),
+    }
+}
+
+fn file_reply(
+    req: &Req<'_>,
+    cid: Cid,
+    size: u64,
+    forced_type: Option<&str>,
+    mut h: HeaderMap,
+) -> Result<Reply, HttpError> {
+    let etag = format!("\"{cid}\"");
+    set(&mut h, header::ETAG, &etag);
+    if let Some(r) = not_modified(req, &etag, &h) {
+        return Ok(r);
+    }
+    let name = req
+        .query("filename")
+        .map(str::to_string)
+        .unwrap_or_else(|| req.path.segments.last().cloned().unwrap_or_default());
+    let ctype = match forced_type {
+        Some(t) => t.to_string(),
+        None => {
+            // With the memo, this read of the first leaf is the one the body reuses.
+            let head = if content_type::by_extension(&name).is_some() {
+                Vec::new()
+            } else {
+                let mut head = BytesMut::new();
+                Content::File(cid).write(req.blocks(), 0, size.min(SNIFF_LEN as u64), &mut head)?;
+                head.to_vec()
+            };
+            content_type::detect(&name, &head)
+        }
+    };
+    if let Some(d) = disposition(req, None) {
+        set(&mut h, header::CONTENT_DISPOSITION, &d);
+    }
+    body_reply(req, Content::File(cid), size, &ctype, h)
+}
+
+fn dir_reply(req: &Req<'_>, dir: Cid, mut h: HeaderMap) -> Result<Reply, HttpError> {
+    if !req.path.trailing_slash {
+        // Relative links and service-worker scopes need the slash (the spec's normalization).
+        let mut location = format!("{}/", req.uri.path());
+        if let Some(q) = req.uri.query() {
+            location.push('?');
+            location.push_str(q);
+        }
+        set(&mut h, header::LOCATION, &location);
+        return Ok(Reply {
+            status: StatusCode::MOVED_PERMANENTLY,
+            headers: h,
+            body: ReplyBody::Empty,
+        });
+    }
+    if let Some(index) = reader::lookup(&req.blocks(), &dir, "index.html")? {
+        let stat = reader::stat(&req.blocks(), &index)?;
+        if stat.kind == Kind::File {
+            return file_reply(
+                req,
+                index,
+                stat.filesize,
+                Some("text/html; charset=utf-8"),
+                h,
+            );
+        }
+    }
+    let page_no = match req.query("page") {
+        None => 0,
+        Some(p) => p
+            .parse::<usize>()
+            .map_err(|_| HttpError::bad_request(format!("invalid page {p:?}")))?,
+    };
+    let etag = format!(
+        "\"DirIndex-{}_CID-{dir}{}\"",
+        listing::LISTING_VERSION,
+        if page_no > 0 {
+            format!("_page-{page_no}")
+        } else {
+            String::new()
+        }
+    );
+    set(&mut h, header::ETAG, &etag);
+    if !req.path.mutable {
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(LISTING_CACHE),
+        );
+    }
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    if let Some(r) = not_modified(req, &etag, &h) {
+        return Ok(r);
+    }
+    if req.head {
+        return Ok(Reply {
+            status: StatusCode::OK,
+            headers: h,
+            body: ReplyBody::Empty,
+        });
+    }
+    let page = listing::page(req.blocks(), &dir, page_no, req.st.config.dir_page_size)?;
+    let html = listing::render(
+        &req.path.display(),
+        &dir,
+        req.path.segments.is_empty(),
+        page_no,
+        &page,
+    );
+    Ok(Reply {
+        status: StatusCode::OK,
+        headers: h,
+        body: ReplyBody::Full(Bytes::from(html)),
+    })
+}
+
+fn trustless_headers(h: &mut HeaderMap, etag: &str, disposition: &str) {
+    set(h, header::ETAG, etag);
+    set(h, header::CONTENT_DISPOSITION, disposition);
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+}
+
+fn raw_reply(req: &Req<'_>, r: &Resolved, mut h: HeaderMap) -> Result<Reply, HttpError> {
+    let t = r.terminal;
+    let d = disposition(req, Some(("attachment", format!("{t}.bin")))).unwrap_or_default();
+    trustless_headers(&mut h, &format!("\"{t}.raw\""), &d);
+    if let Some(reply) = not_modified(req, &format!("\"{t}.raw\""), &h) {
+        return Ok(reply);
+    }
+    let bytes = req.blocks().get(&t)?;
+    let size = bytes.len() as u64;
+    body_reply(
+        req,
+        Content::Block(bytes),
+        size,
+        Format::Raw.media_type(),
+        h,
+    )
+}
+
+fn car_reply(
+    req: &Req<'_>,
+    r: &Resolved,
+    accept_params: &[(String, String)],
+    mut h: HeaderMap,
+) -> Result<Reply, HttpError> {
+    let params = CarParams::from_request(&req.query, accept_params)?;
+    // Once the stream starts the status is 200 whatever happens: a missing terminal block must
+    // be a 404 before that (the spec's rule for the root block).
+    if !req.blocks().has(&r.terminal)? {
+        return Err(HttpError::not_found(format!(
+            "block {} not found",
+            r.terminal
+        )));
+    }
+    let name = match r.roots.len() {
+        1 => format!("{}.car", r.root),
+        _ => format!("{}_{}.car", r.root, last_name(req)),
+    };
+    let d = disposition(req, Some(("attachment", name))).unwrap_or_default();
+    // Weak: the bytes depend on this implementation's walk, not only on the content.
+    let etag = format!(
+        "W/\"{}.car.{}\"",
+        r.root,
+        etag_digest(&[&req.path.display(), &params.etag_key()])
+    );
+    trustless_headers(&mut h, &etag, &d);
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("none"));
+    set(&mut h, header::CONTENT_TYPE, &car::content_type(&params));
+    if let Some(reply) = not_modified(req, &etag, &h) {
+        return Ok(reply);
+    }
+    if req.head {
+        return Ok(Reply {
+            status: StatusCode::OK,
+            headers: h,
+            body: ReplyBody::Empty,
+        });
+    }
+    let backend = req.st.backend.clone();
+    let resolved = r.clone();
+    Ok(Reply {
+        status: StatusCode::OK,
+        headers: h,
+        body: ReplyBody::Stream(Box::new(move |sink: &mut Sink| {
+            car::write_car(Blocks(&*backend, None), &resolved, &params, sink)
+        })),
+    })
+}
+
+/// dag-json, dag-cbor, json and cbor responses (and the default response for blocks of those
+/// codecs). Without conversion a block is only served in its own codec, or as plain JSON/CBOR
+/// when its codec is the dag- variant of it; anything else is 406 (IPIP-524).
+fn codec_reply(
+    req: &Req<'_>,
+    r: &Resolved,
+    format: Option<Format>,
+    mut h: HeaderMap,
+) -> Result<Reply, HttpError> {
+    let t = r.terminal;
+    let c = t.codec();
+    let own = match c {
+        codec::DAG_JSON => Some(Format::DagJson),
+        codec::DAG_CBOR => Some(Format::DagCbor),
+        codec::JSON => Some(Format::Json),
+        codec::CBOR => Some(Format::Cbor),
+        _ => None,
+    };
+    let want = format.or(own).ok_or_else(|| {
+        HttpError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            format!("{t} has no IPLD response type"),
+        )
+    })?;
+    let as_is = Some(want) == own
+        || (want == Format::Json && c == codec::DAG_JSON)
+        || (want == Format::Cbor && c == codec::DAG_CBOR);
+    let target = match want {
+        Format::DagJson => codec::DAG_JSON,
+        Format::DagCbor => codec::DAG_CBOR,
+        _ => 0,
+    };
+    let convertible = req.st.config.allow_codec_conversion
+        && target != 0
+        && matches!(c, codec::DAG_PB | codec::DAG_CBOR | codec::DAG_JSON);
+    if !as_is && !convertible {
+        // A UnixFS file holding JSON may be served as application/json (the spec allows it).
+        if want == Format::Json && matches!(c, codec::DAG_PB | codec::RAW) {
+            let stat = reader::stat(&req.blocks(), &t)?;
+            if stat.kind == Kind::File {
+                return file_reply(req, t, stat.filesize, Some(Format::Json.media_type()), h);
+            }
+        }
+        return Err(HttpError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            format!(
+                "format {} requested but {t} has codec {}: codec conversion is not enabled; fetch the block with ?format=raw and convert it client-side",
+                want.name(),
+                codec::name(c).unwrap_or("unknown")
+            ),
+        ));
+    }
+    let etag = format!("\"{t}.{}\"", want.name());
+    let binary = matches!(want, Format::DagCbor | Format::Cbor);
+    let ext = if binary { "cbor" } else { "json" };
+    let d = disposition(
+        req,
+        Some((
+            if binary { "attachment" } else { "inline" },
+            format!("{t}.{ext}"),
+        )),
+    )
+    .unwrap_or_default();
+    trustless_headers(&mut h, &etag, &d);
+    if let Some(reply) = not_modified(req, &etag, &h) {
+        return Ok(reply);
+    }
+    let block = req.blocks().get(&t)?;
+    let bytes = if as_is {
+        block
+    } else {
+        Bytes::from(ipld::transcode(c, target, &block).map_err(|e| {
+            HttpError::new(
+                StatusCode::NOT_ACCEPTABLE,
+                format!("cannot convert {t}: {e}"),
+            )
+        })?)
+    };
+    let size = bytes.len() as u64;
+    body_reply(req, Content::Block(bytes), size, want.media_type(), h)
+}
+
+fn ipns_record(req: &Req<'_>, mut h: HeaderMap) -> Result<Reply, HttpError> {
+    if !req.path.mutable || !req.path.segments.is_empty() {
+        return Err(HttpError::bad_request(
+            "ipns-record is only available for /ipns/{name}, without a path",
+        ));
+    }
+    let name = &req.path.root;
+    let record = req
+        .st
+        .backend
+        .ipns_record(name)?
+        .ok_or_else(|| HttpError::not_found(format!("no IPNS record for {name}")))?;
+    let etag = format!("\"{}\"", etag_digest(&[&String::from_utf8_lossy(&record)]));
+    let d =
+        disposition(req, Some(("attachment", format!("{name}.ipns-record")))).unwrap_or_default();
+    trustless_headers(&mut h, &etag, &d);
+    if let Some(reply) = not_modified(req, &etag, &h) {
+        return Ok(reply);
+    }
+    let size = record.len() as u64;
+    body_reply(
+        req,
+        Content::Block(Bytes::from(record)),
+        size,
+        Format::IpnsRecord.media_type(),
+        h,
+    )
+}
+
+/// `GET /routing/v1/ipns/{name}` (delegated routing): the record, or 404.
+fn routing_ipns(st: &AppState, name: &str) -> Result<Reply, HttpError> {
+    let name = percent_encoding::percent_decode_str(name)
+        .decode_utf8()
+        .map_err(|_| HttpError::bad_request("name is not UTF-8"))?;
+    if name.is_empty() || name.contains('/') {
+        return Err(HttpError::bad_request("expected /routing/v1/ipns/{name}"));
+    }
+    let record = st
+        .backend
+        .ipns_record(&name)?
+        .ok_or_else(|| HttpError::not_found(format!("no IPNS record for {name}")))?;
+    let mut h = HeaderMap::new();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/vnd.ipfs.ipns-record"),
+    );
+    h.insert(header::VARY, HeaderValue::from_static("Accept"));
+    Ok(Reply {
+        status: StatusCode::OK,
+        headers: h,
+        body: ReplyBody::Full(Bytes::from(record)),
+    })
+}

@@ -1,0 +1,890 @@
+//! The gateway driven through its router, over content imported with the real UnixFS importer
+//! into a real (memory) block store.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use ipfs_kit_block::ipld::{self, Ipld};
+use ipfs_kit_block::{codec, Block, Bytes, Cid, HashAlg};
+use ipfs_kit_blockstore::{Blockstore, MemBlockstore};
+use ipfs_kit_car::CarReader;
+use ipfs_kit_gateway::{router, Backend, Config, Error};
+use ipfs_kit_unixfs::{DirEntry, ImportProfile, Importer, Node};
+use tower::ServiceExt;
+
+struct Store {
+    blocks: MemBlockstore,
+    /// IPNS name -> (resolved path, record bytes).
+    names: HashMap<String, (String, Vec<u8>)>,
+}
+
+impl Backend for Store {
+    fn get_block(&self, cid: &Cid) -> Result<Option<Bytes>, Error> {
+        self.blocks
+            .get(cid)
+            .map_err(|e| Error::Internal(e.to_string()))
+    }
+    fn has_block(&self, cid: &Cid) -> Result<bool, Error> {
+        self.blocks
+            .has(cid)
+            .map_err(|e| Error::Internal(e.to_string()))
+    }
+    fn ipns_record(&self, name: &str) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self.names.get(name).map(|(_, r)| r.clone()))
+    }
+    fn resolve_ipns(&self, name: &str) -> Result<String, Error> {
+        self.names
+            .get(name)
+            .map(|(p, _)| p.clone())
+            .ok_or_else(|| Error::NotFound(format!("cannot resolve /ipns/{name}")))
+    }
+}
+
+/// Pseudo-random bytes (xorshift), so no two leaves of a file are alike.
+fn data(seed: u8, len: usize) -> Vec<u8> {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(seed);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+struct Fixture {
+    store: Arc<Store>,
+    hello: Node,
+    big: Node,
+    big_bytes: Vec<u8>,
+    raw_leaf: Node,
+    dir: Node,
+    site: Node,
+    hamt: Node,
+    cbor: Cid,
+    json: Cid,
+}
+
+fn import(profile: &ImportProfile, blocks: &mut Vec<Block>, bytes: &[u8]) -> Node {
+    Importer::new(profile, blocks)
+        .file(&mut &bytes[..])
+        .expect("import file")
+}
+
+fn dir(profile: &ImportProfile, blocks: &mut Vec<Block>, entries: &[(&str, &Node)]) -> Node {
+    let entries = entries
+        .iter()
+        .map(|(n, node)| DirEntry {
+            name: n.to_string(),
+            node: (*node).clone(),
+        })
+        .collect();
+    Importer::new(profile, blocks)
+        .directory(entries)
+        .expect("import dir")
+}
+
+fn fixture() -> Fixture {
+    let profile = ImportProfile::default();
+    let mut blocks = Vec::new();
+    let hello = import(&profile, &mut blocks, b"hello world\n");
+    let big_bytes = data(7, 3 << 20);
+    let big = import(&profile, &mut blocks, &big_bytes);
+    let raw_profile = ImportProfile {
+        cid_version: 1,
+        raw_leaves: true,
+        ..ImportProfile::default()
+    };
+    let raw_leaf = import(&raw_profile, &mut blocks, &data(3, 3000));
+    let json_file = import(&profile, &mut blocks, b"{\"a\": 1}");
+    let sub = dir(&profile, &mut blocks, &[("b.bin", &big)]);
+    let dir_node = dir(
+        &profile,
+        &mut blocks,
+        &[
+            ("a.txt", &hello),
+            ("sub", &sub),
+            ("data.json", &json_file),
+            ("caf\u{e9} & <x>.txt", &hello),
+        ],
+    );
+    let index = import(&profile, &mut blocks, b"<html><body>site</body></html>");
+    let site = dir(
+        &profile,
+        &mut blocks,
+        &[("index.html", &index), ("a.txt", &hello)],
+    );
+    // A tiny threshold shards this directory.
+    let hamt_profile = ImportProfile {
+        hamt_threshold: 1000,
+        ..ImportProfile::default()
+    };
+    let files: Vec<(String, Node)> = (0..300)
+        .map(|i| {
+            let n = import(&profile, &mut blocks, format!("file {i}\n").as_bytes());
+            (format!("f{i:03}.txt"), n)
+        })
+        .collect();
+    let refs: Vec<(&str, &Node)> = files.iter().map(|(n, f)| (n.as_str(), f)).collect();
+    let hamt = dir(&hamt_profile, &mut blocks, &refs);
+    // dag-cbor {"file": <hello>, "nested": {"dir": <dir>}, "n": 1}
+    let mut m = std::collections::BTreeMap::new();
+    m.insert("file".to_string(), Ipld::Link(hello.cid));
+    let mut nested = std::collections::BTreeMap::new();
+    nested.insert("dir".to_string(), Ipld::Link(dir_node.cid));
+    m.insert("nested".to_string(), Ipld::Map(nested));
+    m.insert("n".to_string(), Ipld::Integer(1));
+    let cbor_block = Block::encode(
+        codec::DAG_CBOR,
+        HashAlg::Sha2_256,
+        1,
+        ipld::encode(codec::DAG_CBOR, &Ipld::Map(m)).expect("encode"),
+    );
+    let json_block = Block::encode(
+        codec::DAG_JSON,
+        HashAlg::Sha2_256,
+        1,
+        br#"{"hello":"world"}"#.to_vec(),
+    );
+    let (cbor, json) = (*cbor_block.cid(), *json_block.cid());
+    blocks.push(cbor_block);
+    blocks.push(json_block);
+    let store = MemBlockstore::default();
+    store.put_many(blocks).expect("put");
+    let mut names = HashMap::new();
+    names.insert(
+        "k51name".to_string(),
+        (format!("/ipfs/{}", dir_node.cid), b"signed-record".to_vec()),
+    );
+    Fixture {
+        store: Arc::new(Store {
+            blocks: store,
+            names,
+        }),
+        hello,
+        big,
+        big_bytes,
+        raw_leaf,
+        dir: dir_node,
+        site,
+        hamt,
+        cbor,
+        json,
+    }
+}
+
+impl Fixture {
+    fn app(&self, config: Config) -> Router {
+        router(self.store.clone(), config)
+    }
+}
+
+struct Resp {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Resp {
+    fn h(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+async fn call(app: &Router, method: Method, uri: &str, headers: &[(&str, &str)]) -> Resp {
+    let mut req = Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = app
+        .clone()
+        .oneshot(req.body(Body::empty()).expect("request"))
+        .await
+        .expect("infallible");
+    let (parts, body) = resp.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .expect("body completes");
+    Resp {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+async fn get(app: &Router, uri: &str) -> Resp {
+    call(app, Method::GET, uri, &[]).await
+}
+
+fn car_blocks(body: &[u8]) -> (Vec<Cid>, Vec<Cid>) {
+    let mut r = CarReader::new(body).expect("car header");
+    let roots = r.roots().to_vec();
+    let mut cids = Vec::new();
+    while let Some(b) = r.next_block().expect("verified block") {
+        cids.push(*b.cid());
+    }
+    (roots, cids)
+}
+
+#[tokio::test]
+async fn files_with_headers_head_and_etags() {
+    let f = fixture();
+    let app = f.app(Config::default());
+    let r = get(&app, &format!("/ipfs/{}", f.hello.cid)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(&r.body[..], b"hello world\n");
+    assert_eq!(r.h("content-type"), "text/plain; charset=utf-8");
+    assert_eq!(r.h("etag"), format!("\"{}\"", f.hello.cid));
+    assert_eq!(r.h("cache-control"), "public, max-age=29030400, immutable");
+    assert_eq!(r.h("x-ipfs-path"), format!("/ipfs/{}", f.hello.cid));
+    assert_eq!(r.h("x-ipfs-roots"), f.hello.cid.to_string());
+    assert_eq!(r.h("accept-ranges"), "bytes");
+    assert_eq!(r.h("content-length"), "12");
+
+    // Through a directory: one root per segment.
+    let r = get(&app, &format!("/ipfs/{}/a.txt", f.dir.cid)).await;
+    assert_eq!(&r.body[..], b"hello world\n");
+    assert_eq!(
+        r.h("x-ipfs-roots"),
+        format!("{},{}", f.dir.cid, f.hello.cid)
+    );
+    let r = get(&app, &format!("/ipfs/{}/sub/b.bin", f.dir.cid)).await;
+    assert_eq!(r.body.len(), f.big_bytes.len());
+    assert_eq!(&r.body[..], &f.big_bytes[..]);
+    assert_eq!(r.h("x-ipfs-roots").split(',').count(), 3);
+    // Percent-encoded names.
+    let r = get(
+        &app,
+        &format!("/ipfs/{}/caf%C3%A9%20&%20%3Cx%3E.txt", f.dir.cid),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    // HEAD: the same headers, no body.
+    let r = call(&app, Method::HEAD, &format!("/ipfs/{}", f.big.cid), &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.is_empty());
+    assert_eq!(r.h("content-length"), (3u64 << 20).to_string());
+    assert_eq!(r.h("content-type"), "application/octet-stream");
+
+    // If-None-Match: 304 with the ETag and no body.
+    let etag = format!("\"{}\"", f.hello.cid);
+    let r = call(
+        &app,
+        Method::GET,
+        &format!("/ipfs/{}", f.hello.cid),
+        &[("if-none-match", &format!("\"other\", W/{etag}"))],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_MODIFIED);
+    assert!(r.body.is_empty());
+    assert_eq!(r.h("etag"), etag);
+
+    // A raw-leaf CIDv1 file.
+    let r = get(&app, &format!("/ipfs/{}", f.raw_leaf.cid)).await;
+    assert_eq!(&r.body[..], &data(3, 3000)[..]);
+    // The identity probe.
+    let r = get(&app, "/ipfs/bafkqaaa").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.is_empty());
+}
+
+#[tokio::test]
+async fn content_type_and_disposition() {
+    let f = fixture();
+    let app = f.app(Config::default());
+    let r = get(&app, &format!("/ipfs/{}/data.json", f.dir.cid)).await;
+    assert_eq!(r.h("content-type"), "application/json");
+    let r = get(&app, &format!("/ipfs/{}?filename=x.png", f.hello.cid)).await;
+    assert_eq!(r.h("content-type"), "image/png");
+    assert_eq!(
+        r.h("content-disposition"),
+        "inline; filename=\"x.png\"; filename*=UTF-8''x%2Epng"
+    );
+    let r = get(
+        &app,
+        &format!(
+            "/ipfs/{}?filename=test%D1%82.pdf&download=true",
+            f.hello.cid
+        ),
+    )
+    .await;
+    assert_eq!(
+        r.h("content-disposition"),
+        "attachment; filename=\"test_.pdf\"; filename*=UTF-8''test%D1%82%2Epdf"
+    );
+    let r = get(&app, &format!("/ipfs/{}/a.txt?download=true", f.dir.cid)).await;
+    assert!(r
+        .h("content-disposition")
+        .starts_with("attachment; filename=\"a.txt\""));
+}
+
+#[tokio::test]
+async fn ranges_single_multi_and_errors() {
+    let f = fixture();
+    // A small buffer limit: ranges of the big file are streamed.
+    let app = f.app(Config::default().with_buffer_limit(1000));
+    let uri = format!("/ipfs/{}", f.big.cid);
+    let size = f.big_bytes.len();
+    let r = call(&app, Method::GET, &uri, &[("range", "bytes=262000-262999")]).await;
+    assert_eq!(r.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(r.h("content-range"), format!("bytes 262000-262999/{size}"));
+    assert_eq!(&r.body[..], &f.big_bytes[262000..263000]);
+    let r = call(&app, Method::GET, &uri, &[("range", "bytes=-10")]).await;
+    assert_eq!(&r.body[..], &f.big_bytes[size - 10..]);
+
+    let r = call(&app, Method::GET, &uri, &[("range", "bytes=0-4, 100-109")]).await;
+    assert_eq!(r.status, StatusCode::PARTIAL_CONTENT);
+    let ct = r.h("content-type").to_string();
+    let boundary = ct
+        .strip_prefix("multipart/byteranges; boundary=")
+        .expect("multipart");
+    assert_eq!(r.h("content-length"), r.body.len().to_string());
+    let text = r.body.to_vec();
+    let s = String::from_utf8_lossy(&text).into_owned();
+    assert!(s.contains(&format!("Content-Range: bytes 0-4/{size}")));
+    assert!(s.contains(&format!("Content-Range: bytes 100-109/{size}")));
+    assert!(s.ends_with(&format!("\r\n--{boundary}--\r\n")));
+    let start = text
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("first part body")
+        + 4;
+    assert_eq!(&text[start..start + 5], &f.big_bytes[..5]);
+
+    let r = call(
+        &app,
+        Method::GET,
+        &uri,
+        &[("range", &format!("bytes={size}-"))],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(r.h("content-range"), format!("bytes */{size}"));
+    let r = call(&app, Method::GET, &uri, &[("range", "bytes=5-1")]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    // More ranges than served: the whole body, as RFC 9110 allows.
+    let many: Vec<String> = (0..20).map(|i| format!("{i}-{i}")).collect();
+    let r = call(
+        &app,
+        Method::GET,
+        &format!("/ipfs/{}", f.hello.cid),
+        &[("range", &format!("bytes={}", many.join(",")))],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    // The whole big file, streamed.
+    let r = get(&app, &uri).await;
+    assert_eq!(&r.body[..], &f.big_bytes[..]);
+    assert_eq!(r.h("content-length"), size.to_string());
+}
+
+#[tokio::test]
+async fn directories_redirect_index_and_listing() {
+    let f = fixture();
+    let app = f.app(Config::default().with_dir_page_size(100));
+    let r = get(&app, &format!("/ipfs/{}/sub?x=1", f.dir.cid)).await;
+    assert_eq!(r.status, StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(r.h("location"), format!("/ipfs/{}/sub/?x=1", f.dir.cid));
+
+    let r = get(&app, &format!("/ipfs/{}/", f.dir.cid)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.h("content-type"), "text/html; charset=utf-8");
+    assert!(r.h("etag").starts_with("\"DirIndex-"));
+    let html = r.text();
+    assert!(html.contains("href=\"./a.txt\""), "{html}");
+    assert!(html.contains("caf\u{e9} &amp; &lt;x&gt;.txt"), "{html}");
+    assert!(!html.contains("<x>"));
+    assert!(!html.contains("href=\"../\""), "no parent link at the root");
+    let r = get(&app, &format!("/ipfs/{}/sub/", f.dir.cid)).await;
+    assert!(r.text().contains("href=\"../\""));
+    assert!(r.text().contains("b.bin"));
+    let r = call(&app, Method::HEAD, &format!("/ipfs/{}/", f.dir.cid), &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.is_empty());
+
+    let r = get(&app, &format!("/ipfs/{}/", f.site.cid)).await;
+    assert_eq!(r.text(), "<html><body>site</body></html>");
+    assert_eq!(r.h("content-type"), "text/html; charset=utf-8");
+
+    // A sharded directory, paged.
+    let mut seen = std::collections::BTreeSet::new();
+    for page in 0..3 {
+        let r = get(&app, &format!("/ipfs/{}/?page={page}", f.hamt.cid)).await;
+        assert_eq!(r.status, StatusCode::OK);
+        let html = r.text();
+        let names: Vec<String> = html
+            .match_indices("href=\"./")
+            .map(|(i, _)| html[i + 8..i + 16].to_string())
+            .collect();
+        assert_eq!(names.len(), 100, "page {page}");
+        assert_eq!(html.contains("next page"), page < 2);
+        seen.extend(names);
+    }
+    assert_eq!(seen.len(), 300);
+    let r = get(&app, &format!("/ipfs/{}/?page=x", f.hamt.cid)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = get(&app, &format!("/ipfs/{}/f123.txt", f.hamt.cid)).await;
+    assert_eq!(r.text(), "file 123\n");
+    assert_eq!(r.h("x-ipfs-roots").split(',').count(), 2);
+}
+
+#[tokio::test]
+async fn errors_and_methods() {
+    let f = fixture();
+    let app = f.app(Config::default());
+    let d = f.dir.cid;
+    for (uri, status) in [
+        (format!("/ipfs/{d}/missing"), StatusCode::NOT_FOUND),
+        (format!("/ipfs/{d}/a.txt/deeper"), StatusCode::NOT_FOUND),
+        ("/ipfs/not-a-cid".to_string(), StatusCode::BAD_REQUEST),
+        ("/ipfs/".to_string(), StatusCode::BAD_REQUEST),
+        (format!("/ipfs/{d}/../x"), StatusCode::BAD_REQUEST),
+        (format!("/ipfs/{d}/%2E%2E/x"), StatusCode::BAD_REQUEST),
+        (format!("/ipfs/{d}/%FF"), StatusCode::BAD_REQUEST),
+        ("/elsewhere".to_string(), StatusCode::NOT_FOUND),
+        (format!("/ipfs/{d}?format=nope"), StatusCode::BAD_REQUEST),
+        (format!("/ipfs/{d}?format=tar"), StatusCode::NOT_IMPLEMENTED),
+        ("/ipns/unknown/a.txt".to_string(), StatusCode::NOT_FOUND),
+        (
+            // A block this store does not have.
+            "/ipfs/bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy".to_string(),
+            StatusCode::NOT_FOUND,
+        ),
+    ] {
+        let r = get(&app, &uri).await;
+        assert_eq!(r.status, status, "{uri}: {}", r.text());
+        assert!(r.h("content-type").starts_with("text/plain"), "{uri}");
+        assert!(!r.body.is_empty() && r.body.len() < 400, "{uri}");
+    }
+    let r = call(&app, Method::POST, &format!("/ipfs/{d}"), &[]).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.h("allow"), "GET, HEAD, OPTIONS");
+    let r = call(&app, Method::DELETE, &format!("/ipfs/{d}"), &[]).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    let r = call(&app, Method::OPTIONS, &format!("/ipfs/{d}"), &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = call(
+        &app,
+        Method::GET,
+        &format!("/ipfs/{}", f.hello.cid),
+        &[("service-worker", "script")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+
+    // only-if-cached: 412 for what is not here, the content otherwise.
+    let missing = "/ipfs/bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy";
+    let cc = [("cache-control", "only-if-cached")];
+    assert_eq!(
+        call(&app, Method::HEAD, missing, &cc).await.status,
+        StatusCode::PRECONDITION_FAILED
+    );
+    let r = call(&app, Method::GET, &format!("/ipfs/{}", f.hello.cid), &cc).await;
+    assert_eq!(r.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn raw_blocks() {
+    let f = fixture();
+    let app = f.app(Config::default());
+    let r = get(&app, &format!("/ipfs/{}?format=raw", f.hello.cid)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.h("content-type"), "application/vnd.ipld.raw");
+    assert_eq!(r.h("etag"), format!("\"{}.raw\"", f.hello.cid));
+    assert_eq!(r.h("x-content-type-options"), "nosniff");
+    assert!(r
+        .h("content-disposition")
+        .starts_with(&format!("attachment; filename=\"{}.bin\"", f.hello.cid)));
+    assert!(r.h("content-location").is_empty());
+    Block::new(f.hello.cid, r.body.clone()).expect("body hashes to the cid");
+
+    let r = call(
+        &app,
+        Method::GET,
+        &format!("/ipfs/{}", f.big.cid),
+        &[("accept", "application/vnd.ipld.raw")],
+    )
+    .await;
+    Block::new(f.big.cid, r.body.clone()).expect("root block");
+    assert_eq!(
+        r.h("content-location"),
+        format!("/ipfs/{}?format=raw", f.big.cid)
+    );
+    // ?format wins over Accept.
+    let r = call(
+        &app,
+        Method::GET,
+        &format!("/ipfs/{}?format=raw", f.hello.cid),
+        &[("accept", "application/vnd.ipld.car")],
+    )
+    .await;
+    assert_eq!(r.h("content-type"), "application/vnd.ipld.raw");
+    // A range of a block.
+    let r = call(
+        &app,
+        Method::GET,
+        &format!("/ipfs/{}?format=raw", f.hello.cid),
+        &[("range", "bytes=0-1")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(r.body.len(), 2);
+    let r = get(&app, "/ipfs/bafkqaaa?format=raw").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.is_empty());
+}
+
+#[tokio::test]
+async fn car_scopes_entity_bytes_and_params() {
+    let f = fixture();
+    let app = f.app(Config::default());
+    let d = f.dir.cid;
+    let r = get(&app, &format!("/ipfs/{d}?format=car")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.h("content-type"),
+        "application/vnd.ipld.car; version=1; order=dfs; dups=n"
+    );
+    assert!(r.h("etag").starts_with(&format!("W/\"{d}.car.")));
+    assert_eq!(r.h("x-content-type-options"), "nosniff");
+    assert_eq!(r.h("accept-ranges"), "none");
+    assert!(r
+        .h("content-disposition")
+        .starts_with(&format!("attachment; filename=\"{d}.car\"")));
+    let (roots, cids) = car_blocks(&r.body);
+    assert_eq!(roots, vec![d]);
+    assert_eq!(cids[0], d);
+    // Every block of the DAG, each once (hello appears twice in the directory).
+    let mut unique = cids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), cids.len());
+    assert!(cids.contains(&f.big.cid) && cids.contains(&f.hello.cid));
+
+    let r = get(&app, &format!("/ipfs/{d}?format=car&car-dups=y")).await;
+    assert!(r.h("content-type").ends_with("dups=y"));
+    let (_, with_dups) = car_blocks(&r.body);
+    assert_eq!(with_dups.len(), cids.len() + 1);
+
+    // dag-scope=block on a path: the path's blocks, then the terminal's.
+    let r = call(
+        &app,
+        Method::GET,
+        &format!("/ipfs/{d}/sub/b.bin?dag-scope=block"),
+        &[("accept", "application/vnd.ipld.car")],
+    )
+    .await;
+    let (roots, cids) = car_blocks(&r.body);
+    assert_eq!(roots, vec![d]);
+    assert_eq!(cids.len(), 3);
+    assert_eq!(cids[0], d);
+    assert_eq!(cids[2], f.big.cid);
+    assert_eq!(
+        r.h("x-ipfs-roots").split(',').next_back(),
+        Some(&*f.big.cid.to_string())
+    );
+    assert!(r.h("content-location").contains("format=car"));
+
+    // entity-bytes: only the leaves that hold the range (256 KiB leaves).
+    let big = f.big.cid;
+    let r = get(
+        &app,
+        &format!("/ipfs/{big}?format=car&dag-scope=entity&entity-bytes=300000:600000"),
+    )
+    .await;
+    let (_, cids) = car_blocks(&r.body);
+    assert_eq!(cids.len(), 3, "root and leaves 1 and 2");
+    let r = get(&app, &format!("/ipfs/{big}?format=car&dag-scope=entity")).await;
+    let (_, all) = car_blocks(&r.body);
+    assert_eq!(all.len(), 13, "root and 12 leaves");
+    let r = get(&app, &format!("/ipfs/{big}?format=car&entity-bytes=-10:*")).await;
+    let (_, tail) = car_blocks(&r.body);
+    assert_eq!(tail, vec![big, all[12]]);
+    let r = get(
+        &app,
+        &format!("/ipfs/{big}?format=car&entity-bytes=999999999:*"),
+    )
+    .await;
+    assert_eq!(car_blocks(&r.body).1, vec![big]);
+    // A directory's entity is its block; a HAMT's is all its shards.
+    let r = get(&app, &format!("/ipfs/{d}?format=car&dag-scope=entity")).await;
+    assert_eq!(car_blocks(&r.body).1, vec![d]);
+    let r = get(
+        &app,
+        &format!("/ipfs/{}?format=car&dag-scope=entity", f.hamt.cid),
+    )
+    .await;
+    let shards = car_blocks(&r.body).1;
+    assert!(shards.len() > 1 && shards.len() < 300, "{}", shards.len());
+    // Through a HAMT: the shard blocks on the way are in the CAR.
+    let r = get(
+        &app,
+        &format!("/ipfs/{}/f007.txt?format=car&dag-scope=block", f.hamt.cid),
+    )
+    .await;
+    let (_, cids) = car_blocks(&r.body);
+    assert!(cids.len() >= 2);
+    assert_eq!(cids[0], f.hamt.cid);
+
+    for bad in [
+        "car-version=2",
+        "dag-scope=most",
+        "entity-bytes=5:1",
+        "car-dups=maybe",
+        "car-order=bfs",
+    ] {
+        let r = get(&app, &format!("/ipfs/{d}?format=car&{bad}")).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let r = call(
+        &app,
+        Method::GET,
+        &format!("/ipfs/{d}"),
+        &[("accept", "application/vnd.ipld.car; version=2")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    // HEAD: headers only.
+    let r = call(&app, Method::HEAD, &format!("/ipfs/{d}?format=car"), &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.is_empty());
+    // Missing root or path: 404 before any CAR is sent.
+    let r = get(
+        &app,
+        "/ipfs/bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy?format=car",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // The empty directory is always there, as in Kubo.
+    for empty in [
+        "QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn",
+        "bafybeiczsscdsbs7ffqz55asqdf3smv6klcw3gofszvwlyarci47bgf354",
+    ] {
+        let r = get(&app, &format!("/ipfs/{empty}?format=car&dag-scope=block")).await;
+        assert_eq!(car_blocks(&r.body).1.len(), 1, "{empty}");
+        assert_eq!(
+            get(&app, &format!("/ipfs/{empty}/")).await.status,
+            StatusCode::OK
+        );
+    }
+    let r = get(&app, &format!("/ipfs/{d}/nope?format=car")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = get(&app, "/ipfs/bafkqaaa?format=car").await;
+    let (roots, cids) = car_blocks(&r.body);
+    assert_eq!(roots[0].to_string(), "bafkqaaa");
+    assert!(cids.is_empty());
+    // ETags differ by parameters.
+    let a = get(&app, &format!("/ipfs/{d}?format=car&dag-scope=block")).await;
+    let b = get(&app, &format!("/ipfs/{d}?format=car&dag-scope=all")).await;
+    assert_ne!(a.h("etag"), b.h("etag"));
+    let r = call(
+        &app,
+        Method::GET,
+        &format!("/ipfs/{d}?format=car&dag-scope=block"),
+        &[("if-none-match", a.h("etag"))],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_MODIFIED);
+}
+
+#[tokio::test]
+async fn ipld_codecs_and_conversion() {
+    let f = fixture();
+    let app = f.app(Config::default());
+    let r = get(&app, &format!("/ipfs/{}", f.cbor)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.h("content-type"), "application/vnd.ipld.dag-cbor");
+    assert_eq!(r.h("etag"), format!("\"{}.dag-cbor\"", f.cbor));
+    Block::new(f.cbor, r.body.clone()).expect("block bytes");
+    let r = get(&app, &format!("/ipfs/{}", f.json)).await;
+    assert_eq!(r.h("content-type"), "application/vnd.ipld.dag-json");
+    assert_eq!(&r.body[..], br#"{"hello":"world"}"#);
+    let r = get(&app, &format!("/ipfs/{}?format=json", f.json)).await;
+    assert_eq!(r.h("content-type"), "application/json");
+    let r = get(&app, &format!("/ipfs/{}?format=cbor", f.cbor)).await;
+    assert_eq!(r.h("content-type"), "application/cbor");
+    // IPIP-524: no conversion unless enabled.
+    for uri in [
+        format!("/ipfs/{}?format=dag-json", f.cbor),
+        format!("/ipfs/{}?format=dag-cbor", f.dir.cid),
+        format!("/ipfs/{}?format=json", f.cbor),
+    ] {
+        assert_eq!(
+            get(&app, &uri).await.status,
+            StatusCode::NOT_ACCEPTABLE,
+            "{uri}"
+        );
+    }
+    // A UnixFS file may be served as JSON.
+    let r = get(&app, &format!("/ipfs/{}/data.json?format=json", f.dir.cid)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.h("content-type"), "application/json");
+    // Pathing through dag-cbor links into UnixFS.
+    let r = get(&app, &format!("/ipfs/{}/file", f.cbor)).await;
+    assert_eq!(&r.body[..], b"hello world\n");
+    let r = get(&app, &format!("/ipfs/{}/nested/dir/a.txt", f.cbor)).await;
+    assert_eq!(&r.body[..], b"hello world\n");
+    assert_eq!(r.h("x-ipfs-roots").split(',').count(), 4);
+    assert_eq!(
+        get(&app, &format!("/ipfs/{}/n", f.cbor)).await.status,
+        StatusCode::NOT_IMPLEMENTED
+    );
+    assert_eq!(
+        get(&app, &format!("/ipfs/{}/missing", f.cbor)).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let r = get(
+        &app,
+        &format!("/ipfs/{}/nested/dir/a.txt?format=car", f.cbor),
+    )
+    .await;
+    assert_eq!(car_blocks(&r.body).1, vec![f.cbor, f.dir.cid, f.hello.cid]);
+
+    let conv = f.app(Config::default().with_codec_conversion(true));
+    let r = get(&conv, &format!("/ipfs/{}?format=dag-json", f.cbor)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.h("content-type"), "application/vnd.ipld.dag-json");
+    let value = ipld::decode(codec::DAG_JSON, &r.body).expect("dag-json");
+    assert!(matches!(value, Ipld::Map(ref m) if m.get("file") == Some(&Ipld::Link(f.hello.cid))));
+    let r = call(
+        &conv,
+        Method::GET,
+        &format!("/ipfs/{}", f.dir.cid),
+        &[("accept", "application/vnd.ipld.dag-json")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.text().contains("\"Links\""));
+    let r = get(&conv, &format!("/ipfs/{}?format=dag-cbor", f.json)).await;
+    assert_eq!(r.h("content-type"), "application/vnd.ipld.dag-cbor");
+}
+
+#[tokio::test]
+async fn ipns_paths_records_and_routing() {
+    let f = fixture();
+    let app = f.app(Config::default());
+    let r = get(&app, "/ipns/k51name/a.txt").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(&r.body[..], b"hello world\n");
+    assert_eq!(r.h("x-ipfs-path"), "/ipns/k51name/a.txt");
+    assert!(r.h("cache-control").is_empty(), "no TTL known: no promise");
+    let r = get(&app, "/ipns/k51name").await;
+    assert_eq!(r.status, StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(r.h("location"), "/ipns/k51name/");
+
+    let r = get(&app, "/ipns/k51name?format=ipns-record").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(&r.body[..], b"signed-record");
+    assert_eq!(r.h("content-type"), "application/vnd.ipfs.ipns-record");
+    let r = call(
+        &app,
+        Method::GET,
+        "/ipns/k51name",
+        &[("accept", "application/vnd.ipfs.ipns-record")],
+    )
+    .await;
+    assert_eq!(&r.body[..], b"signed-record");
+    assert_eq!(
+        get(&app, "/ipns/k51name/a.txt?format=ipns-record")
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        get(&app, &format!("/ipfs/{}?format=ipns-record", f.hello.cid))
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        get(&app, "/ipns/other?format=ipns-record").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    let r = get(&app, "/routing/v1/ipns/k51name").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.h("content-type"), "application/vnd.ipfs.ipns-record");
+    assert_eq!(&r.body[..], b"signed-record");
+    assert_eq!(
+        get(&app, "/routing/v1/ipns/other").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn streams_are_bounded_and_stop_on_missing_blocks() {
+    let f = fixture();
+    // One request at a time, one chunk of buffer: an unread streamed body holds the permit.
+    let app = f.app(
+        Config::default()
+            .with_concurrent_requests(1)
+            .with_stream_buffer(1)
+            .with_buffer_limit(0),
+    );
+    let req = Request::get(format!("/ipfs/{}", f.big.cid))
+        .body(Body::empty())
+        .expect("request");
+    let held = app.clone().oneshot(req).await.expect("response");
+    assert_eq!(held.status(), StatusCode::OK);
+    let r = get(&app, &format!("/ipfs/{}", f.hello.cid)).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.h("retry-after"), "1");
+    let body = axum::body::to_bytes(held.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    assert_eq!(body.len(), f.big_bytes.len());
+    // The permit is back once the stream is done.
+    let mut ok = false;
+    for _ in 0..100 {
+        if get(&app, &format!("/ipfs/{}", f.hello.cid)).await.status == StatusCode::OK {
+            ok = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(ok);
+
+    // A leaf missing mid-file: headers went out, so the body ends with an error.
+    let leaf = {
+        let r = get(
+            &f.app(Config::default()),
+            &format!("/ipfs/{}?format=car", f.big.cid),
+        )
+        .await;
+        car_blocks(&r.body).1[5]
+    };
+    f.store.blocks.delete_many(&[leaf]).expect("delete");
+    let app = f.app(Config::default().with_buffer_limit(0));
+    let resp = app
+        .clone()
+        .oneshot(
+            Request::get(format!("/ipfs/{}", f.big.cid))
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("response");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .is_err());
+    // Buffered, the same read is a clean 404.
+    let r = get(
+        &f.app(Config::default().with_buffer_limit(64 << 20)),
+        &format!("/ipfs/{}", f.big.cid),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}

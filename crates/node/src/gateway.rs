@@ -1,0 +1,101 @@
+//! The node behind the HTTP gateway: blocks from the repo's store (re-hashed on read when
+//! `datastore.verify_reads` is on, the default), and the daemon's gateway listeners.
+//!
+//! IPNS is not implemented by the node yet: every name is "not found" (404 on `/ipns/` paths and
+//! on `/routing/v1/ipns/`), until the name system lands.
+
+use std::sync::Arc;
+
+use ipfs_kit_block::{Bytes, Cid};
+use ipfs_kit_gateway::{Backend, Config, Error as GatewayError};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::daemon::{listen_all, Bound, DaemonOptions, HttpOptions, Listen};
+use crate::{Error, Repo};
+
+/// The repo as the gateway sees it.
+pub struct GatewayBackend {
+    repo: Arc<Repo>,
+}
+
+impl GatewayBackend {
+    /// Serves `repo`.
+    pub fn new(repo: Arc<Repo>) -> Self {
+        GatewayBackend { repo }
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> GatewayError {
+    GatewayError::Internal(e.to_string())
+}
+
+impl Backend for GatewayBackend {
+    fn get_block(&self, cid: &Cid) -> Result<Option<Bytes>, GatewayError> {
+        self.repo.blocks().get(cid).map_err(internal)
+    }
+
+    fn has_block(&self, cid: &Cid) -> Result<bool, GatewayError> {
+        self.repo.blocks().has(cid).map_err(internal)
+    }
+
+    fn ipns_record(&self, _name: &str) -> Result<Option<Vec<u8>>, GatewayError> {
+        Ok(None)
+    }
+
+    fn resolve_ipns(&self, name: &str) -> Result<String, GatewayError> {
+        Err(GatewayError::NotFound(format!(
+            "cannot resolve /ipns/{name}: this node has no name system yet"
+        )))
+    }
+}
+
+/// Where the daemon writes the gateway's URL, as Kubo does (clients such as ipfsspec read it).
+fn url_file(repo: &Repo) -> std::path::PathBuf {
+    repo.path().join("gateway")
+}
+
+/// Binds the gateway on the addresses of `opts` (else the config's `addresses.gateway`),
+/// serving until `stop` turns true; the servers join `servers`. Writes the `gateway` URL file.
+pub(crate) async fn start(
+    repo: &Arc<Repo>,
+    opts: &DaemonOptions,
+    http: HttpOptions,
+    stop: &watch::Receiver<bool>,
+    servers: &mut JoinSet<()>,
+) -> Result<Bound, Error> {
+    let addrs = if opts.gateway.is_empty() {
+        repo.config().addresses.gateway.clone()
+    } else {
+        opts.gateway.clone()
+    };
+    let listen = addrs
+        .iter()
+        .filter(|a| !a.is_empty())
+        .map(|a| Listen::parse(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    for l in &listen {
+        if let Listen::Tcp(a) = l {
+            if !a.ip().is_loopback() && !opts.allow_remote_gateway {
+                return Err(Error::Config(format!(
+                    "refusing to serve the gateway on non-loopback {} (pass --allow-remote-gateway to do it anyway)",
+                    l.multiaddr()
+                )));
+            }
+        }
+    }
+    let app = ipfs_kit_gateway::router(
+        Arc::new(GatewayBackend::new(repo.clone())),
+        Config::default(),
+    );
+    let bound = listen_all("the gateway", &listen, app, http, stop, servers).await?;
+    if let Some(a) = bound.first_tcp {
+        crate::write_atomic(&url_file(repo), format!("http://{a}").as_bytes())?;
+    }
+    Ok(bound)
+}
+
+/// Removes the URL file [`start`] wrote.
+pub(crate) fn cleanup(repo: &Repo) {
+    let _ = std::fs::remove_file(url_file(repo));
+}
