@@ -39,14 +39,25 @@ impl Backend for GatewayBackend {
         self.repo.blocks().has(cid).map_err(internal)
     }
 
-    fn ipns_record(&self, _name: &str) -> Result<Option<Vec<u8>>, GatewayError> {
-        Ok(None)
+    fn ipns_record(&self, name: &str) -> Result<Option<Vec<u8>>, GatewayError> {
+        let Ok(parsed) = name.parse::<ipfs_kit_ipns::Name>() else {
+            return Err(GatewayError::NotFound(format!(
+                "invalid IPNS name {name:?}"
+            )));
+        };
+        Ok(self
+            .repo
+            .ipns_record(&parsed)
+            .map_err(internal)?
+            .map(|r| r.encode()))
     }
 
     fn resolve_ipns(&self, name: &str) -> Result<String, GatewayError> {
-        Err(GatewayError::NotFound(format!(
-            "cannot resolve /ipns/{name}: this node has no name system yet"
-        )))
+        // Only the records this node holds (it publishes and stores them; the network comes
+        // with libp2p).
+        self.repo
+            .name_resolve(name, true)
+            .map_err(|e| GatewayError::NotFound(format!("cannot resolve /ipns/{name}: {e}")))
     }
 }
 
