@@ -55,8 +55,37 @@ if [ -n "$GW" ]; then
   run verified-fetch "$C/run-verified-fetch.sh" "$GW" --rpc "$RPC" --routing "$GW"
 fi
 if [ "${IIC:-1}" != 0 ]; then
-  run interface-ipfs-core env IPFS_API_URL="$RPC" IIC_SKIP_FILE="$CLIENTS_DIR/iic/kubo-skips.json" \
-    IIC_GROUPS="${IIC_GROUPS:-block,dag,pin,repo,config,object,miscellaneous}" "$C/run-iic.sh"
+  # interface-ipfs-core: the groups issue 3 names; every failure must be a known one.
+  echo "== interface-ipfs-core"
+  IPFS_API_URL="$RPC" IIC_SKIP_FILE="$CLIENTS_DIR/iic/kubo-skips.json" \
+    IIC_GROUPS="${IIC_GROUPS:-root,block,dag,files,pin,key,object,repo,config,miscellaneous}" \
+    "$C/run-iic.sh" >"$tmp/iic.log" 2>&1
+  tail -1 "$tmp/iic.log"
+  python3 - "$tmp/iic.log" scripts/iic-expected-failures.tsv <<'PY' || failed+=(interface-ipfs-core)
+import re, sys
+log = open(sys.argv[1]).read()
+expected = {l.split("\t")[0] for l in open(sys.argv[2]) if l.strip() and not l.startswith("#")}
+failing = set()
+blk = log[log.find(" failing"):] if " failing" in log else ""
+for item in re.split(r"\n  \d+\) ", blk)[1:]:
+    lines = [l.strip() for l in item.split("\n") if l.strip()]
+    title = []
+    for l in lines[1:]:
+        title.append(l)
+        if l.endswith(":"):
+            break
+    failing.add(" / ".join(title).rstrip(":"))
+unexpected = sorted(failing - expected)
+fixed = sorted(expected - failing)
+print(f"interface-ipfs-core: {len(failing)} failing, all but {len(unexpected)} known (scripts/iic-expected-failures.tsv)")
+for t in fixed:
+    print(f"  now passes (drop it from the list): {t}")
+for t in unexpected:
+    print(f"  UNEXPECTED FAILURE: {t}")
+if "passed," not in log.splitlines()[-1] if log else True:
+    print("  the suite did not finish"); sys.exit(1)
+sys.exit(1 if unexpected else 0)
+PY
 fi
 
 if [ ${#failed[@]} -gt 0 ]; then

@@ -144,8 +144,8 @@ fn rpc(e: Error) -> RpcError {
 /// The upload as the node's add sees it, reporting progress while it is read.
 struct UploadEntries<'a, 'e> {
     upload: &'a mut Upload,
-    /// (name, bytes read, bytes at the last report) of the file being read, when reporting.
-    progress: Option<(String, u64, u64)>,
+    /// (name, bytes read, bytes at the last report, end reported) of the file being read.
+    progress: Option<(String, u64, u64, bool)>,
     emit: &'a std::cell::RefCell<&'e mut dyn FnMut(AddEvent) -> std::io::Result<()>>,
 }
 
@@ -160,7 +160,7 @@ impl EntrySource for UploadEntries<'_, '_> {
             .map_err(|e| Error::Invalid(e.message))?;
         Ok(next.map(|(path, kind)| {
             if let Some(p) = &mut self.progress {
-                *p = (path.clone(), 0, 0);
+                *p = (path.clone(), 0, 0, false);
             }
             let kind = match kind {
                 UploadKind::File => EntryKind::File,
@@ -173,9 +173,12 @@ impl EntrySource for UploadEntries<'_, '_> {
 
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.upload.read(buf)?;
-        if let Some((name, total, last)) = &mut self.progress {
+        if let Some((name, total, last, ended)) = &mut self.progress {
             *total += n as u64;
-            if *total - *last >= PROGRESS_STEP || (n == 0 && *total > *last) {
+            // Every step, and once at the end (an empty file too, as Kubo reports it).
+            let at_end = n == 0 && !*ended && (*total > *last || *total == 0);
+            *ended |= n == 0;
+            if *total - *last >= PROGRESS_STEP || at_end {
                 *last = *total;
                 let event = AddEvent {
                     name: name.clone(),
@@ -317,7 +320,7 @@ impl Backend for NodeBackend {
         let emit = std::cell::RefCell::new(emit);
         let mut source = UploadEntries {
             upload,
-            progress: params.progress.then(|| (String::new(), 0, 0)),
+            progress: params.progress.then(|| (String::new(), 0, 0, false)),
             emit: &emit,
         };
         let mut failed: Option<std::io::Error> = None;

@@ -469,9 +469,9 @@ impl Repo {
         let mut out = Vec::new();
         for p in paths {
             let cid = self.resolve(p)?;
-            match self.pins.status(&self.blocks, &cid)? {
-                Some(t) if types.contains(&t) => out.push((cid, t)),
-                _ => return Err(Error::Invalid(format!("path '{p}' is not pinned"))),
+            match self.pins.status_among(&self.blocks, &cid, types)? {
+                Some(t) => out.push((cid, t)),
+                None => return Err(Error::Invalid(format!("path '{p}' is not pinned"))),
             }
         }
         Ok(out)

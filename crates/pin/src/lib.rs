@@ -321,6 +321,23 @@ impl Pinset {
         Ok(out)
     }
 
+    /// How `cid` is pinned, among `types` only: a block pinned directly and also reached by a
+    /// recursive pin is both, and asking for indirect pins finds it (as Kubo does).
+    pub fn status_among(
+        &self,
+        store: &dyn Blockstore,
+        cid: &Cid,
+        types: &[PinType],
+    ) -> Result<Option<PinType>, Error> {
+        match self.status(store, cid)? {
+            Some(t) if types.contains(&t) => Ok(Some(t)),
+            Some(PinType::Direct) if types.contains(&PinType::Indirect) => {
+                Ok(self.indirect_parent(store, cid)?.map(|_| PinType::Indirect))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// How `cid` is pinned, if at all.
     pub fn status(&self, store: &dyn Blockstore, cid: &Cid) -> Result<Option<PinType>, Error> {
         Ok(match self.mode_of(cid)? {

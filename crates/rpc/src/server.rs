@@ -384,6 +384,34 @@ async fn handle(state: &AppState, request: axum::extract::Request) -> (&'static 
     (label, result.unwrap_or_else(IntoResponse::into_response))
 }
 
+/// `cid` written in the multibase `base` names (Kubo's `cid-base` option). A CIDv0 only
+/// exists in base58btc, so another base upgrades it to v1, as Kubo does.
+fn in_base(cid: &str, base: &str) -> Result<String, RpcError> {
+    use multibase::Base;
+    let base = match base {
+        "base16" | "f" => Base::Base16Lower,
+        "base32" | "b" => Base::Base32Lower,
+        "base32upper" | "B" => Base::Base32Upper,
+        "base36" | "k" => Base::Base36Lower,
+        "base58btc" | "z" => Base::Base58Btc,
+        "base64" | "m" => Base::Base64,
+        "base64pad" | "M" => Base::Base64Pad,
+        "base64url" | "u" => Base::Base64Url,
+        "base64urlpad" | "U" => Base::Base64UrlPad,
+        other => return Err(RpcError::client(format!("unknown multibase {other:?}"))),
+    };
+    let parsed = ipfs_kit_block::parse_cid(cid).map_err(|e| RpcError::normal(e.to_string()))?;
+    let cid = if parsed.version() as u64 == 0 && base != Base::Base58Btc {
+        parsed
+            .into_v1()
+            .map_err(|e| RpcError::normal(e.to_string()))?
+    } else {
+        parsed
+    };
+    cid.to_string_of_base(base)
+        .map_err(|e| RpcError::normal(e.to_string()))
+}
+
 /// A bounded label for metrics: the command when it is one we know, else `unknown`.
 fn command_label(cmd: &str) -> &'static str {
     COMMANDS
@@ -806,6 +834,10 @@ async fn run(
             // plus the rest.
             let path = req.arg(0, "name")?.to_string();
             let (cid, rest) = blocking(move || b.dag_resolve(&path)).await?;
+            let cid = match req.string(&["cid-base"]) {
+                Some(base) => in_base(&cid, base)?,
+                None => cid,
+            };
             let rest = if rest.is_empty() {
                 rest
             } else {
