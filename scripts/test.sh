@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The project's test command: formatting, lints, every test, and a short fuzz smoke run.
-# Usage: scripts/test.sh            (set FUZZ_SECONDS=0 to skip fuzzing)
+# The project's test command: formatting, lints, every test, the third-party client suites
+# against a live daemon, and a short fuzz smoke run.
+# Usage: scripts/test.sh            (FUZZ_SECONDS=0 skips fuzzing, CONFORMANCE=0 the clients)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +28,13 @@ if cargo nextest --version >/dev/null 2>&1; then
   cargo test --workspace --doc
 else
   cargo test --workspace --no-fail-fast
+fi
+
+# Third-party clients against a live daemon (set CONFORMANCE=0 to skip).
+if [ "${CONFORMANCE:-1}" != "0" ]; then
+  echo "== client conformance"
+  cargo build --bin ipfs-kit
+  scripts/conformance.sh "${CARGO_TARGET_DIR:-target}/debug/ipfs-kit"
 fi
 
 FUZZ_SECONDS="${FUZZ_SECONDS:-15}"
