@@ -723,13 +723,19 @@ pub fn run(api: &Api, cmd: Cmd, out: &mut dyn Write) -> Result<()> {
             }
             ConfigCmd::Get { key } => {
                 let v = api.json("config", &[arg(&key)])?;
-                match v["Value"].as_str() {
-                    Some(s) => writeln!(out, "{s}")?,
-                    None => writeln!(out, "{}", v["Value"])?,
-                }
+                crate::print_json_value(out, &v["Value"])?;
             }
-            ConfigCmd::Set { .. } => {
-                bail!("config set edits the repo: stop the daemon first, then set it and restart")
+            ConfigCmd::Set { key, value } => {
+                let v = crate::json_or_string(&value);
+                let mut q = vec![arg(&key)];
+                match &v {
+                    serde_json::Value::String(s) => q.push(arg(s)),
+                    other => {
+                        q.push(arg(&other.to_string()));
+                        q.push(("json", "true".to_string()));
+                    }
+                }
+                api.json("config", &q)?;
             }
         },
         Cmd::Files(_) | Cmd::Key(_) | Cmd::Name(_) => bail!(

@@ -330,7 +330,7 @@ fn rpc_api_pins_gc_dag_and_listing() {
     let (_, body) = d.call("POST", "/api/v0/config?arg=Addresses.API");
     assert_eq!(json(&body)["Value"], "/ip4/127.0.0.1/tcp/5001");
     let (_, body) = d.call("POST", "/api/v0/config/show");
-    assert_eq!(json(&body)["identity"]["private_key"], "");
+    assert!(json(&body)["Identity"].get("PrivKey").is_none());
     let (_, body) = d.call("POST", "/api/v0/commands");
     assert!(
         json(&body)["Subcommands"]
@@ -991,11 +991,20 @@ fn cli_commands_go_through_a_running_daemon() {
     );
     // Errors come back as the daemon words them, and change nothing.
     node.fails(&["cat", &format!("{root}/nope")], "nope");
-    node.fails(
-        &["config", "set", "api.max_connections", "5"],
-        "stop the daemon",
+    // Config changes go through the daemon, which writes config.toml.
+    node.ok(&["config", "set", "api.max_connections", "5"]);
+    node.ok(&["config", "set", "Discovery.MDNS.Enabled", "false"]);
+    assert_eq!(node.ok(&["config", "get", "API.MaxConnections"]), "5\n");
+    assert_eq!(
+        node.ok(&["config", "get", "Discovery.MDNS.Enabled"]),
+        "false\n"
     );
     d.stop();
+    assert_eq!(node.ok(&["config", "get", "api.max_connections"]), "5\n");
+    assert_eq!(
+        node.ok(&["config", "get", "Discovery.MDNS.Enabled"]),
+        "false\n"
+    );
     // The daemon removed its api file on the way out: the CLI opens the repo again.
     assert!(!node.repo().join("api").exists());
     assert!(node.ok(&["pin", "ls"]).contains(&root));
@@ -1009,8 +1018,8 @@ fn cli_commands_go_through_a_running_daemon() {
     );
 }
 
-#[test]
-fn cli_passes_api_secrets() {
+/// A node whose API needs `Authorization: Bearer s3cret`.
+fn node_with_secret() -> Node {
     let node = Node::new();
     node.ok(&[
         "config",
@@ -1018,6 +1027,12 @@ fn cli_passes_api_secrets() {
         "api.authorizations",
         r#"{ ci = { auth_secret = "bearer:s3cret", allowed_paths = ["/api/v0"] } }"#,
     ]);
+    node
+}
+
+#[test]
+fn cli_passes_api_secrets() {
+    let node = node_with_secret();
     let d = Daemon::start(&node);
     node.fails(&["pin", "ls"], "Access Denied");
     assert!(node
@@ -1028,4 +1043,127 @@ fn cli_passes_api_secrets() {
         .status
         .success());
     d.stop();
+}
+
+/// `config` over the API as Kubo clients use it: get and set by Kubo's names, free-form keys,
+/// `config/replace`, and the refusals that keep the identity and the API secrets safe.
+#[test]
+fn rpc_config_set_get_replace_and_refusals() {
+    let node = node_with_secret();
+    let d = Daemon::start(&node);
+    let call = |q: &str| {
+        let (status, body) = curl(&[
+            "-X",
+            "POST",
+            "-H",
+            "Authorization: Bearer s3cret",
+            &format!("{}/api/v0/{q}", d.url),
+        ]);
+        (status, json(&body))
+    };
+    // Set and get by Kubo's names; the answer is Kubo's {"Key","Value"}.
+    let (status, v) = call("config?arg=Fruit&arg=banana");
+    assert_eq!(
+        (status, v),
+        (
+            200,
+            serde_json::json!({ "Key": "Fruit", "Value": "banana" })
+        )
+    );
+    assert_eq!(call("config?arg=Fruit").1["Value"], "banana");
+    let (status, v) = call("config?arg=Discovery.MDNS.Interval&arg=11&json=true");
+    assert_eq!((status, &v["Value"]), (200, &serde_json::json!(11)));
+    let (_, v) = call("config?arg=Datastore.HashOnRead&arg=false&bool=true");
+    assert_eq!(v["Value"], false);
+    let (_, v) = call("config?arg=Addresses.Gateway&arg=/ip4/127.0.0.1/tcp/8081");
+    assert_eq!(v["Value"], "/ip4/127.0.0.1/tcp/8081");
+    let origins = "%5B%22http%3A%2F%2Fexample.io%22%5D";
+    let (_, v) = call(&format!(
+        "config?arg=API.HTTPHeaders.Access-Control-Allow-Origin&arg={origins}&json=true"
+    ));
+    assert_eq!(v["Value"], serde_json::json!(["http://example.io"]));
+    // Our own spellings work too, and see the same settings.
+    assert_eq!(call("config?arg=datastore.verify_reads").1["Value"], false);
+    assert_eq!(
+        call("config?arg=Addresses.Swarm").1["Value"],
+        serde_json::json!([])
+    );
+    // Bad values change nothing.
+    assert_eq!(
+        call("config?arg=Datastore.HashOnRead&arg=maybe&bool=true").0,
+        500
+    );
+    assert_eq!(call("config?arg=Datastore.HashOnRead&arg=yes").0, 500);
+    assert_eq!(call("config?arg=Fruit&arg=%7Bx&json=true").0, 500);
+    assert_eq!(call("config?arg=Bananas").0, 500);
+    // Refusals: the private key is never shown nor changed, the identity never changed, the
+    // API secrets never shown.
+    for q in [
+        "config?arg=Identity.PrivKey",
+        "config?arg=Identity",
+        "config?arg=identity.private_key",
+        "config?arg=Identity.PrivKey&arg=x",
+        "config?arg=Identity.PeerID&arg=x",
+        "config?arg=API.Authorizations",
+        "config?arg=api.authorizations.ci.auth_secret",
+    ] {
+        let (status, v) = call(q);
+        assert_eq!(status, 500, "{q}: {v}");
+    }
+    let (_, show) = call("config/show");
+    let text = show.to_string();
+    assert!(
+        !text.contains("s3cret") && !text.contains("PrivKey"),
+        "{text}"
+    );
+    assert_eq!(show["Fruit"], "banana");
+    assert_eq!(show["Discovery"]["MDNS"]["Interval"], 11);
+    assert!(show["Identity"]["PeerID"]
+        .as_str()
+        .is_some_and(|p| p.starts_with("12D3KooW")));
+
+    // Replace: a private key is refused; otherwise the identity and secrets stay.
+    let file = node.dir.path().join("new-config.json");
+    let replace = |body: &str| {
+        std::fs::write(&file, body).expect("write");
+        let (status, body) = curl(&[
+            "-X",
+            "POST",
+            "-H",
+            "Authorization: Bearer s3cret",
+            "-F",
+            &format!("file=@{}", file.display()),
+            &format!("{}/api/v0/config/replace", d.url),
+        ]);
+        (status, String::from_utf8_lossy(&body).into_owned())
+    };
+    let (status, body) = replace(r#"{"Identity":{"PrivKey":"CAESQ..."}}"#);
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("private key"), "{body}");
+    assert_eq!(call("config?arg=Fruit").1["Value"], "banana");
+    let (status, body) =
+        replace(r#"{"Fruit":"apple","Addresses":{"API":"/ip4/127.0.0.1/tcp/5009"}}"#);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(call("config?arg=Fruit").1["Value"], "apple");
+    // The rest went back to its defaults.
+    assert_eq!(call("config?arg=Datastore.HashOnRead").1["Value"], true);
+    assert_eq!(call("config?arg=Discovery").0, 500);
+    d.stop();
+
+    // Everything was written to config.toml: the repo reads it back after the daemon stops,
+    // with the same identity and the API secret still in force.
+    let text = std::fs::read_to_string(node.repo().join("config.toml")).expect("config");
+    assert!(
+        text.contains("[extra]") && text.contains("Fruit = \"apple\""),
+        "{text}"
+    );
+    assert_eq!(
+        node.ok(&["config", "get", "addresses.api"]),
+        "[\"/ip4/127.0.0.1/tcp/5009\"]\n"
+    );
+    assert_eq!(
+        node.ok(&["config", "get", "api.authorizations.ci.auth_secret"]),
+        "bearer:s3cret\n"
+    );
+    assert!(node.ok(&["id"]).contains("12D3KooW"));
 }
