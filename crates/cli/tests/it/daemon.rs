@@ -1167,3 +1167,97 @@ fn rpc_config_set_get_replace_and_refusals() {
     );
     assert!(node.ok(&["id"]).contains("12D3KooW"));
 }
+
+/// `files`, `key` and `name` through a running daemon print what they print on the repo: the
+/// same commands, run again locally once the daemon has stopped, give the same output.
+#[test]
+fn cli_files_keys_and_names_through_a_daemon() {
+    let node = Node::new();
+    let d = Daemon::start(&node);
+    let hello = node.dir.path().join("hello.txt");
+    std::fs::write(&hello, b"Hello world").expect("write");
+    node.ok(&["files", "mkdir", "-p", "/docs/a"]);
+    node.ok(&[
+        "files",
+        "write",
+        "-e",
+        "/docs/a/hi.txt",
+        hello.to_str().expect("p"),
+    ]);
+    let out = node.run_stdin(
+        &["files", "write", "-e", "-p", "/in/stdin.txt"],
+        b"from stdin",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(node.ok(&["files", "read", "/docs/a/hi.txt"]), "Hello world");
+    assert_eq!(
+        node.ok(&["files", "read", "-o", "6", "-n", "3", "/docs/a/hi.txt"]),
+        "wor"
+    );
+    assert_eq!(node.ok(&["files", "read", "/in/stdin.txt"]), "from stdin");
+    // Kubo's MFS CID for this content, as the local test finds it.
+    assert_eq!(
+        node.ok(&["files", "stat", "--hash", "/docs/a/hi.txt"]),
+        "Qmetpc7cZmN25Wcc6R27cGCAvCDqCS5GjHG4v7xABEfpmJ\n"
+    );
+    node.ok(&["files", "cp", "/docs/a/hi.txt", "/docs/copy.txt"]);
+    node.ok(&["files", "mv", "/in", "/moved"]);
+    node.fails(&["files", "rm", "/docs"], "use -r to remove directories");
+    node.ok(&["files", "rm", "-r", "/moved"]);
+    node.fails(
+        &["files", "read", "/moved/stdin.txt"],
+        "file does not exist",
+    );
+
+    let id = node.ok(&["key", "gen", "mykey"]);
+    assert!(id.starts_with("k51"), "{id}");
+    node.fails(&["key", "gen", "mykey"], "already exists");
+    node.ok(&["key", "gen", "other"]);
+    let renamed = node.ok(&["key", "rename", "other", "third"]);
+    assert!(
+        renamed.starts_with("Key k51") && renamed.ends_with(" renamed to third\n"),
+        "{renamed}"
+    );
+    node.ok(&["key", "rm", "third"]);
+    let exported = node.dir.path().join("mykey.key");
+    let exported = exported.to_str().expect("p");
+    node.ok(&["key", "export", "mykey", "-o", exported]);
+    node.fails(
+        &["key", "export", "mykey", "-o", exported],
+        "already exists",
+    );
+    assert_eq!(node.ok(&["key", "import", "copy", exported]), id);
+    node.ok(&["key", "rm", "copy"]);
+    let cid = node.ok(&["add", "-Q", hello.to_str().expect("p")]);
+    let cid = cid.trim();
+    node.fails(&["name", "publish", cid], "offline");
+    let published = node.ok(&["name", "publish", "--allow-offline", "--key", "mykey", cid]);
+    assert_eq!(
+        published,
+        format!("Published to {}: /ipfs/{cid}\n", id.trim())
+    );
+
+    // What the daemon answered, and what the repo answers once it is gone.
+    let reads: [&[&str]; 8] = [
+        &["files", "ls", "/docs"],
+        &["files", "ls", "-l", "/docs"],
+        &["files", "stat", "/docs"],
+        &["files", "stat", "--size", "/docs/a/hi.txt"],
+        &["files", "flush"],
+        &["key", "list"],
+        &["key", "list", "-l"],
+        &["name", "resolve", id.trim()],
+    ];
+    let remote: Vec<String> = reads.iter().map(|a| node.ok(a)).collect();
+    assert_eq!(remote[0], "a\ncopy.txt\n");
+    assert_eq!(remote[5], "self\nmykey\n");
+    assert_eq!(remote[7], format!("/ipfs/{cid}\n"));
+    assert!(node.repo().join("api").exists(), "the daemon was not used");
+    d.stop();
+    let local: Vec<String> = reads.iter().map(|a| node.ok(a)).collect();
+    assert_eq!(remote, local);
+}
