@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use ipfs_kit_block::{codec, parse_cid, HashAlg};
-use ipfs_kit_node::{AddOptions, Added, ImportFlags, InitOptions, Repo};
+use ipfs_kit_node::{AddOptions, Added, Config, ImportFlags, InitOptions, Repo};
 use ipfs_kit_pin::PinType;
 use ipfs_kit_unixfs::{ImportProfile, Kind};
 
@@ -144,18 +144,35 @@ enum Cmd {
 enum ConfigCmd {
     /// Print the whole config (the private key redacted).
     Show,
-    /// Print one value, by dotted key (e.g. import.profile).
+    /// Print one value, by dotted key: config.toml's (import.profile) or Kubo's
+    /// (Addresses.API, or any key Kubo clients stored).
     Get {
         /// Dotted key.
         key: String,
     },
-    /// Set one value, by dotted key; the value is parsed as TOML or taken as a string.
+    /// Set one value, by dotted key. With config.toml's keys the value is parsed as TOML, with
+    /// Kubo's as JSON, or else taken as a string.
     Set {
         /// Dotted key.
         key: String,
         /// New value.
         value: String,
     },
+}
+
+/// A command-line value as JSON when it parses as JSON (`11`, `true`, `["a"]`), else the string
+/// itself, as `config set` takes it.
+fn json_or_string(value: &str) -> serde_json::Value {
+    serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_string()))
+}
+
+/// Prints a config value: a string as itself, anything else as JSON.
+fn print_json_value(out: &mut dyn Write, v: &serde_json::Value) -> Result<()> {
+    match v.as_str() {
+        Some(s) => writeln!(out, "{s}")?,
+        None => writeln!(out, "{}", serde_json::to_string_pretty(v)?)?,
+    }
+    Ok(())
 }
 
 #[derive(Args)]
@@ -617,24 +634,29 @@ fn run(cli: Cli) -> Result<()> {
         };
         return daemon(repo, opts);
     }
-    let mut repo = Repo::open(&path)?;
+    let repo = Repo::open(&path)?;
     match cli.cmd {
         Cmd::Version | Cmd::Init { .. } | Cmd::Daemon { .. } => {}
         Cmd::Config(c) => match c {
             ConfigCmd::Show => {
-                let mut cfg = repo.config().clone();
+                let mut cfg = Config::clone(&repo.config());
                 cfg.identity.private_key = "<redacted>".into();
                 write!(out, "{}", cfg.to_toml()?)?;
             }
-            ConfigCmd::Get { key } => {
+            ConfigCmd::Get { key } if ipfs_kit_node::config::kubo::ours_spelling(&key) => {
                 let value = repo.config().get(&key)?;
                 match value.as_str() {
                     Some(s) => writeln!(out, "{s}")?,
                     None => writeln!(out, "{value}")?,
                 }
             }
+            ConfigCmd::Get { key } => print_json_value(&mut out, &repo.config().kubo_get(&key)?)?,
             ConfigCmd::Set { key, value } => {
-                let updated = repo.config().with(&key, &value)?;
+                let updated = if ipfs_kit_node::config::kubo::ours_spelling(&key) {
+                    repo.config().with(&key, &value)?
+                } else {
+                    repo.config().with_kubo(&key, json_or_string(&value))?
+                };
                 repo.set_config(updated)?;
             }
         },

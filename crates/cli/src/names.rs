@@ -5,7 +5,7 @@ use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use ipfs_kit_node::{parse_go_duration, KeyFormat, PublishOptions, Repo, WriteOptions};
 use ipfs_kit_unixfs::Kind;
 
@@ -49,30 +49,9 @@ pub enum FilesCmd {
         path: String,
         /// Input file; `-` or nothing for stdin.
         file: Option<PathBuf>,
-        /// Byte offset to write at.
-        #[arg(short, long, default_value_t = 0)]
-        offset: u64,
-        /// Create the file if it does not exist.
-        #[arg(short = 'e', long)]
-        create: bool,
-        /// Create missing parent directories.
-        #[arg(short, long)]
-        parents: bool,
-        /// Truncate the file before writing.
-        #[arg(short, long)]
-        truncate: bool,
-        /// Write at most this many bytes.
-        #[arg(short = 'n', long)]
-        count: Option<u64>,
-        /// Store leaves as raw blocks.
-        #[arg(long, num_args = 0..=1, default_missing_value = "true")]
-        raw_leaves: Option<bool>,
-        /// CID version of the file.
-        #[arg(long)]
-        cid_version: Option<u8>,
-        /// Hash function of the file.
-        #[arg(long)]
-        hash: Option<String>,
+        /// How to write.
+        #[command(flatten)]
+        flags: WriteFlags,
     },
     /// Make a directory.
     Mkdir {
@@ -135,6 +114,50 @@ pub enum FilesCmd {
         #[arg(long)]
         hash: Option<String>,
     },
+}
+
+/// The options of `files write`.
+#[derive(Args, Clone, Debug)]
+pub struct WriteFlags {
+    /// Byte offset to write at.
+    #[arg(short, long, default_value_t = 0)]
+    pub offset: u64,
+    /// Create the file if it does not exist.
+    #[arg(short = 'e', long)]
+    pub create: bool,
+    /// Create missing parent directories.
+    #[arg(short, long)]
+    pub parents: bool,
+    /// Truncate the file before writing.
+    #[arg(short, long)]
+    pub truncate: bool,
+    /// Write at most this many bytes.
+    #[arg(short = 'n', long)]
+    pub count: Option<u64>,
+    /// Store leaves as raw blocks.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub raw_leaves: Option<bool>,
+    /// CID version of the file.
+    #[arg(long)]
+    pub cid_version: Option<u8>,
+    /// Hash function of the file.
+    #[arg(long)]
+    pub hash: Option<String>,
+}
+
+impl From<WriteFlags> for WriteOptions {
+    fn from(f: WriteFlags) -> Self {
+        WriteOptions {
+            offset: f.offset,
+            create: f.create,
+            parents: f.parents,
+            truncate: f.truncate,
+            count: f.count,
+            raw_leaves: f.raw_leaves,
+            cid_version: f.cid_version,
+            hash: f.hash,
+        }
+    }
 }
 
 /// `key` subcommands.
@@ -228,32 +251,20 @@ pub fn files(repo: &Repo, cmd: FilesCmd, out: &mut dyn Write) -> Result<()> {
     match cmd {
         FilesCmd::Ls { path, long } => {
             for e in repo.files_ls(&path)? {
-                if long {
-                    let slash = if e.kind == Kind::Directory { "/" } else { "" };
-                    writeln!(out, "{}{slash}\t{}\t{}", e.name, e.cid, e.size)?;
-                } else {
-                    writeln!(out, "{}", e.name)?;
-                }
+                let dir = e.kind == Kind::Directory;
+                print_ls_entry(out, &e.name, dir, &e.cid.to_string(), e.size, long)?;
             }
         }
         FilesCmd::Stat { path, hash, size } => {
             let s = repo.files_stat(&path)?;
-            if hash {
-                writeln!(out, "{}", s.cid)?;
-            } else if size {
-                writeln!(out, "{}", s.cumulative_size)?;
-            } else {
-                let kind = if s.kind == Kind::Directory {
-                    "directory"
-                } else {
-                    "file"
-                };
-                writeln!(
-                    out,
-                    "{}\nSize: {}\nCumulativeSize: {}\nChildBlocks: {}\nType: {kind}",
-                    s.cid, s.size, s.cumulative_size, s.blocks
-                )?;
-            }
+            let stat = Stat {
+                cid: s.cid.to_string(),
+                dir: s.kind == Kind::Directory,
+                size: s.size,
+                cumulative_size: s.cumulative_size,
+                blocks: s.blocks,
+            };
+            print_stat(out, &stat, hash, size)?;
         }
         FilesCmd::Read {
             path,
@@ -262,28 +273,8 @@ pub fn files(repo: &Repo, cmd: FilesCmd, out: &mut dyn Write) -> Result<()> {
         } => {
             repo.files_read(&path, offset, count, out)?;
         }
-        FilesCmd::Write {
-            path,
-            file,
-            offset,
-            create,
-            parents,
-            truncate,
-            count,
-            raw_leaves,
-            cid_version,
-            hash,
-        } => {
-            let opts = WriteOptions {
-                offset,
-                create,
-                parents,
-                truncate,
-                count,
-                raw_leaves,
-                cid_version,
-                hash,
-            };
+        FilesCmd::Write { path, file, flags } => {
+            let opts = WriteOptions::from(flags);
             match file {
                 Some(p) if p.as_os_str() != "-" => {
                     let mut f =
@@ -331,11 +322,7 @@ pub fn key(repo: &Repo, cmd: KeyCmd, out: &mut dyn Write) -> Result<()> {
         }
         KeyCmd::List { l } => {
             for k in repo.key_list()? {
-                if l {
-                    writeln!(out, "{} {}", k.id.to_name(), k.name)?;
-                } else {
-                    writeln!(out, "{}", k.name)?;
-                }
+                print_key(out, &k.name, &k.id.to_name().to_string(), l)?;
             }
         }
         KeyCmd::Rename {
@@ -344,8 +331,7 @@ pub fn key(repo: &Repo, cmd: KeyCmd, out: &mut dyn Write) -> Result<()> {
             force,
         } => {
             let (k, overwrite) = repo.key_rename(&name, &new_name, force)?;
-            let note = if overwrite { " (overwrote a key)" } else { "" };
-            writeln!(out, "Key {} renamed to {}{note}", k.id.to_name(), k.name)?;
+            print_renamed(out, &k.id.to_name().to_string(), &k.name, overwrite)?;
         }
         KeyCmd::Rm { names } => {
             for k in repo.key_rm(&names)? {
@@ -365,11 +351,7 @@ pub fn key(repo: &Repo, cmd: KeyCmd, out: &mut dyn Write) -> Result<()> {
             format,
         } => {
             let bytes = repo.key_export(&name, KeyFormat::from_name(&format)?)?;
-            let path = output.unwrap_or_else(|| PathBuf::from(format!("{name}.key")));
-            if path.exists() {
-                bail!("{} already exists", path.display());
-            }
-            ipfs_kit_node::write_atomic_mode(&path, &bytes, 0o600)?;
+            write_key_file(&name, output, &bytes)?;
         }
     }
     Ok(())
@@ -395,7 +377,7 @@ pub fn name(repo: &Repo, cmd: NameCmd, out: &mut dyn Write) -> Result<()> {
                 ..PublishOptions::default()
             };
             let (name, value) = repo.name_publish(&path, &opts)?;
-            writeln!(out, "Published to {name}: {value}")?;
+            print_published(out, &name.to_string(), &value)?;
         }
         NameCmd::Resolve { name, recursive } => {
             let name = match name {
@@ -410,5 +392,92 @@ pub fn name(repo: &Repo, cmd: NameCmd, out: &mut dyn Write) -> Result<()> {
             writeln!(out, "{}", repo.name_resolve(&name, recursive)?)?;
         }
     }
+    Ok(())
+}
+
+// What `files`, `key` and `name` print, shared by the local commands and the ones that go
+// through a daemon, so both print the same.
+
+/// A `files stat` answer, whichever side produced it.
+pub(crate) struct Stat {
+    pub cid: String,
+    /// A directory (anything else prints as `file`, as Kubo does).
+    pub dir: bool,
+    pub size: u64,
+    pub cumulative_size: u64,
+    pub blocks: u64,
+}
+
+/// One `files ls` line: the name, or with `long` name (`/` after directories), CID and size.
+pub(crate) fn print_ls_entry(
+    out: &mut dyn Write,
+    name: &str,
+    dir: bool,
+    cid: &str,
+    size: u64,
+    long: bool,
+) -> Result<()> {
+    if long {
+        let slash = if dir { "/" } else { "" };
+        writeln!(out, "{name}{slash}\t{cid}\t{size}")?;
+    } else {
+        writeln!(out, "{name}")?;
+    }
+    Ok(())
+}
+
+/// `files stat`: everything, or only the CID (`hash`) or the cumulative size (`size`).
+pub(crate) fn print_stat(out: &mut dyn Write, s: &Stat, hash: bool, size: bool) -> Result<()> {
+    if hash {
+        writeln!(out, "{}", s.cid)?;
+    } else if size {
+        writeln!(out, "{}", s.cumulative_size)?;
+    } else {
+        let kind = if s.dir { "directory" } else { "file" };
+        writeln!(
+            out,
+            "{}\nSize: {}\nCumulativeSize: {}\nChildBlocks: {}\nType: {kind}",
+            s.cid, s.size, s.cumulative_size, s.blocks
+        )?;
+    }
+    Ok(())
+}
+
+/// One `key list` line: the name, or with `l` the IPNS name and the name.
+pub(crate) fn print_key(out: &mut dyn Write, name: &str, id: &str, l: bool) -> Result<()> {
+    if l {
+        writeln!(out, "{id} {name}")?;
+    } else {
+        writeln!(out, "{name}")?;
+    }
+    Ok(())
+}
+
+/// What `key rename` prints.
+pub(crate) fn print_renamed(
+    out: &mut dyn Write,
+    id: &str,
+    name: &str,
+    overwrite: bool,
+) -> Result<()> {
+    let note = if overwrite { " (overwrote a key)" } else { "" };
+    writeln!(out, "Key {id} renamed to {name}{note}")?;
+    Ok(())
+}
+
+/// What `name publish` prints.
+pub(crate) fn print_published(out: &mut dyn Write, name: &str, value: &str) -> Result<()> {
+    writeln!(out, "Published to {name}: {value}")?;
+    Ok(())
+}
+
+/// Writes an exported key to `output` (default `NAME.key`), readable by its owner only, and
+/// never over an existing file.
+pub(crate) fn write_key_file(name: &str, output: Option<PathBuf>, bytes: &[u8]) -> Result<()> {
+    let path = output.unwrap_or_else(|| PathBuf::from(format!("{name}.key")));
+    if path.exists() {
+        bail!("{} already exists", path.display());
+    }
+    ipfs_kit_node::write_atomic_mode(&path, bytes, 0o600)?;
     Ok(())
 }

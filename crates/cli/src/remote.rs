@@ -15,6 +15,7 @@ use ipfs_kit_node::daemon::Listen;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::names::{self, FilesCmd, KeyCmd, NameCmd};
 use crate::{progress_bar, AddArgs, BlockCmd, Cmd, ConfigCmd, DagCmd, PinCmd, RepoCmd};
 
 /// A daemon's API endpoint.
@@ -141,12 +142,32 @@ impl Api {
 
     /// Calls `cmd` and returns its one JSON value.
     fn json(&self, cmd: &str, query: &[(&str, String)]) -> Result<Value> {
+        self.json_with(cmd, query, None)
+    }
+
+    /// Calls `cmd` with an upload `body` and returns its one JSON value.
+    fn json_with(
+        &self,
+        cmd: &str,
+        query: &[(&str, String)],
+        body: Option<(String, Upload)>,
+    ) -> Result<Value> {
         let mut buf = Vec::new();
-        self.call(cmd, query, None, &mut |d| {
+        self.call(cmd, query, body, &mut |d| {
             buf.extend_from_slice(d);
             Ok(())
         })?;
         serde_json::from_slice(&buf).context("the daemon's answer is not JSON")
+    }
+
+    /// Calls `cmd`, whose answer is empty on success (the `files` edits).
+    fn done(
+        &self,
+        cmd: &str,
+        query: &[(&str, String)],
+        body: Option<(String, Upload)>,
+    ) -> Result<()> {
+        self.call(cmd, query, body, &mut |_| Ok(()))
     }
 
     /// Calls `cmd` and hands each JSON line of its answer to `each`, as they arrive.
@@ -723,21 +744,212 @@ pub fn run(api: &Api, cmd: Cmd, out: &mut dyn Write) -> Result<()> {
             }
             ConfigCmd::Get { key } => {
                 let v = api.json("config", &[arg(&key)])?;
-                match v["Value"].as_str() {
-                    Some(s) => writeln!(out, "{s}")?,
-                    None => writeln!(out, "{}", v["Value"])?,
-                }
+                crate::print_json_value(out, &v["Value"])?;
             }
-            ConfigCmd::Set { .. } => {
-                bail!("config set edits the repo: stop the daemon first, then set it and restart")
+            ConfigCmd::Set { key, value } => {
+                let v = crate::json_or_string(&value);
+                let mut q = vec![arg(&key)];
+                match &v {
+                    serde_json::Value::String(s) => q.push(arg(s)),
+                    other => {
+                        q.push(arg(&other.to_string()));
+                        q.push(("json", "true".to_string()));
+                    }
+                }
+                api.json("config", &q)?;
             }
         },
-        Cmd::Files(_) | Cmd::Key(_) | Cmd::Name(_) => bail!(
-            "files, key and name commands do not go through a running daemon yet: use its API \
-             (POST /api/v0/files/..., key/..., name/...) or stop the daemon"
-        ),
+        Cmd::Files(c) => files(api, c, out)?,
+        Cmd::Key(c) => key(api, c, out)?,
+        Cmd::Name(c) => name(api, c, out)?,
         Cmd::Init { .. } | Cmd::Daemon { .. } | Cmd::Version => {
             bail!("this command runs locally, not through the API")
+        }
+    }
+    Ok(())
+}
+
+/// The `cid-version` and `hash` options of the `files` commands that make nodes.
+fn cid_options(cid_version: Option<u8>, hash: Option<String>) -> Vec<(&'static str, String)> {
+    let mut q: Vec<_> = cid_version
+        .map(|v| ("cid-version", v.to_string()))
+        .into_iter()
+        .collect();
+    q.extend(hash.map(|h| ("hash", h)));
+    q
+}
+
+fn u64_of(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_default()
+}
+
+/// `files` through the daemon, printing what the local command prints.
+fn files(api: &Api, cmd: FilesCmd, out: &mut dyn Write) -> Result<()> {
+    match cmd {
+        FilesCmd::Ls { path, long } => {
+            let v = api.json("files/ls", &[arg(&path), ("long", "true".to_string())])?;
+            for e in v["Entries"].as_array().into_iter().flatten() {
+                let (name, cid) = (str_of(&e["Name"]), str_of(&e["Hash"]));
+                names::print_ls_entry(out, name, e["Type"] == 1, cid, u64_of(&e["Size"]), long)?;
+            }
+        }
+        FilesCmd::Stat { path, hash, size } => {
+            let v = api.json("files/stat", &[arg(&path)])?;
+            let stat = names::Stat {
+                cid: str_of(&v["Hash"]).to_string(),
+                dir: v["Type"] == "directory",
+                size: u64_of(&v["Size"]),
+                cumulative_size: u64_of(&v["CumulativeSize"]),
+                blocks: u64_of(&v["Blocks"]),
+            };
+            names::print_stat(out, &stat, hash, size)?;
+        }
+        FilesCmd::Read {
+            path,
+            offset,
+            count,
+        } => {
+            let mut q = vec![arg(&path), ("offset", offset.to_string())];
+            q.extend(count.map(|n| ("count", n.to_string())));
+            api.copy("files/read", &q, out)?;
+        }
+        FilesCmd::Write { path, file, flags } => {
+            let mut q = vec![arg(&path), ("offset", flags.offset.to_string())];
+            q.extend(flag("create", flags.create));
+            q.extend(flag("parents", flags.parents));
+            q.extend(flag("truncate", flags.truncate));
+            q.extend(flags.count.map(|n| ("count", n.to_string())));
+            q.extend(flags.raw_leaves.map(|r| ("raw-leaves", r.to_string())));
+            q.extend(cid_options(flags.cid_version, flags.hash));
+            api.done("files/write", &q, Some(input_part(&file)))?;
+        }
+        FilesCmd::Mkdir {
+            path,
+            parents,
+            cid_version,
+            hash,
+        } => {
+            let mut q = vec![arg(&path)];
+            q.extend(flag("parents", parents));
+            q.extend(cid_options(cid_version, hash));
+            api.done("files/mkdir", &q, None)?;
+        }
+        FilesCmd::Cp {
+            source,
+            dest,
+            parents,
+        } => {
+            let mut q = vec![arg(&source), arg(&dest)];
+            q.extend(flag("parents", parents));
+            api.done("files/cp", &q, None)?;
+        }
+        FilesCmd::Mv { source, dest } => api.done("files/mv", &[arg(&source), arg(&dest)], None)?,
+        FilesCmd::Rm {
+            paths,
+            recursive,
+            force,
+        } => {
+            let mut q: Vec<_> = paths.iter().map(|p| arg(p)).collect();
+            q.extend(flag("recursive", recursive));
+            q.extend(flag("force", force));
+            api.done("files/rm", &q, None)?;
+        }
+        FilesCmd::Flush { path } => {
+            let v = api.json("files/flush", &[arg(&path)])?;
+            writeln!(out, "{}", str_of(&v["Cid"]))?;
+        }
+        FilesCmd::Chcid {
+            path,
+            cid_version,
+            hash,
+        } => {
+            let mut q = vec![arg(&path)];
+            q.extend(cid_options(cid_version, hash));
+            api.done("files/chcid", &q, None)?;
+        }
+    }
+    Ok(())
+}
+
+/// The `Keys` of a `key/*` answer.
+fn keys_of(v: &Value) -> impl Iterator<Item = &Value> {
+    v["Keys"].as_array().into_iter().flatten()
+}
+
+/// `key` through the daemon, printing what the local command prints.
+fn key(api: &Api, cmd: KeyCmd, out: &mut dyn Write) -> Result<()> {
+    match cmd {
+        KeyCmd::Gen { name, kind } => {
+            let v = api.json("key/gen", &[arg(&name), ("type", kind)])?;
+            writeln!(out, "{}", str_of(&v["Id"]))?;
+        }
+        KeyCmd::List { l } => {
+            for k in keys_of(&api.json("key/list", &[])?) {
+                names::print_key(out, str_of(&k["Name"]), str_of(&k["Id"]), l)?;
+            }
+        }
+        KeyCmd::Rename {
+            name,
+            new_name,
+            force,
+        } => {
+            let mut q = vec![arg(&name), arg(&new_name)];
+            q.extend(flag("force", force));
+            let v = api.json("key/rename", &q)?;
+            let overwrite = v["Overwrite"].as_bool().unwrap_or(false);
+            names::print_renamed(out, str_of(&v["Id"]), str_of(&v["Now"]), overwrite)?;
+        }
+        KeyCmd::Rm { names } => {
+            let q: Vec<_> = names.iter().map(|n| arg(n)).collect();
+            for k in keys_of(&api.json("key/rm", &q)?) {
+                writeln!(out, "{}", str_of(&k["Id"]))?;
+            }
+        }
+        KeyCmd::Import { name, file } => {
+            let body = multipart(vec![(String::new(), Part::File(file))]);
+            let v = api.json_with("key/import", &[arg(&name)], Some(body))?;
+            writeln!(out, "{}", str_of(&v["Id"]))?;
+        }
+        KeyCmd::Export {
+            name,
+            output,
+            format,
+        } => {
+            let mut bytes = Vec::new();
+            api.copy("key/export", &[arg(&name), ("format", format)], &mut bytes)?;
+            names::write_key_file(&name, output, &bytes)?;
+        }
+    }
+    Ok(())
+}
+
+/// `name` through the daemon, printing what the local command prints.
+fn name(api: &Api, cmd: NameCmd, out: &mut dyn Write) -> Result<()> {
+    match cmd {
+        NameCmd::Publish {
+            path,
+            key,
+            allow_offline,
+            lifetime,
+            ttl,
+            resolve,
+        } => {
+            let mut q = vec![
+                arg(&path),
+                ("key", key),
+                ("lifetime", lifetime),
+                ("ttl", ttl),
+                ("resolve", resolve.to_string()),
+            ];
+            q.extend(flag("allow-offline", allow_offline));
+            let v = api.json("name/publish", &q)?;
+            names::print_published(out, str_of(&v["Name"]), str_of(&v["Value"]))?;
+        }
+        NameCmd::Resolve { name, recursive } => {
+            let mut q: Vec<_> = name.iter().map(|n| arg(n)).collect();
+            q.push(("recursive", recursive.to_string()));
+            let v = api.json("name/resolve", &q)?;
+            writeln!(out, "{}", str_of(&v["Path"]))?;
         }
     }
     Ok(())

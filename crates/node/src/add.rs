@@ -327,11 +327,11 @@ impl Repo {
     /// The import profile `flags` ask for, on top of the named (or the repo's) profile, with
     /// Kubo's rules for how the flags imply each other.
     pub fn import_profile(&self, flags: &ImportFlags) -> Result<ImportProfile, Error> {
-        let name = flags
-            .profile
-            .as_deref()
-            .unwrap_or(&self.config.import.profile);
-        let mut p = ImportProfile::by_name(name)?;
+        let name = match &flags.profile {
+            Some(p) => p.clone(),
+            None => self.config().import.profile.clone(),
+        };
+        let mut p = ImportProfile::by_name(&name)?;
         if let Some(h) = &flags.hash {
             p.hash = ipfs_kit_block::HashAlg::from_name(h)?;
             if p.hash != ipfs_kit_block::HashAlg::Sha2_256 {

@@ -1,9 +1,15 @@
 //! The repo's TOML config: what it holds, its defaults, and dotted-key access for
-//! `ipfs-kit config get|set`.
+//! `ipfs-kit config get|set`. Kubo's spellings of the same settings (`Addresses.API`), and the
+//! free-form `[extra]` table for Kubo settings this node stores but does not use, are in
+//! [`kubo`].
 
-use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::Error;
+
+pub mod kubo;
 
 /// The whole config file.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -19,6 +25,12 @@ pub struct Config {
     pub addresses: Addresses,
     /// Who may use the RPC API, and its limits.
     pub api: Api,
+    /// Settings under Kubo's names that ipfs-kit does not use (`Fruit`, `Addresses.Swarm`,
+    /// `Discovery.MDNS.Enabled`…), kept so that Kubo clients can store and read them back. Only
+    /// this table is free-form; the sections above reject unknown keys, so a typo in a setting
+    /// the node does use is an error rather than silently ignored.
+    #[serde(skip_serializing_if = "toml::Table::is_empty")]
+    pub extra: toml::Table,
 }
 
 /// RPC API access and limits (Kubo's `API` section, plus the bounds Kubo leaves open).
@@ -31,8 +43,10 @@ pub struct Api {
     /// Browser origins (`https://app.example`, or `*`) allowed to call the API, with CORS
     /// headers. None by default: pages from other origins are refused.
     pub allowed_origins: Vec<String>,
-    /// Extra headers put on every API response.
-    pub http_headers: std::collections::BTreeMap<String, String>,
+    /// Extra headers put on every API response, each with one or more values (a plain string
+    /// is read as one value).
+    #[serde(deserialize_with = "one_or_many")]
+    pub http_headers: BTreeMap<String, Vec<String>>,
     /// Requests served at once; more are refused with 429.
     pub max_concurrent_requests: usize,
     /// Open connections per listener; more wait to be accepted.
@@ -58,6 +72,25 @@ impl Default for Api {
             header_timeout_secs: 30,
         }
     }
+}
+
+/// Reads a map whose values are a string or a list of strings, as Kubo's header maps are
+/// lists and older ipfs-kit configs wrote single strings.
+fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let map = BTreeMap::<String, OneOrMany>::deserialize(d)?;
+    Ok(map
+        .into_iter()
+        .map(|(k, v)| match v {
+            OneOrMany::One(s) => (k, vec![s]),
+            OneOrMany::Many(v) => (k, v),
+        })
+        .collect())
 }
 
 /// One named API secret.
@@ -150,6 +183,11 @@ const HEADER: &str = "\
 # [api]          authorizations (named secrets, Kubo's API.Authorizations: auth_secret
 #                bearer:TOKEN or basic:USER:PASSWORD, allowed_paths such as /api/v0/cat),
 #                allowed_origins (CORS), http_headers, and the request limits.
+# [extra]        Kubo settings ipfs-kit stores for clients but does not use, under Kubo's names.
+#
+# Over the RPC API (`config KEY VALUE`) keys take Kubo's names (Addresses.API, Datastore.HashOnRead)
+# or the ones here. import.profile applies to the next add; datastore, addresses and api settings
+# take effect when the daemon restarts.
 
 ";
 
@@ -215,6 +253,11 @@ impl Config {
             .ok()
             .and_then(|mut t| t.remove("v"))
             .unwrap_or_else(|| toml::Value::String(value.to_string()));
+        self.with_value(key, parsed)
+    }
+
+    /// A copy with the existing `key` set to `parsed`, validated as a whole.
+    pub fn with_value(&self, key: &str, parsed: toml::Value) -> Result<Config, Error> {
         let mut root = toml::Value::try_from(self).map_err(|e| Error::Config(e.to_string()))?;
         let parts: Vec<&str> = key.split('.').collect();
         let (last, path) = parts

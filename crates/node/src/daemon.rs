@@ -563,33 +563,39 @@ impl Backend for NodeBackend {
     }
 
     fn config_show(&self) -> Result<serde_json::Value, RpcError> {
-        let mut cfg = self.repo.config().clone();
-        cfg.identity.private_key = String::new();
-        for a in cfg.api.authorizations.values_mut() {
-            a.auth_secret = String::new();
-        }
-        serde_json::to_value(cfg).map_err(|e| RpcError::normal(e.to_string()))
+        self.repo.config().kubo_view(true).map_err(rpc)
     }
 
     fn config_get(&self, key: &str) -> Result<serde_json::Value, RpcError> {
-        if key.ends_with("private_key")
-            || key == "Identity.PrivKey"
-            || key.starts_with("api.authorizations")
-            || key.starts_with("API.Authorizations")
-        {
-            return Err(RpcError::normal("secrets are not served over the API"));
+        refuse_secret(key, false)?;
+        self.repo
+            .config()
+            .lookup(key)
+            .map_err(|e| RpcError::normal(format!("failed to get config value: {e}")))
+    }
+
+    fn config_set(
+        &self,
+        key: &str,
+        value: serde_json::Value,
+    ) -> Result<serde_json::Value, RpcError> {
+        refuse_secret(key, true)?;
+        let new = self
+            .repo
+            .update_config(|c| c.with_json(key, value))
+            .map_err(|e| RpcError::normal(format!("failed to set config value: {e}")))?;
+        if is_authorization(key) {
+            // Stored, but a secret: never echoed.
+            return Ok(serde_json::Value::Null);
         }
-        // Kubo's names for the settings clients ask about most.
-        let cfg = self.repo.config();
-        let first = |v: &[String]| serde_json::Value::from(v.first().cloned().unwrap_or_default());
-        match key {
-            "Addresses.API" => return Ok(first(&cfg.addresses.api)),
-            "Addresses.Gateway" => return Ok(first(&cfg.addresses.gateway)),
-            "Identity.PeerID" => return Ok(cfg.identity.peer_id.clone().into()),
-            _ => {}
-        }
-        let v = cfg.get(key).map_err(rpc)?;
-        serde_json::to_value(v).map_err(|e| RpcError::normal(e.to_string()))
+        new.lookup(key).map_err(rpc)
+    }
+
+    fn config_replace(&self, config: serde_json::Value) -> Result<(), RpcError> {
+        self.repo
+            .update_config(|c| c.replaced_by_kubo(config))
+            .map(|_| ())
+            .map_err(rpc)
     }
 
     // MFS, keys and IPNS: see rpc_names.rs.
@@ -700,6 +706,35 @@ impl Backend for NodeBackend {
     }
 }
 
+/// Whether `key` is under the API secrets (`API.Authorizations`, `api.authorizations`).
+fn is_authorization(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k == "api.authorizations" || k.starts_with("api.authorizations.")
+}
+
+/// Refuses what the API must never show (the private key, the API secrets) or change (the
+/// identity: the running node signs with the key it started with).
+fn refuse_secret(key: &str, set: bool) -> Result<(), RpcError> {
+    let k = key.to_ascii_lowercase();
+    if ["identity", "identity.privkey", "identity.private_key"].contains(&k.as_str()) {
+        // Kubo's words.
+        return Err(RpcError::normal(
+            "cannot show or change private key through API",
+        ));
+    }
+    if set && k.starts_with("identity.") {
+        return Err(RpcError::normal(
+            "the identity cannot be changed through the API",
+        ));
+    }
+    if !set && is_authorization(key) {
+        return Err(RpcError::normal(
+            "API secrets are not shown through the API",
+        ));
+    }
+    Ok(())
+}
+
 fn strings(cids: Vec<ipfs_kit_block::Cid>) -> Vec<String> {
     cids.iter().map(ToString::to_string).collect()
 }
@@ -735,7 +770,8 @@ fn access(cfg: &crate::config::Api) -> Result<Access, Error> {
         headers: cfg
             .http_headers
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            // HTTP allows a list-valued header to be sent as one comma-separated line.
+            .map(|(k, v)| (k.clone(), v.join(", ")))
             .collect(),
     })
 }

@@ -112,7 +112,7 @@ impl Repo {
     pub fn keypair(&self, name: &str) -> Result<Keypair, Error> {
         if name == SELF_KEY {
             let pb = base64::engine::general_purpose::STANDARD
-                .decode(&self.config.identity.private_key)
+                .decode(&self.config().identity.private_key)
                 .map_err(|e| Error::Identity(format!("private key in config: {e}")))?;
             return Ok(Keypair::from_protobuf(&pb)?);
         }

@@ -146,7 +146,12 @@ pub struct InitOptions {
 /// An open repo.
 pub struct Repo {
     path: PathBuf,
-    config: Config,
+    /// The config as last read or written. Readers take a snapshot (an `Arc`), so a config
+    /// change never tears a reader's view; the lock is held only to swap the snapshot.
+    config: RwLock<Arc<Config>>,
+    /// Serialises config changes (read, edit, write the file, swap), so two concurrent sets
+    /// cannot lose one another's edit.
+    config_write: parking_lot::Mutex<()>,
     blocks: FsBlockstore,
     pins: Pinset,
     gc_lock: RwLock<()>,
@@ -305,7 +310,8 @@ impl Repo {
         let pins = Pinset::open(meta.clone())?;
         Ok(Repo {
             path: path.to_path_buf(),
-            config,
+            config: RwLock::new(Arc::new(config)),
+            config_write: parking_lot::Mutex::new(()),
             blocks,
             pins,
             gc_lock: RwLock::new(()),
@@ -328,17 +334,35 @@ impl Repo {
         &self.path
     }
 
-    /// The loaded config.
-    pub fn config(&self) -> &Config {
-        &self.config
+    /// The config now: a snapshot that later changes do not alter.
+    ///
+    /// Settings read when the repo opens or the daemon starts (`datastore`, `addresses`, `api`)
+    /// keep their old effect until a restart; `import.profile` applies to the next `add`.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().clone()
     }
 
-    /// Replaces the config file (validated, written atomically).
-    pub fn set_config(&mut self, config: Config) -> Result<(), Error> {
-        config.validate()?;
-        write_atomic(&self.path.join("config.toml"), config.to_toml()?.as_bytes())?;
-        self.config = config;
-        Ok(())
+    /// Replaces the config (validated, `config.toml` written atomically before the new value is
+    /// served).
+    pub fn set_config(&self, config: Config) -> Result<Arc<Config>, Error> {
+        self.update_config(|_| Ok(config))
+    }
+
+    /// Changes the config with `edit`, which sees the current value. Edits run one at a time;
+    /// the file is written (crash-safe) before readers see the new value, so what a client was
+    /// told is stored survives a crash. Returns the new config.
+    pub fn update_config(
+        &self,
+        edit: impl FnOnce(&Config) -> Result<Config, Error>,
+    ) -> Result<Arc<Config>, Error> {
+        let _one_writer = self.config_write.lock();
+        let current = self.config();
+        let new = edit(&current)?;
+        new.validate()?;
+        write_atomic(&self.path.join("config.toml"), new.to_toml()?.as_bytes())?;
+        let new = Arc::new(new);
+        *self.config.write() = new.clone();
+        Ok(new)
     }
 
     /// The block store.
@@ -355,7 +379,7 @@ impl Repo {
     /// (empty lists, not null: clients require arrays).
     pub fn id_info(&self) -> serde_json::Value {
         serde_json::json!({
-            "ID": self.config.identity.peer_id,
+            "ID": self.config().identity.peer_id,
             "PublicKey": "",
             "Addresses": [],
             "AgentVersion": format!("ipfs-kit/{}", env!("CARGO_PKG_VERSION")),

@@ -3,7 +3,6 @@
 use std::io::Read;
 use std::sync::Arc;
 
-use axum::extract::{FromRequest, Multipart};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Serialize;
@@ -156,10 +155,7 @@ pub(crate) async fn run(
                 cid_version: cid_version(&req)?,
                 hash,
             };
-            let multipart = Multipart::from_request(request, &()).await.map_err(|_| {
-                RpcError::request(StatusCode::BAD_REQUEST, "file argument 'data' is required")
-            })?;
-            let mut upload = upload::start(multipart, &limits, received);
+            let mut upload = upload::from_request(request, &limits, received, "data").await?;
             blocking(move || {
                 loop {
                     match upload.next_entry()? {

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequest, Multipart};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -86,10 +85,7 @@ pub(crate) async fn run(
         }
         "key/import" => {
             let name = req.arg(0, "name")?.to_string();
-            let multipart = Multipart::from_request(request, &()).await.map_err(|_| {
-                RpcError::request(StatusCode::BAD_REQUEST, "file argument 'key' is required")
-            })?;
-            let mut upload = upload::start(multipart, &limits, received);
+            let mut upload = upload::from_request(request, &limits, received, "key").await?;
             let k = blocking(move || {
                 let data = upload.first_file(MAX_KEY_FILE, "key")?;
                 b.key_import(&name, data)

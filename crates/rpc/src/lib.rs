@@ -201,6 +201,14 @@ pub trait Backend: Send + Sync + 'static {
     fn config_show(&self) -> Result<serde_json::Value, RpcError>;
     /// One config value.
     fn config_get(&self, key: &str) -> Result<serde_json::Value, RpcError>;
+    /// Sets one config value; answers the value now stored (what `config_get` would answer).
+    fn config_set(
+        &self,
+        key: &str,
+        value: serde_json::Value,
+    ) -> Result<serde_json::Value, RpcError>;
+    /// Replaces the whole config with `config`, in Kubo's form.
+    fn config_replace(&self, config: serde_json::Value) -> Result<(), RpcError>;
 
     // MFS (`files/*`), keys (`key/*`) and IPNS (`name/*`).
 

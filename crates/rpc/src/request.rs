@@ -58,9 +58,8 @@ impl Request {
     pub fn flag(&self, names: &[&str], default: bool) -> Result<bool, RpcError> {
         match self.raw(names) {
             None => Ok(default),
-            Some("" | "1" | "t" | "T" | "TRUE" | "true" | "True") => Ok(true),
-            Some("0" | "f" | "F" | "FALSE" | "false" | "False") => Ok(false),
-            Some(other) => Err(bad_value(other, "bool", names[0])),
+            Some("") => Ok(true),
+            Some(v) => parse_go_bool(v).ok_or_else(|| bad_value(v, "bool", names[0])),
         }
     }
 
@@ -74,6 +73,15 @@ impl Request {
     /// A string option.
     pub fn string(&self, names: &[&str]) -> Option<&str> {
         self.raw(names)
+    }
+}
+
+/// A bool in the spellings Go's `strconv.ParseBool` takes.
+pub(crate) fn parse_go_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
     }
 }
 

@@ -469,6 +469,9 @@ const NOT_ONLINE: &str = "this command must be run in online mode. Try running '
 /// Kubo's CoreAPI wording of the same (`ErrOffline`), which pubsub answers with.
 const OFFLINE_ACTION: &str =
     "this action must be run in online mode, try running 'ipfs daemon' first";
+/// Largest config accepted by `config/replace` (Kubo's are a few KiB).
+const MAX_CONFIG_FILE: usize = 1 << 20;
+
 /// Command groups that need the libp2p network, which this node does not run yet: they answer
 /// Kubo's offline errors rather than 404, so clients report the real reason.
 const NEEDS_NETWORK: &[&str] = &[
@@ -494,6 +497,7 @@ const COMMANDS: &[&str] = &[
     "cat",
     "commands",
     "config",
+    "config/replace",
     "config/show",
     "dag/export",
     "dag/get",
@@ -616,14 +620,13 @@ async fn run(
             .await
         }
         "block/put" | "dag/put" | "dag/import" => {
-            let multipart = Multipart::from_request(request, &()).await.map_err(|_| {
-                RpcError::request(StatusCode::BAD_REQUEST, "file argument 'data' is required")
-            })?;
-            let mut upload = upload::start(
-                multipart,
+            let mut upload = upload::from_request(
+                request,
                 &state.limits,
                 state.metrics.bytes_in(command_label(cmd)),
-            );
+                "data",
+            )
+            .await?;
             let allow_big = req.flag(&["allow-big-block"], false)?;
             // Read one byte past the block limit so the node can name the oversize exactly.
             let limit = if allow_big {
@@ -872,12 +875,47 @@ async fn run(
         "config/show" => json_response(&blocking(move || b.config_show()).await?),
         "config" => {
             let key = req.arg(0, "key")?.to_string();
-            if req.args.len() > 1 {
-                return Err(RpcError::normal("config set over the API is not supported yet: edit config.toml or use `ipfs-kit config set` with the daemon stopped"));
-            }
             let k = key.clone();
-            let value = blocking(move || b.config_get(&k)).await?;
+            let value = match req.args.get(1) {
+                None => blocking(move || b.config_get(&k)).await?,
+                Some(raw) => {
+                    // Kubo's rules: `bool` parses the value as a Go bool, `json` as JSON, and
+                    // otherwise it is stored as a string.
+                    let value = if req.flag(&["bool"], false)? {
+                        let parsed = crate::request::parse_go_bool(raw).ok_or_else(|| {
+                            RpcError::normal(format!(
+                                "failed to set config value: {raw:?} is not a boolean"
+                            ))
+                        })?;
+                        serde_json::Value::Bool(parsed)
+                    } else if req.flag(&["json"], false)? {
+                        serde_json::from_str(raw).map_err(|e| {
+                            RpcError::normal(format!("failed to unmarshal json. {e}"))
+                        })?
+                    } else {
+                        serde_json::Value::String(raw.clone())
+                    };
+                    blocking(move || b.config_set(&k, value)).await?
+                }
+            };
             json_response(&json!({ "Key": key, "Value": value }))
+        }
+        "config/replace" => {
+            let mut upload = upload::from_request(
+                request,
+                &state.limits,
+                state.metrics.bytes_in(command_label(cmd)),
+                "file",
+            )
+            .await?;
+            blocking(move || {
+                let data = upload.first_file(MAX_CONFIG_FILE, "config")?;
+                let config = serde_json::from_slice(&data)
+                    .map_err(|e| RpcError::normal(format!("failed to decode config file: {e}")))?;
+                b.config_replace(config)
+            })
+            .await?;
+            StatusCode::OK.into_response()
         }
         "object/stat" | "object/get" | "object/data" | "object/links" => {
             let path = req.arg(0, "key")?.to_string();
@@ -946,14 +984,13 @@ async fn run(
         }
         "object/patch/set-data" | "object/patch/append-data" => {
             let root = req.arg(0, "root")?.to_string();
-            let multipart = Multipart::from_request(request, &()).await.map_err(|_| {
-                RpcError::request(StatusCode::BAD_REQUEST, "file argument 'data' is required")
-            })?;
-            let mut upload = upload::start(
-                multipart,
+            let mut upload = upload::from_request(
+                request,
                 &state.limits,
                 state.metrics.bytes_in(command_label(cmd)),
-            );
+                "data",
+            )
+            .await?;
             let append = cmd.ends_with("append-data");
             let hash = blocking(move || {
                 let data = upload.first_file(BLOCK_LIMIT, "data")?;

@@ -200,6 +200,24 @@ async fn within<T, E: std::fmt::Display>(
 /// Starts reading `multipart` on the runtime; returns the blocking end. The limits bound the
 /// whole upload, the chunks buffered, and how long the client may pause; `received` counts
 /// the bytes.
+/// The multipart upload of `request`, read as [`start`] reads it; a body that is not multipart
+/// is Kubo's 400 naming the missing file argument `field`.
+pub(crate) async fn from_request(
+    request: axum::extract::Request,
+    limits: &Limits,
+    received: Counter,
+    field: &str,
+) -> Result<Upload, RpcError> {
+    use axum::extract::FromRequest;
+    let multipart = Multipart::from_request(request, &()).await.map_err(|_| {
+        RpcError::request(
+            axum::http::StatusCode::BAD_REQUEST,
+            format!("file argument '{field}' is required"),
+        )
+    })?;
+    Ok(start(multipart, limits, received))
+}
+
 pub(crate) fn start(mut multipart: Multipart, limits: &Limits, received: Counter) -> Upload {
     let (tx, rx) = mpsc::channel(limits.stream_buffer.max(1));
     let (max_bytes, stall) = (limits.max_upload, limits.stall_timeout);

@@ -341,7 +341,7 @@ fn rpc_api_pins_gc_dag_and_listing() {
     let (_, body) = d.call("POST", "/api/v0/config?arg=Addresses.API");
     assert_eq!(json(&body)["Value"], "/ip4/127.0.0.1/tcp/5001");
     let (_, body) = d.call("POST", "/api/v0/config/show");
-    assert_eq!(json(&body)["identity"]["private_key"], "");
+    assert!(json(&body)["Identity"].get("PrivKey").is_none());
     let (_, body) = d.call("POST", "/api/v0/commands");
     assert!(
         json(&body)["Subcommands"]
@@ -1002,11 +1002,20 @@ fn cli_commands_go_through_a_running_daemon() {
     );
     // Errors come back as the daemon words them, and change nothing.
     node.fails(&["cat", &format!("{root}/nope")], "nope");
-    node.fails(
-        &["config", "set", "api.max_connections", "5"],
-        "stop the daemon",
+    // Config changes go through the daemon, which writes config.toml.
+    node.ok(&["config", "set", "api.max_connections", "5"]);
+    node.ok(&["config", "set", "Discovery.MDNS.Enabled", "false"]);
+    assert_eq!(node.ok(&["config", "get", "API.MaxConnections"]), "5\n");
+    assert_eq!(
+        node.ok(&["config", "get", "Discovery.MDNS.Enabled"]),
+        "false\n"
     );
     d.stop();
+    assert_eq!(node.ok(&["config", "get", "api.max_connections"]), "5\n");
+    assert_eq!(
+        node.ok(&["config", "get", "Discovery.MDNS.Enabled"]),
+        "false\n"
+    );
     // The daemon removed its api file on the way out: the CLI opens the repo again.
     assert!(!node.repo().join("api").exists());
     assert!(node.ok(&["pin", "ls"]).contains(&root));
@@ -1020,8 +1029,8 @@ fn cli_commands_go_through_a_running_daemon() {
     );
 }
 
-#[test]
-fn cli_passes_api_secrets() {
+/// A node whose API needs `Authorization: Bearer s3cret`.
+fn node_with_secret() -> Node {
     let node = Node::new();
     node.ok(&[
         "config",
@@ -1029,6 +1038,12 @@ fn cli_passes_api_secrets() {
         "api.authorizations",
         r#"{ ci = { auth_secret = "bearer:s3cret", allowed_paths = ["/api/v0"] } }"#,
     ]);
+    node
+}
+
+#[test]
+fn cli_passes_api_secrets() {
+    let node = node_with_secret();
     let d = Daemon::start(&node);
     node.fails(&["pin", "ls"], "Access Denied");
     assert!(node
@@ -1092,4 +1107,221 @@ fn gateway_serves_files_directories_and_cars() {
         !node.repo().join("gateway").exists(),
         "gateway file removed on exit"
     );
+}
+
+/// `config` over the API as Kubo clients use it: get and set by Kubo's names, free-form keys,
+/// `config/replace`, and the refusals that keep the identity and the API secrets safe.
+#[test]
+fn rpc_config_set_get_replace_and_refusals() {
+    let node = node_with_secret();
+    let d = Daemon::start(&node);
+    let call = |q: &str| {
+        let (status, body) = curl(&[
+            "-X",
+            "POST",
+            "-H",
+            "Authorization: Bearer s3cret",
+            &format!("{}/api/v0/{q}", d.url),
+        ]);
+        (status, json(&body))
+    };
+    // Set and get by Kubo's names; the answer is Kubo's {"Key","Value"}.
+    let (status, v) = call("config?arg=Fruit&arg=banana");
+    assert_eq!(
+        (status, v),
+        (
+            200,
+            serde_json::json!({ "Key": "Fruit", "Value": "banana" })
+        )
+    );
+    assert_eq!(call("config?arg=Fruit").1["Value"], "banana");
+    let (status, v) = call("config?arg=Discovery.MDNS.Interval&arg=11&json=true");
+    assert_eq!((status, &v["Value"]), (200, &serde_json::json!(11)));
+    let (_, v) = call("config?arg=Datastore.HashOnRead&arg=false&bool=true");
+    assert_eq!(v["Value"], false);
+    let (_, v) = call("config?arg=Addresses.Gateway&arg=/ip4/127.0.0.1/tcp/8081");
+    assert_eq!(v["Value"], "/ip4/127.0.0.1/tcp/8081");
+    let origins = "%5B%22http%3A%2F%2Fexample.io%22%5D";
+    let (_, v) = call(&format!(
+        "config?arg=API.HTTPHeaders.Access-Control-Allow-Origin&arg={origins}&json=true"
+    ));
+    assert_eq!(v["Value"], serde_json::json!(["http://example.io"]));
+    // Our own spellings work too, and see the same settings.
+    assert_eq!(call("config?arg=datastore.verify_reads").1["Value"], false);
+    assert_eq!(
+        call("config?arg=Addresses.Swarm").1["Value"],
+        serde_json::json!([])
+    );
+    // Bad values change nothing.
+    assert_eq!(
+        call("config?arg=Datastore.HashOnRead&arg=maybe&bool=true").0,
+        500
+    );
+    assert_eq!(call("config?arg=Datastore.HashOnRead&arg=yes").0, 500);
+    assert_eq!(call("config?arg=Fruit&arg=%7Bx&json=true").0, 500);
+    assert_eq!(call("config?arg=Bananas").0, 500);
+    // Refusals: the private key is never shown nor changed, the identity never changed, the
+    // API secrets never shown.
+    for q in [
+        "config?arg=Identity.PrivKey",
+        "config?arg=Identity",
+        "config?arg=identity.private_key",
+        "config?arg=Identity.PrivKey&arg=x",
+        "config?arg=Identity.PeerID&arg=x",
+        "config?arg=API.Authorizations",
+        "config?arg=api.authorizations.ci.auth_secret",
+    ] {
+        let (status, v) = call(q);
+        assert_eq!(status, 500, "{q}: {v}");
+    }
+    let (_, show) = call("config/show");
+    let text = show.to_string();
+    assert!(
+        !text.contains("s3cret") && !text.contains("PrivKey"),
+        "{text}"
+    );
+    assert_eq!(show["Fruit"], "banana");
+    assert_eq!(show["Discovery"]["MDNS"]["Interval"], 11);
+    assert!(show["Identity"]["PeerID"]
+        .as_str()
+        .is_some_and(|p| p.starts_with("12D3KooW")));
+
+    // Replace: a private key is refused; otherwise the identity and secrets stay.
+    let file = node.dir.path().join("new-config.json");
+    let replace = |body: &str| {
+        std::fs::write(&file, body).expect("write");
+        let (status, body) = curl(&[
+            "-X",
+            "POST",
+            "-H",
+            "Authorization: Bearer s3cret",
+            "-F",
+            &format!("file=@{}", file.display()),
+            &format!("{}/api/v0/config/replace", d.url),
+        ]);
+        (status, String::from_utf8_lossy(&body).into_owned())
+    };
+    let (status, body) = replace(r#"{"Identity":{"PrivKey":"CAESQ..."}}"#);
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("private key"), "{body}");
+    assert_eq!(call("config?arg=Fruit").1["Value"], "banana");
+    let (status, body) =
+        replace(r#"{"Fruit":"apple","Addresses":{"API":"/ip4/127.0.0.1/tcp/5009"}}"#);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(call("config?arg=Fruit").1["Value"], "apple");
+    // The rest went back to its defaults.
+    assert_eq!(call("config?arg=Datastore.HashOnRead").1["Value"], true);
+    assert_eq!(call("config?arg=Discovery").0, 500);
+    d.stop();
+
+    // Everything was written to config.toml: the repo reads it back after the daemon stops,
+    // with the same identity and the API secret still in force.
+    let text = std::fs::read_to_string(node.repo().join("config.toml")).expect("config");
+    assert!(
+        text.contains("[extra]") && text.contains("Fruit = \"apple\""),
+        "{text}"
+    );
+    assert_eq!(
+        node.ok(&["config", "get", "addresses.api"]),
+        "[\"/ip4/127.0.0.1/tcp/5009\"]\n"
+    );
+    assert_eq!(
+        node.ok(&["config", "get", "api.authorizations.ci.auth_secret"]),
+        "bearer:s3cret\n"
+    );
+    assert!(node.ok(&["id"]).contains("12D3KooW"));
+}
+
+/// `files`, `key` and `name` through a running daemon print what they print on the repo: the
+/// same commands, run again locally once the daemon has stopped, give the same output.
+#[test]
+fn cli_files_keys_and_names_through_a_daemon() {
+    let node = Node::new();
+    let d = Daemon::start(&node);
+    let hello = node.dir.path().join("hello.txt");
+    std::fs::write(&hello, b"Hello world").expect("write");
+    node.ok(&["files", "mkdir", "-p", "/docs/a"]);
+    node.ok(&[
+        "files",
+        "write",
+        "-e",
+        "/docs/a/hi.txt",
+        hello.to_str().expect("p"),
+    ]);
+    let out = node.run_stdin(
+        &["files", "write", "-e", "-p", "/in/stdin.txt"],
+        b"from stdin",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(node.ok(&["files", "read", "/docs/a/hi.txt"]), "Hello world");
+    assert_eq!(
+        node.ok(&["files", "read", "-o", "6", "-n", "3", "/docs/a/hi.txt"]),
+        "wor"
+    );
+    assert_eq!(node.ok(&["files", "read", "/in/stdin.txt"]), "from stdin");
+    // Kubo's MFS CID for this content, as the local test finds it.
+    assert_eq!(
+        node.ok(&["files", "stat", "--hash", "/docs/a/hi.txt"]),
+        "Qmetpc7cZmN25Wcc6R27cGCAvCDqCS5GjHG4v7xABEfpmJ\n"
+    );
+    node.ok(&["files", "cp", "/docs/a/hi.txt", "/docs/copy.txt"]);
+    node.ok(&["files", "mv", "/in", "/moved"]);
+    node.fails(&["files", "rm", "/docs"], "use -r to remove directories");
+    node.ok(&["files", "rm", "-r", "/moved"]);
+    node.fails(
+        &["files", "read", "/moved/stdin.txt"],
+        "file does not exist",
+    );
+
+    let id = node.ok(&["key", "gen", "mykey"]);
+    assert!(id.starts_with("k51"), "{id}");
+    node.fails(&["key", "gen", "mykey"], "already exists");
+    node.ok(&["key", "gen", "other"]);
+    let renamed = node.ok(&["key", "rename", "other", "third"]);
+    assert!(
+        renamed.starts_with("Key k51") && renamed.ends_with(" renamed to third\n"),
+        "{renamed}"
+    );
+    node.ok(&["key", "rm", "third"]);
+    let exported = node.dir.path().join("mykey.key");
+    let exported = exported.to_str().expect("p");
+    node.ok(&["key", "export", "mykey", "-o", exported]);
+    node.fails(
+        &["key", "export", "mykey", "-o", exported],
+        "already exists",
+    );
+    assert_eq!(node.ok(&["key", "import", "copy", exported]), id);
+    node.ok(&["key", "rm", "copy"]);
+    let cid = node.ok(&["add", "-Q", hello.to_str().expect("p")]);
+    let cid = cid.trim();
+    node.fails(&["name", "publish", cid], "offline");
+    let published = node.ok(&["name", "publish", "--allow-offline", "--key", "mykey", cid]);
+    assert_eq!(
+        published,
+        format!("Published to {}: /ipfs/{cid}\n", id.trim())
+    );
+
+    // What the daemon answered, and what the repo answers once it is gone.
+    let reads: [&[&str]; 8] = [
+        &["files", "ls", "/docs"],
+        &["files", "ls", "-l", "/docs"],
+        &["files", "stat", "/docs"],
+        &["files", "stat", "--size", "/docs/a/hi.txt"],
+        &["files", "flush"],
+        &["key", "list"],
+        &["key", "list", "-l"],
+        &["name", "resolve", id.trim()],
+    ];
+    let remote: Vec<String> = reads.iter().map(|a| node.ok(a)).collect();
+    assert_eq!(remote[0], "a\ncopy.txt\n");
+    assert_eq!(remote[5], "self\nmykey\n");
+    assert_eq!(remote[7], format!("/ipfs/{cid}\n"));
+    assert!(node.repo().join("api").exists(), "the daemon was not used");
+    d.stop();
+    let local: Vec<String> = reads.iter().map(|a| node.ok(a)).collect();
+    assert_eq!(remote, local);
 }

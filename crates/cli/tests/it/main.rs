@@ -107,8 +107,15 @@ fn parity() -> Value {
     serde_json::from_str(&std::fs::read_to_string(p).expect("read cid-parity.json")).expect("json")
 }
 
-/// The corpus materialised by `shared/kubo/make_cid_corpus.py --generate-only`.
+/// The corpus materialised by `shared/kubo/make_cid_corpus.py --generate-only`, once per test
+/// process: tests run in parallel, and a second generation into the same directory would
+/// rewrite files another test is hashing.
 fn corpus() -> PathBuf {
+    static CORPUS: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    CORPUS.get_or_init(generate_corpus).clone()
+}
+
+fn generate_corpus() -> PathBuf {
     if let Some(dir) = std::env::var_os("IPFS_KIT_CORPUS") {
         let dir = PathBuf::from(dir);
         if dir.join(".complete").exists() {
