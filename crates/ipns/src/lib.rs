@@ -33,7 +33,7 @@ mod time;
 
 pub use keys::{Keypair, Name, PeerId, PublicKey, KEY_TYPE_ED25519, LIBP2P_KEY};
 pub use record::{Record, RecordOptions, MAX_RECORD_SIZE};
-pub use time::{format_rfc3339, parse_rfc3339};
+pub use time::{format_rfc3339, parse_go_duration, parse_rfc3339};
 
 /// Errors of keys, names and records.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -65,6 +65,9 @@ pub enum Error {
     /// A timestamp that is not RFC 3339.
     #[error("invalid RFC 3339 time {0:?}")]
     InvalidTime(String),
+    /// A duration that is not in Go's syntax.
+    #[error("time: invalid duration {0:?}")]
+    InvalidDuration(String),
     /// The OS random source failed.
     #[error("random source: {0}")]
     Random(String),

@@ -423,40 +423,13 @@ fn command_label(cmd: &str) -> &'static str {
         .unwrap_or("unknown")
 }
 
-/// Parses a Go duration (`300ms`, `1.5s`, `2m30s`, `1h`), as Kubo's `timeout` option takes.
+/// Parses Kubo's `timeout` option (a Go duration: `300ms`, `1.5s`, `2m30s`).
 fn parse_duration(text: &str) -> Result<Duration, RpcError> {
-    let bad = || {
+    ipfs_kit_ipns::parse_go_duration(text).map_err(|_| {
         RpcError::client(format!(
             "invalid timeout {text:?}: want a duration such as 30s, 500ms or 2m"
         ))
-    };
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let value: f64 = rest[..num_end].parse().map_err(|_| bad())?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_end] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(bad()),
-        };
-        total += value * scale;
-        rest = &rest[unit_end..];
-    }
-    Duration::try_from_secs_f64(total).map_err(|_| bad())
+    })
 }
 
 /// Kubo's block size limit for `block/put` and `dag/put` without `allow-big-block`.
