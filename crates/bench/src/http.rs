@@ -386,7 +386,14 @@ pub fn rpc_cat(bin: &Path, work: &Path, conns: usize, secs: u64, runs: usize) ->
 }
 
 /// A mixed soak: gateway GETs (when served), RPC `cat`s and small adds on `conns` connections.
-pub fn soak(bin: &Path, work: &Path, conns: usize, secs: u64, adds: bool) -> Result<()> {
+pub fn soak(
+    bin: &Path,
+    work: &Path,
+    conns: usize,
+    secs: u64,
+    adds: bool,
+    rounds: usize,
+) -> Result<()> {
     let d = Daemon::start(bin, work)?;
     let files: Vec<String> = (0..16)
         .map(|i| {
@@ -415,27 +422,36 @@ pub fn soak(bin: &Path, work: &Path, conns: usize, secs: u64, adds: bool) -> Res
     let gw: Arc<dyn Fn(u64) -> Req + Send + Sync> =
         Arc::new(move |n| Req::get(format!("/ipfs/{}", f[n as usize % f.len()])));
     let duration = Duration::from_secs(secs);
-    std::thread::scope(|s| -> Result<()> {
-        let gw_run = gw_target
-            .as_ref()
-            .map(|t| s.spawn(move || run(t, gw_conns, duration, gw)));
-        let rpc_stats = run(&d.tcp, rpc_conns, duration, rpc)?;
-        results.push(json!({ "side": "rpc (2 cat : 1 add of 8 KiB)", "connections": rpc_conns, "stats": rpc_stats.json() }));
-        if let Some(h) = gw_run {
-            let g = h
-                .join()
-                .map_err(|_| anyhow::anyhow!("gateway load panicked"))??;
-            results
-                .push(json!({ "side": "gateway GET", "connections": gw_conns, "stats": g.json() }));
-        }
-        Ok(())
-    })?;
+    // Several rounds on one daemon: memory that keeps growing round after round would be a
+    // leak; a plateau is the bounded working set.
+    let mut rss_after_round = Vec::new();
+    for _ in 0..rounds.max(1) {
+        let (gw, rpc) = (gw.clone(), rpc.clone());
+        std::thread::scope(|s| -> Result<()> {
+            let gw_run = gw_target
+                .as_ref()
+                .map(|t| s.spawn(move || run(t, gw_conns, duration, gw)));
+            let rpc_stats = run(&d.tcp, rpc_conns, duration, rpc)?;
+            results.push(json!({ "side": "rpc (2 cat : 1 add of 8 KiB)", "connections": rpc_conns, "stats": rpc_stats.json() }));
+            if let Some(h) = gw_run {
+                let g = h
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("gateway load panicked"))??;
+                results.push(
+                    json!({ "side": "gateway GET", "connections": gw_conns, "stats": g.json() }),
+                );
+            }
+            Ok(())
+        })?;
+        rss_after_round.push(d.rss_kib().0);
+    }
     let (rss_after, peak) = d.rss_kib();
     println!(
         "{}",
         serde_json::to_string_pretty(&json!({
             "bench": "soak", "seconds": secs, "connections": conns,
             "rss_kib_before": rss_before, "rss_kib_after": rss_after, "rss_kib_peak": peak,
+            "rss_kib_after_each_round": rss_after_round,
             "load_before": load_before, "load_after": crate::loadavg(), "results": results,
         }))?
     );

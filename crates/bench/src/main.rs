@@ -71,6 +71,9 @@ enum Cmd {
         /// Mix adds into the RPC side (false: reads only).
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         adds: bool,
+        /// Rounds of `secs` on the same daemon (RSS is sampled after each).
+        #[arg(long, default_value_t = 1)]
+        rounds: usize,
     },
     /// SHA-256 throughput (1 and 2 threads) and sequential durable write throughput.
     Machine {
@@ -528,7 +531,8 @@ fn main() -> Result<()> {
             connections,
             secs,
             adds,
-        } => http::soak(&ipfs_kit, &work, connections, secs, adds),
+            rounds,
+        } => http::soak(&ipfs_kit, &work, connections, secs, adds, rounds),
         Cmd::Machine { mib, work, runs } => machine(mib, &work, runs),
         Cmd::Storage {
             mib,
