@@ -97,6 +97,8 @@ pub struct NodeMetrics {
     stored_blocks: Gauge,
     /// The RPC API's counters.
     pub rpc: ipfs_kit_rpc::Metrics,
+    /// The gateway's counters, by path kind (`ipfs`, `ipns`, `routing`, `other`).
+    pub gateway: ipfs_kit_rpc::Metrics,
 }
 
 impl Default for NodeMetrics {
@@ -104,6 +106,8 @@ impl Default for NodeMetrics {
         let mut registry = Registry::with_prefix("ipfs_kit");
         let rpc = ipfs_kit_rpc::Metrics::default();
         rpc.register(registry.sub_registry_with_prefix("rpc"));
+        let gateway = ipfs_kit_rpc::Metrics::default();
+        gateway.register(registry.sub_registry_with_prefix("gateway"));
         let (stored_bytes, stored_blocks) = (Gauge::default(), Gauge::default());
         let store = registry.sub_registry_with_prefix("blockstore");
         store.register_with_unit(
@@ -118,6 +122,7 @@ impl Default for NodeMetrics {
             stored_bytes,
             stored_blocks,
             rpc,
+            gateway,
         }
     }
 }
@@ -820,7 +825,15 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
     let rpc = listen_all("the RPC API", &listen, app, http, &stop_rx, &mut servers).await?;
-    let gateway = crate::gateway::start(&repo, &opts, http, &stop_rx, &mut servers).await?;
+    let gateway = crate::gateway::start(
+        &repo,
+        &opts,
+        http,
+        metrics.gateway.clone(),
+        &stop_rx,
+        &mut servers,
+    )
+    .await?;
     let api_file = repo.path().join("api");
     if let Some(first) = rpc.bound.first() {
         crate::write_atomic(&api_file, first.as_bytes())?;

@@ -72,6 +72,7 @@ pub(crate) async fn start(
     repo: &Arc<Repo>,
     opts: &DaemonOptions,
     http: HttpOptions,
+    metrics: ipfs_kit_rpc::Metrics,
     stop: &watch::Receiver<bool>,
     servers: &mut JoinSet<()>,
 ) -> Result<Bound, Error> {
@@ -98,12 +99,61 @@ pub(crate) async fn start(
     let app = ipfs_kit_gateway::router(
         Arc::new(GatewayBackend::new(repo.clone())),
         Config::default(),
-    );
+    )
+    .layer(axum::middleware::from_fn_with_state(
+        Observer {
+            metrics,
+            next_id: Arc::new(std::sync::atomic::AtomicU64::new(1)),
+        },
+        observe,
+    ));
     let bound = listen_all("the gateway", &listen, app, http, stop, servers).await?;
     if let Some(a) = bound.first_tcp {
         crate::write_atomic(&url_file(repo), format!("http://{a}").as_bytes())?;
     }
     Ok(bound)
+}
+
+/// What the gateway's requests are counted into.
+#[derive(Clone)]
+struct Observer {
+    metrics: ipfs_kit_rpc::Metrics,
+    next_id: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Counts a gateway request (by path kind and status), gives it a request id (the
+/// `X-Request-Id` header and `req=N` on its log lines) and logs one line when it is answered.
+async fn observe(
+    axum::extract::State(o): axum::extract::State<Observer>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use tracing::Instrument as _;
+    let started = std::time::Instant::now();
+    let id = o.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let kind = match request.uri().path().split('/').nth(1) {
+        Some("ipfs") => "ipfs",
+        Some("ipns") => "ipns",
+        Some("routing") => "routing",
+        _ => "other",
+    };
+    let path = request.uri().path().to_string();
+    let span = tracing::info_span!("gateway", req = id);
+    let mut resp = next.run(request).instrument(span.clone()).await;
+    let status = resp.status().as_u16();
+    o.metrics.observe(kind, status, started.elapsed());
+    if let Ok(v) = axum::http::HeaderValue::try_from(id.to_string()) {
+        resp.headers_mut().insert("X-Request-Id", v);
+    }
+    span.in_scope(|| {
+        tracing::info!(
+            %path,
+            status,
+            ms = started.elapsed().as_millis() as u64,
+            "request"
+        )
+    });
+    o.metrics.count_sent(kind, resp)
 }
 
 /// Removes the URL file [`start`] wrote.

@@ -1,9 +1,13 @@
-//! What the API counts for `/debug/metrics/prometheus`: requests by command and status,
-//! time to the response headers, and bytes in and out per command. Labels are bounded: a
-//! command name the server does not know counts as `unknown`.
+//! What an HTTP service counts for `/debug/metrics/prometheus`: requests by command and status,
+//! time to the response headers, and bytes in and out per command. The RPC API labels by
+//! command; the node uses a second set for the gateway, labelled by path kind. Labels are
+//! bounded: a command name the server does not know counts as `unknown`.
 
 use std::time::Duration;
 
+use axum::body::{Body, HttpBody};
+use axum::response::Response;
+use futures_util::StreamExt as _;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -76,7 +80,8 @@ impl Metrics {
         );
     }
 
-    pub(crate) fn observe(&self, command: &'static str, status: u16, took: Duration) {
+    /// Counts one answered request and the time to its headers.
+    pub fn observe(&self, command: &'static str, status: u16, took: Duration) {
         self.requests
             .get_or_create(&RequestLabels { command, status })
             .inc();
@@ -85,10 +90,24 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    pub(crate) fn bytes_out(&self, command: &'static str) -> Counter {
-        self.bytes_out
+    /// Counts the body bytes of `resp` for `command` as they are sent. A body of known length
+    /// is counted at once and left alone, keeping its Content-Length.
+    pub fn count_sent(&self, command: &'static str, resp: Response) -> Response {
+        let sent = self
+            .bytes_out
             .get_or_create(&CommandLabel { command })
-            .clone()
+            .clone();
+        if let Some(n) = HttpBody::size_hint(resp.body()).exact() {
+            sent.inc_by(n);
+            return resp;
+        }
+        resp.map(|body| {
+            Body::from_stream(body.into_data_stream().inspect(move |chunk| {
+                if let Ok(c) = chunk {
+                    sent.inc_by(c.len() as u64);
+                }
+            }))
+        })
     }
 
     pub(crate) fn bytes_in(&self, command: &'static str) -> Counter {

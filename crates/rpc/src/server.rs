@@ -11,7 +11,6 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use bytes::Bytes;
-use futures_util::StreamExt as _;
 use serde_json::json;
 use tokio::sync::{mpsc, Semaphore};
 use tracing::Instrument as _;
@@ -290,19 +289,7 @@ async fn dispatch(State(state): State<AppState>, request: axum::extract::Request
             ms = started.elapsed().as_millis() as u64,
             "request"
         );
-        let bytes_out = state.metrics.bytes_out(label);
-        // A body of known length is counted now and left alone, keeping its Content-Length.
-        if let Some(n) = axum::body::HttpBody::size_hint(resp.body()).exact() {
-            bytes_out.inc_by(n);
-            return resp;
-        }
-        resp.map(|body| {
-            Body::from_stream(body.into_data_stream().inspect(move |chunk| {
-                if let Ok(c) = chunk {
-                    bytes_out.inc_by(c.len() as u64);
-                }
-            }))
-        })
+        state.metrics.count_sent(label, resp)
     }
     .instrument(span)
     .await

@@ -1102,6 +1102,15 @@ fn gateway_serves_files_directories_and_cars() {
         d.gateway
     )]);
     assert_eq!(status, 404);
+    // The gateway's requests are counted next to the RPC API's.
+    let (status, body) = curl(&[&format!("{}/debug/metrics/prometheus", d.url)]);
+    assert_eq!(status, 200);
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        text.contains("ipfs_kit_gateway_requests_total{command=\"ipfs\",status=\"206\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("ipfs_kit_gateway_sent_bytes_total"), "{text}");
     d.stop();
     assert!(
         !node.repo().join("gateway").exists(),
