@@ -276,6 +276,12 @@ async fn dispatch(State(state): State<AppState>, request: axum::extract::Request
         let headers = request.headers().clone();
         let (label, mut resp) = handle(&state, request).await;
         state.access.decorate(&headers, &mut resp);
+        // An upload refused part way may leave body bytes unread on the connection: close it
+        // rather than let the next request on it start mid-body (Kubo does the same).
+        if !resp.status().is_success() && headers.contains_key(header::CONTENT_TYPE) {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if let Ok(v) = HeaderValue::try_from(id.to_string()) {
             resp.headers_mut().insert("X-Request-Id", v);
         }
