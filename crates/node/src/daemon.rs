@@ -746,17 +746,20 @@ fn strings(cids: Vec<ipfs_kit_block::Cid>) -> Vec<String> {
 
 /// Refuses to expose the API beyond this machine with no secret guarding it, unless told to.
 fn check_exposure(listen: &[Listen], opts: &DaemonOptions, guarded: bool) -> Result<(), Error> {
-    for l in listen {
-        if let Listen::Tcp(a) = l {
-            if !a.ip().is_loopback() && !guarded && !opts.allow_remote_api {
-                return Err(Error::Config(format!(
-                    "refusing to serve the RPC API on non-loopback {} with no authorization configured (pass --allow-remote-api to do it anyway)",
-                    l.multiaddr()
-                )));
-            }
-        }
+    match first_remote(listen) {
+        Some(l) if !guarded && !opts.allow_remote_api => Err(Error::Config(format!(
+            "refusing to serve the RPC API on non-loopback {} with no authorization configured (pass --allow-remote-api to do it anyway)",
+            l.multiaddr()
+        ))),
+        _ => Ok(()),
     }
-    Ok(())
+}
+
+/// The first TCP address among `listen` that other machines can reach.
+pub(crate) fn first_remote(listen: &[Listen]) -> Option<&Listen> {
+    listen
+        .iter()
+        .find(|l| matches!(l, Listen::Tcp(a) if !a.ip().is_loopback()))
 }
 
 /// The access rules the config describes.

@@ -11,7 +11,7 @@ use ipfs_kit_gateway::{Backend, Config, Error as GatewayError};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::daemon::{listen_all, Bound, DaemonOptions, HttpOptions, Listen};
+use crate::daemon::{first_remote, listen_all, Bound, DaemonOptions, HttpOptions, Listen};
 use crate::{Error, Repo};
 
 /// The repo as the gateway sees it.
@@ -86,15 +86,11 @@ pub(crate) async fn start(
         .filter(|a| !a.is_empty())
         .map(|a| Listen::parse(a))
         .collect::<Result<Vec<_>, _>>()?;
-    for l in &listen {
-        if let Listen::Tcp(a) = l {
-            if !a.ip().is_loopback() && !opts.allow_remote_gateway {
-                return Err(Error::Config(format!(
-                    "refusing to serve the gateway on non-loopback {} (pass --allow-remote-gateway to do it anyway)",
-                    l.multiaddr()
-                )));
-            }
-        }
+    if let Some(l) = first_remote(&listen).filter(|_| !opts.allow_remote_gateway) {
+        return Err(Error::Config(format!(
+            "refusing to serve the gateway on non-loopback {} (pass --allow-remote-gateway to do it anyway)",
+            l.multiaddr()
+        )));
     }
     let app = ipfs_kit_gateway::router(
         Arc::new(GatewayBackend::new(repo.clone())),

@@ -55,6 +55,20 @@ struct AppState {
     next_id: Arc<AtomicU64>,
 }
 
+impl AppState {
+    /// Starts reading the request's multipart body for `cmd` (its bytes counted under the
+    /// command); `field` names the argument in the error when there is no body.
+    async fn upload(
+        &self,
+        cmd: &str,
+        request: axum::extract::Request,
+        field: &str,
+    ) -> Result<upload::Upload, RpcError> {
+        let received = self.metrics.bytes_in(command_label(cmd));
+        upload::from_request(request, &self.limits, received, field).await
+    }
+}
+
 /// The `/api/v0` router over `backend`, enforcing `limits` and `access`, counting into `metrics`.
 pub fn router(
     backend: Arc<dyn Backend>,
@@ -586,13 +600,7 @@ async fn run(
             .await
         }
         "block/put" | "dag/put" | "dag/import" => {
-            let mut upload = upload::from_request(
-                request,
-                &state.limits,
-                state.metrics.bytes_in(command_label(cmd)),
-                "data",
-            )
-            .await?;
+            let mut upload = state.upload(cmd, request, "data").await?;
             let allow_big = req.flag(&["allow-big-block"], false)?;
             // Read one byte past the block limit so the node can name the oversize exactly.
             let limit = if allow_big {
@@ -867,13 +875,7 @@ async fn run(
             json_response(&json!({ "Key": key, "Value": value }))
         }
         "config/replace" => {
-            let mut upload = upload::from_request(
-                request,
-                &state.limits,
-                state.metrics.bytes_in(command_label(cmd)),
-                "file",
-            )
-            .await?;
+            let mut upload = state.upload(cmd, request, "file").await?;
             blocking(move || {
                 let data = upload.first_file(MAX_CONFIG_FILE, "config")?;
                 let config = serde_json::from_slice(&data)
@@ -950,13 +952,7 @@ async fn run(
         }
         "object/patch/set-data" | "object/patch/append-data" => {
             let root = req.arg(0, "root")?.to_string();
-            let mut upload = upload::from_request(
-                request,
-                &state.limits,
-                state.metrics.bytes_in(command_label(cmd)),
-                "data",
-            )
-            .await?;
+            let mut upload = state.upload(cmd, request, "data").await?;
             let append = cmd.ends_with("append-data");
             let hash = blocking(move || {
                 let data = upload.first_file(BLOCK_LIMIT, "data")?;
