@@ -155,17 +155,21 @@ struct ChannelWriter {
 
 impl Write for ChannelWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let gone = || io::Error::new(io::ErrorKind::BrokenPipe, "client went away");
+        // The common case, room in the channel, needs no timer.
+        let chunk = match self.tx.try_send(Ok(Bytes::copy_from_slice(buf))) {
+            Ok(()) => return Ok(buf.len()),
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(gone()),
+            Err(mpsc::error::TrySendError::Full(chunk)) => chunk,
+        };
         let mut wait = self.stall;
         if let Some(d) = self.deadline {
             wait = wait.min(d.saturating_duration_since(Instant::now()));
         }
-        let send = tokio::time::timeout(wait, self.tx.send(Ok(Bytes::copy_from_slice(buf))));
+        let send = tokio::time::timeout(wait, self.tx.send(chunk));
         match self.runtime.block_on(send) {
             Ok(Ok(())) => Ok(buf.len()),
-            Ok(Err(_)) => Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "client went away",
-            )),
+            Ok(Err(_)) => Err(gone()),
             Err(_) if self.deadline.is_some_and(|d| Instant::now() >= d) => {
                 Err(io::Error::new(io::ErrorKind::TimedOut, DEADLINE_EXCEEDED))
             }
@@ -593,8 +597,11 @@ async fn run(
             );
             stream_response(state.limits, true, move |w| {
                 b.add(&mut upload, &params, &mut |event| {
-                    serde_json::to_writer(&mut *w, &event).map_err(io::Error::other)?;
-                    w.write_all(b"\n")
+                    // One write per line: serde writes token by token, and each write is a
+                    // chunk on the response channel.
+                    let mut line = serde_json::to_vec(&event).map_err(io::Error::other)?;
+                    line.push(b'\n');
+                    w.write_all(&line)
                 })
             })
             .await
