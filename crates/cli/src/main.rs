@@ -476,6 +476,19 @@ fn progress_bar(show: bool, total: Option<u64>) -> ProgressBar {
     bar
 }
 
+/// One line of `add` output, as Kubo prints it (shared by the local and the remote add).
+fn print_added(args: &AddArgs, cid: &str, name: &str, out: &mut dyn Write) -> io::Result<()> {
+    if args.quieter {
+        Ok(())
+    } else if args.quiet {
+        writeln!(out, "{cid}")
+    } else if name.is_empty() {
+        writeln!(out, "added {cid}")
+    } else {
+        writeln!(out, "added {cid} {name}")
+    }
+}
+
 fn cmd_add(repo: &Repo, args: &AddArgs) -> Result<()> {
     let opts = AddOptions {
         profile: profile_for(args, repo)?,
@@ -487,18 +500,8 @@ fn cmd_add(repo: &Repo, args: &AddArgs) -> Result<()> {
     let show = (args.progress || io::stderr().is_terminal()) && !args.quiet && !args.quieter;
     let stdout = io::stdout();
     let mut out = stdout.lock();
-    let print = |a: &Added, out: &mut dyn Write| -> io::Result<()> {
-        if args.quieter {
-            return Ok(());
-        }
-        if args.quiet {
-            writeln!(out, "{}", a.cid)
-        } else if a.name.is_empty() {
-            writeln!(out, "added {}", a.cid)
-        } else {
-            writeln!(out, "added {} {}", a.cid, a.name)
-        }
-    };
+    let print =
+        |a: &Added, out: &mut dyn Write| print_added(args, &a.cid.to_string(), &a.name, out);
     let stdin_only = args.paths.is_empty() || args.paths.iter().all(|p| p.as_os_str() == "-");
     if stdin_only {
         let bar = progress_bar(show, None);

@@ -375,7 +375,7 @@ fn add(api: &Api, args: &AddArgs, out: &mut dyn Write) -> Result<()> {
     } else {
         args.paths.clone()
     };
-    let mut q: Vec<(&str, String)> = [
+    let q: Vec<(&str, String)> = [
         flag("only-hash", args.only_hash),
         flag("wrap-with-directory", args.wrap_with_directory),
         flag("trickle", args.trickle),
@@ -396,7 +396,6 @@ fn add(api: &Api, args: &AddArgs, out: &mut dyn Write) -> Result<()> {
     .into_iter()
     .flatten()
     .collect();
-    q.retain(|(k, _)| !k.is_empty());
     let stdin = paths.iter().any(|p| p.as_os_str() == "-");
     let total = (!stdin).then(|| crate::total_size(&paths, args.hidden));
     let show = (args.progress || io::IsTerminal::is_terminal(&io::stderr()))
@@ -423,14 +422,7 @@ fn add(api: &Api, args: &AddArgs, out: &mut dyn Write) -> Result<()> {
         } else {
             name
         };
-        bar.suspend(|| -> Result<()> {
-            if args.quiet {
-                writeln!(out, "{hash}")?;
-            } else if !args.quieter {
-                writeln!(out, "added {hash} {name}")?;
-            }
-            Ok(())
-        })?;
+        bar.suspend(|| crate::print_added(args, &hash, &name, out))?;
         last = Some(hash);
         Ok(())
     })?;

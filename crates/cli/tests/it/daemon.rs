@@ -964,12 +964,19 @@ fn cli_commands_go_through_a_running_daemon() {
     std::os::unix::fs::symlink("a.txt", dir.join("link")).expect("symlink");
     // What the repo gives locally, before any daemon runs.
     let local = node.ok(&["add", "-r", "-n", dir.to_str().expect("p")]);
+    let a_txt = dir.join("a.txt");
+    let local_wrapped = node.ok(&["add", "-w", "-n", a_txt.to_str().expect("p")]);
     let d = Daemon::start(&node);
     // The daemon holds the repo, so these can only work through its API (found via the api file).
     let remote = node.ok(&["add", "-r", dir.to_str().expect("p")]);
     assert_eq!(
         remote, local,
         "add through the API differs from the local add"
+    );
+    // The wrapping directory's line has no name, printed the same way on both paths.
+    assert_eq!(
+        node.ok(&["add", "-w", "-n", a_txt.to_str().expect("p")]),
+        local_wrapped
     );
     let root = remote
         .lines()
