@@ -1,0 +1,780 @@
+//! The one task that owns the swarm. It answers [`Command`]s, drives the bitswap client and
+//! server, and keeps the peer bookkeeping `swarm peers`, `id` and the connection manager need.
+//!
+//! Block-store work never runs here: lookups for the bitswap server run on blocking threads (at
+//! most [`MAX_LOOKUPS`] batches at once) and received blocks go to one writer thread that
+//! commits them in batches; a block is handed to its waiters only once it is stored.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use ipfs_kit_bitswap::client::Client;
+use ipfs_kit_bitswap::server::{Found, Server, Task};
+use ipfs_kit_bitswap::{Event as BitswapEvent, WantType};
+use ipfs_kit_block::{Block, Cid};
+use libp2p::core::ConnectedPoint;
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::swarm::{ConnectionId, SwarmEvent};
+use libp2p::{gossipsub, identify, kad, mdns, ping, Multiaddr, PeerId, Swarm};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+
+use crate::pubsub::{PubsubMessage, Subscribers};
+use crate::swarm::{self, Behaviour, BehaviourEvent, KAD_PROTOCOL};
+use crate::{BlockStore, Command, Config, Error};
+
+/// Server lookup batches running at once.
+const MAX_LOOKUPS: usize = 4;
+/// Received-block batches queued for the writer thread.
+const STORE_QUEUE: usize = 64;
+/// Provider lookups running at once (wants nobody connected has).
+const MAX_PROVIDER_QUERIES: usize = 8;
+
+/// A connected peer, as `swarm peers` lists it.
+#[derive(Clone, Debug)]
+pub struct PeerInfo {
+    /// The peer.
+    pub peer: PeerId,
+    /// The remote address of one connection.
+    pub addr: Multiaddr,
+    /// Whether we dialed.
+    pub outbound: bool,
+    /// The last ping round trip.
+    pub latency: Option<Duration>,
+}
+
+/// What identify told us about a peer.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    /// Its public key (protobuf encoding).
+    pub public_key: Vec<u8>,
+    /// Its listen addresses.
+    pub addrs: Vec<Multiaddr>,
+    /// Its agent version.
+    pub agent_version: String,
+    /// Its protocol version.
+    pub protocol_version: String,
+    /// The protocols it speaks.
+    pub protocols: Vec<String>,
+}
+
+/// `bitswap stat`.
+#[derive(Clone, Debug, Default)]
+pub struct BitswapStat {
+    /// Counters since start.
+    pub stats: ipfs_kit_bitswap::Stats,
+    /// Our wantlist.
+    pub wantlist: Vec<Cid>,
+    /// Connected bitswap peers.
+    pub peers: Vec<PeerId>,
+}
+
+type AddrsReply = oneshot::Sender<Result<Vec<Multiaddr>, Error>>;
+
+enum Stored {
+    Done(Vec<Block>),
+    Failed(Vec<Cid>, String),
+}
+
+pub(crate) struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    commands: mpsc::Receiver<Command>,
+    store: Arc<dyn BlockStore>,
+    client: Client,
+    server: Server,
+    waiters: HashMap<Cid, Vec<oneshot::Sender<Block>>>,
+    lookups: JoinSet<(PeerId, Vec<(Task, Found)>)>,
+    store_tx: std::sync::mpsc::SyncSender<Vec<Block>>,
+    stored_rx: mpsc::Receiver<Stored>,
+    dials: HashMap<ConnectionId, (Multiaddr, oneshot::Sender<Result<PeerId, Error>>)>,
+    connections: HashMap<PeerId, Vec<(ConnectionId, Multiaddr, bool, Instant)>>,
+    latency: HashMap<PeerId, Duration>,
+    identities: HashMap<PeerId, Identity>,
+    provider_queries: HashMap<kad::QueryId, ProviderQuery>,
+    provide_queries: HashMap<kad::QueryId, ()>,
+    peer_queries: HashMap<kad::QueryId, (PeerId, AddrsReply)>,
+    subscribers: Subscribers,
+    pubsub_seq: u64,
+    config: Config,
+}
+
+enum ProviderQuery {
+    /// A want nobody connected has: dial whoever provides it.
+    Want,
+    /// `routing findprovs`.
+    Caller {
+        limit: usize,
+        found: HashSet<PeerId>,
+        reply: mpsc::Sender<PeerInfo>,
+    },
+}
+
+impl EventLoop {
+    pub(crate) async fn new(
+        config: Config,
+        store: Arc<dyn BlockStore>,
+        commands: mpsc::Receiver<Command>,
+    ) -> Result<Self, Error> {
+        let mut swarm = swarm::build(&config)?;
+        for addr in &config.listen {
+            swarm
+                .listen_on(addr.clone())
+                .map_err(|e| Error::Transport(format!("listen on {addr}: {e}")))?;
+        }
+        for addr in &config.announce {
+            swarm.add_external_address(addr.clone());
+        }
+        let (store_tx, store_rx) = std::sync::mpsc::sync_channel::<Vec<Block>>(STORE_QUEUE);
+        let (stored_tx, stored_rx) = mpsc::channel(STORE_QUEUE);
+        let writer_store = store.clone();
+        std::thread::Builder::new()
+            .name("bitswap-store".into())
+            .spawn(move || store_writer(writer_store, store_rx, stored_tx))
+            .map_err(|e| Error::Transport(format!("start the block writer: {e}")))?;
+        let mut event_loop = EventLoop {
+            client: Client::new(config.bitswap_client.clone()),
+            server: Server::new(config.bitswap_server.clone()),
+            swarm,
+            commands,
+            store,
+            waiters: HashMap::new(),
+            lookups: JoinSet::new(),
+            store_tx,
+            stored_rx,
+            dials: HashMap::new(),
+            connections: HashMap::new(),
+            latency: HashMap::new(),
+            identities: HashMap::new(),
+            provider_queries: HashMap::new(),
+            provide_queries: HashMap::new(),
+            peer_queries: HashMap::new(),
+            subscribers: Subscribers::default(),
+            pubsub_seq: 0,
+            config,
+        };
+        // Wait until every listener is bound, so the addresses are known when start returns.
+        let mut pending = event_loop.config.listen.len();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while pending > 0 {
+            match tokio::time::timeout_at(deadline, event_loop.swarm.select_next_some()).await {
+                Ok(SwarmEvent::NewListenAddr { address, .. }) => {
+                    tracing::info!("swarm listening on {address}");
+                    pending -= 1;
+                }
+                Ok(SwarmEvent::ListenerError { error, .. }) => {
+                    return Err(Error::Transport(format!("listen: {error}")))
+                }
+                Ok(SwarmEvent::ListenerClosed { reason, .. }) => {
+                    return Err(Error::Transport(format!("listener closed: {reason:?}")))
+                }
+                Ok(other) => event_loop.on_swarm_event(other),
+                Err(_) => return Err(Error::Transport("listeners did not start in 10 s".into())),
+            }
+        }
+        for addr in event_loop.config.bootstrap.clone() {
+            if let Some(Protocol::P2p(peer)) = addr.iter().last() {
+                if let Some(kad) = event_loop.swarm.behaviour_mut().kad.as_mut() {
+                    kad.add_address(&peer, addr.clone());
+                }
+            }
+            if let Err(e) = event_loop.swarm.dial(addr.clone()) {
+                tracing::warn!("bootstrap dial {addr}: {e}");
+            }
+        }
+        Ok(event_loop)
+    }
+
+    pub(crate) async fn run(mut self) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                cmd = self.commands.recv() => match cmd {
+                    None | Some(Command::Shutdown) => break,
+                    Some(cmd) => self.on_command(cmd),
+                },
+                Some(stored) = self.stored_rx.recv() => self.on_stored(stored),
+                Some(done) = self.lookups.join_next(), if !self.lookups.is_empty() => {
+                    if let Ok((peer, results)) = done {
+                        for msg in self.server.complete(peer, results) {
+                            self.swarm.behaviour_mut().bitswap.send(peer, msg);
+                        }
+                    }
+                }
+                _ = tick.tick() => self.on_tick(),
+            }
+            self.flush_client();
+            self.pump_server();
+        }
+        tracing::info!("network stopped");
+    }
+
+    fn flush_client(&mut self) {
+        for (peer, msg) in self.client.take_outbox() {
+            self.swarm.behaviour_mut().bitswap.send(peer, msg);
+        }
+    }
+
+    fn pump_server(&mut self) {
+        let limit = self.server.config().max_outstanding_bytes;
+        while self.lookups.len() < MAX_LOOKUPS {
+            let bitswap = &self.swarm.behaviour().bitswap;
+            let Some((peer, tasks)) = self.server.next_batch(|p| bitswap.queued_bytes(p) < limit)
+            else {
+                break;
+            };
+            let store = self.store.clone();
+            let replace = self.server.config().max_block_size_replace_have as u64;
+            self.lookups.spawn_blocking(move || {
+                let results = tasks
+                    .into_iter()
+                    .map(|t| {
+                        let found = lookup(&*store, &t, replace);
+                        (t, found)
+                    })
+                    .collect();
+                (peer, results)
+            });
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let lost = self.client.tick(Instant::now());
+        if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+            let running = self
+                .provider_queries
+                .values()
+                .filter(|q| matches!(q, ProviderQuery::Want))
+                .count();
+            for cid in lost
+                .into_iter()
+                .take(MAX_PROVIDER_QUERIES.saturating_sub(running))
+            {
+                let id = kad.get_providers(kad::RecordKey::new(&cid.hash().to_bytes()));
+                self.provider_queries.insert(id, ProviderQuery::Want);
+            }
+        }
+        self.trim_connections();
+        if let Some(gs) = self.swarm.behaviour_mut().gossipsub.as_mut() {
+            self.subscribers.prune(gs);
+        }
+        self.waiters.retain(|_, w| {
+            w.retain(|tx| !tx.is_closed());
+            !w.is_empty()
+        });
+    }
+
+    /// The connection manager: above the high-water mark, close the least recently opened
+    /// connections outside their grace period until the low-water mark is reached.
+    fn trim_connections(&mut self) {
+        let (low, high) = (self.config.conn_low_water, self.config.conn_high_water);
+        if self.connections.len() <= high {
+            return;
+        }
+        let now = Instant::now();
+        let mut candidates: Vec<(Instant, PeerId)> = self
+            .connections
+            .iter()
+            .filter_map(|(p, conns)| {
+                let newest = conns.iter().map(|c| c.3).max()?;
+                (now.duration_since(newest) >= self.config.conn_grace).then_some((newest, *p))
+            })
+            .collect();
+        candidates.sort();
+        let excess = self.connections.len().saturating_sub(low);
+        for (_, peer) in candidates.into_iter().take(excess) {
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+    }
+
+    fn on_stored(&mut self, stored: Stored) {
+        match stored {
+            Stored::Done(blocks) => {
+                let cids: Vec<Cid> = blocks.iter().map(|b| *b.cid()).collect();
+                for block in blocks {
+                    if let Some(waiters) = self.waiters.remove(block.cid()) {
+                        for w in waiters {
+                            let _ = w.send(block.clone());
+                        }
+                    }
+                }
+                self.server.blocks_added(&cids);
+            }
+            Stored::Failed(cids, e) => {
+                tracing::error!("storing {} received blocks failed: {e}", cids.len());
+                // The waiters see their wants time out; dropping them says so sooner.
+                for cid in cids {
+                    self.waiters.remove(&cid);
+                }
+            }
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Connect { addr, reply } => {
+                let opts = DialOpts::unknown_peer_id().address(addr.clone()).build();
+                let opts = match addr.iter().last() {
+                    Some(Protocol::P2p(peer)) => DialOpts::peer_id(peer)
+                        .addresses(vec![addr.clone()])
+                        .build(),
+                    _ => opts,
+                };
+                let id = opts.connection_id();
+                match self.swarm.dial(opts) {
+                    Ok(()) => {
+                        self.dials.insert(id, (addr, reply));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(Error::Dial {
+                            addr: addr.to_string(),
+                            reason: e.to_string(),
+                        }));
+                    }
+                }
+            }
+            Command::Disconnect { peer, reply } => {
+                let _ = reply.send(self.swarm.disconnect_peer_id(peer).is_ok());
+            }
+            Command::Peers(reply) => {
+                let mut peers: Vec<PeerInfo> = self
+                    .connections
+                    .iter()
+                    .filter_map(|(peer, conns)| {
+                        let (_, addr, outbound, _) = conns.first()?;
+                        Some(PeerInfo {
+                            peer: *peer,
+                            addr: addr.clone(),
+                            outbound: *outbound,
+                            latency: self.latency.get(peer).copied(),
+                        })
+                    })
+                    .collect();
+                peers.sort_by_key(|p| p.peer);
+                let _ = reply.send(peers);
+            }
+            Command::Addrs(reply) => {
+                let listen: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
+                let mut announced: Vec<Multiaddr> =
+                    self.swarm.external_addresses().cloned().collect();
+                if announced.is_empty() {
+                    announced = listen.clone();
+                }
+                let _ = reply.send((listen, announced));
+            }
+            Command::KnownAddrs(reply) => {
+                let mut known: HashMap<PeerId, Vec<Multiaddr>> = HashMap::new();
+                for (peer, conns) in &self.connections {
+                    known
+                        .entry(*peer)
+                        .or_default()
+                        .extend(conns.iter().map(|c| c.1.clone()));
+                }
+                for (peer, id) in &self.identities {
+                    let addrs = known.entry(*peer).or_default();
+                    for a in &id.addrs {
+                        if !addrs.contains(a) {
+                            addrs.push(a.clone());
+                        }
+                    }
+                }
+                let _ = reply.send(known.into_iter().collect());
+            }
+            Command::PeerIdentity { peer, reply } => {
+                let _ = reply.send(self.identities.get(&peer).cloned());
+            }
+            Command::Want { cid, reply } => {
+                match self.client.want(cid, Instant::now()) {
+                    Ok(()) => self.waiters.entry(cid).or_default().push(reply),
+                    // Dropping the reply tells the caller; the limit is logged once here.
+                    Err(e) => tracing::warn!("bitswap want {cid}: {e}"),
+                }
+            }
+            Command::Unwant(cid) => {
+                if let Some(w) = self.waiters.get_mut(&cid) {
+                    let before = w.len();
+                    w.retain(|tx| !tx.is_closed());
+                    for _ in w.len()..before {
+                        self.client.cancel(&cid);
+                    }
+                    if w.is_empty() {
+                        self.waiters.remove(&cid);
+                    }
+                }
+            }
+            Command::BitswapStat(reply) => {
+                let bitswap = &self.swarm.behaviour().bitswap;
+                let mut peers: Vec<PeerId> = bitswap.peers().copied().collect();
+                peers.sort();
+                let _ = reply.send(BitswapStat {
+                    stats: *bitswap.stats(),
+                    wantlist: self.client.wantlist(),
+                    peers,
+                });
+            }
+            Command::Wantlist { peer, reply } => {
+                let _ = reply.send(match peer {
+                    Some(p) => self.server.wantlist(&p),
+                    None => self.client.wantlist(),
+                });
+            }
+            Command::Ledger { peer, reply } => {
+                let _ = reply.send(self.server.ledger(&peer));
+            }
+            Command::Pubsub(cmd) => {
+                let local = *self.swarm.local_peer_id();
+                let gs = self.swarm.behaviour_mut().gossipsub.as_mut();
+                self.subscribers
+                    .handle(gs, local, &mut self.pubsub_seq, cmd);
+            }
+            Command::FindProviders { cid, limit, reply } => {
+                if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                    let id = kad.get_providers(kad::RecordKey::new(&cid.hash().to_bytes()));
+                    self.provider_queries.insert(
+                        id,
+                        ProviderQuery::Caller {
+                            limit,
+                            found: HashSet::new(),
+                            reply,
+                        },
+                    );
+                }
+                // Without a DHT the receiver simply ends empty.
+            }
+            Command::Provide { cids, reply } => {
+                let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() else {
+                    let _ = reply.send(Err(Error::Routing(
+                        "routing is disabled (Routing.Type none)".into(),
+                    )));
+                    return;
+                };
+                let mut n = 0;
+                for cid in cids {
+                    match kad.start_providing(kad::RecordKey::new(&cid.hash().to_bytes())) {
+                        Ok(id) => {
+                            self.provide_queries.insert(id, ());
+                            n += 1;
+                        }
+                        Err(e) => {
+                            let _ = reply.send(Err(Error::Routing(format!("provide {cid}: {e}"))));
+                            return;
+                        }
+                    }
+                }
+                let _ = reply.send(Ok(n));
+            }
+            Command::FindPeer { peer, reply } => {
+                let known: Vec<Multiaddr> = self
+                    .connections
+                    .get(&peer)
+                    .map(|c| c.iter().map(|c| c.1.clone()).collect())
+                    .unwrap_or_default();
+                if !known.is_empty() {
+                    let _ = reply.send(Ok(known));
+                    return;
+                }
+                match self.swarm.behaviour_mut().kad.as_mut() {
+                    Some(kad) => {
+                        let id = kad.get_closest_peers(peer);
+                        self.peer_queries.insert(id, (peer, reply));
+                    }
+                    None => {
+                        let _ = reply.send(Err(Error::Routing("routing: not found".into())));
+                    }
+                }
+            }
+            Command::Shutdown => {}
+        }
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                ..
+            } => {
+                let (addr, outbound) = match &endpoint {
+                    ConnectedPoint::Dialer { address, .. } => (address.clone(), true),
+                    ConnectedPoint::Listener { send_back_addr, .. } => {
+                        (send_back_addr.clone(), false)
+                    }
+                };
+                self.connections.entry(peer_id).or_default().push((
+                    connection_id,
+                    addr,
+                    outbound,
+                    Instant::now(),
+                ));
+                if let Some((_, reply)) = self.dials.remove(&connection_id) {
+                    let _ = reply.send(Ok(peer_id));
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                connection_id,
+                ..
+            } => {
+                if let Some(conns) = self.connections.get_mut(&peer_id) {
+                    conns.retain(|c| c.0 != connection_id);
+                    if conns.is_empty() {
+                        self.connections.remove(&peer_id);
+                        self.latency.remove(&peer_id);
+                    }
+                }
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                error,
+                ..
+            } => {
+                if let Some((addr, reply)) = self.dials.remove(&connection_id) {
+                    let _ = reply.send(Err(Error::Dial {
+                        addr: addr.to_string(),
+                        reason: error.to_string(),
+                    }));
+                }
+            }
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!("swarm listening on {address}");
+            }
+            SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
+            _ => {}
+        }
+    }
+
+    fn on_behaviour_event(&mut self, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Bitswap(e) => self.on_bitswap(e),
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                let speaks_kad = info.protocols.contains(&KAD_PROTOCOL);
+                if speaks_kad {
+                    if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                        for addr in &info.listen_addrs {
+                            kad.add_address(&peer_id, addr.clone());
+                        }
+                    }
+                }
+                self.identities.insert(
+                    peer_id,
+                    Identity {
+                        public_key: info.public_key.encode_protobuf(),
+                        addrs: info.listen_addrs,
+                        agent_version: info.agent_version,
+                        protocol_version: info.protocol_version,
+                        protocols: info.protocols.iter().map(|p| p.to_string()).collect(),
+                    },
+                );
+                // Bound the cache of identities to peers we are or were recently connected to.
+                if self.identities.len() > 4 * self.config.conn_high_water.max(64) {
+                    let connected = &self.connections;
+                    self.identities.retain(|p, _| connected.contains_key(p));
+                }
+            }
+            BehaviourEvent::Ping(ping::Event {
+                peer,
+                result: Ok(rtt),
+                ..
+            }) => {
+                self.latency.insert(peer, rtt);
+            }
+            BehaviourEvent::Kad(e) => self.on_kad(e),
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message { message, .. }) => {
+                if let Some(from) = message.source {
+                    self.subscribers.deliver(PubsubMessage {
+                        from,
+                        data: message.data,
+                        seqno: message
+                            .sequence_number
+                            .map(|s| s.to_be_bytes().to_vec())
+                            .unwrap_or_default(),
+                        topic: message.topic.into_string(),
+                    });
+                }
+            }
+            BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
+                for (peer, addr) in found {
+                    if !self.connections.contains_key(&peer) {
+                        let _ = self
+                            .swarm
+                            .dial(DialOpts::peer_id(peer).addresses(vec![addr]).build());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_bitswap(&mut self, event: BitswapEvent) {
+        let now = Instant::now();
+        match event {
+            BitswapEvent::PeerConnected(peer) => self.client.peer_connected(peer, now),
+            BitswapEvent::PeerDisconnected(peer) => {
+                self.client.peer_disconnected(&peer, now);
+                self.server.peer_disconnected(&peer);
+            }
+            BitswapEvent::Drained(_) => {}
+            BitswapEvent::Message { peer, message } => {
+                self.server.on_message(peer, &message);
+                let received = self.client.on_message(peer, &message, now);
+                for b in &received.unwanted {
+                    self.swarm
+                        .behaviour_mut()
+                        .bitswap
+                        .count_duplicate(b.data().len());
+                }
+                if !received.blocks.is_empty() {
+                    let cids: Vec<Cid> = received.blocks.iter().map(|b| *b.cid()).collect();
+                    if self.store_tx.try_send(received.blocks).is_err() {
+                        // The writer is far behind (or gone): the wants time out and are
+                        // asked again, which is slower but loses nothing.
+                        tracing::warn!("block writer queue full: {} blocks dropped", cids.len());
+                        for cid in cids {
+                            self.waiters.remove(&cid);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_kad(&mut self, event: kad::Event) {
+        let kad::Event::OutboundQueryProgressed {
+            id, result, step, ..
+        } = event
+        else {
+            return;
+        };
+        match result {
+            kad::QueryResult::GetProviders(Ok(kad::GetProvidersOk::FoundProviders {
+                providers,
+                ..
+            })) => {
+                let local = *self.swarm.local_peer_id();
+                let mut done = false;
+                match self.provider_queries.get_mut(&id) {
+                    Some(ProviderQuery::Want) => {
+                        for p in providers {
+                            if p != local && !self.connections.contains_key(&p) {
+                                let _ = self.swarm.dial(DialOpts::peer_id(p).build());
+                            }
+                        }
+                    }
+                    Some(ProviderQuery::Caller {
+                        limit,
+                        found,
+                        reply,
+                    }) => {
+                        for p in providers {
+                            if found.len() >= *limit {
+                                break;
+                            }
+                            if found.insert(p) {
+                                let addr = self
+                                    .connections
+                                    .get(&p)
+                                    .and_then(|c| c.first().map(|c| c.1.clone()))
+                                    .or_else(|| {
+                                        self.identities
+                                            .get(&p)
+                                            .and_then(|i| i.addrs.first().cloned())
+                                    })
+                                    .unwrap_or_else(Multiaddr::empty);
+                                let _ = reply.try_send(PeerInfo {
+                                    peer: p,
+                                    addr,
+                                    outbound: false,
+                                    latency: None,
+                                });
+                            }
+                        }
+                        done = found.len() >= *limit;
+                    }
+                    None => {}
+                }
+                if done {
+                    self.provider_queries.remove(&id);
+                    if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                        if let Some(mut q) = kad.query_mut(&id) {
+                            q.finish();
+                        }
+                    }
+                }
+            }
+            kad::QueryResult::GetProviders(_) if step.last => {
+                self.provider_queries.remove(&id);
+            }
+            kad::QueryResult::StartProviding(_) if step.last => {
+                self.provide_queries.remove(&id);
+            }
+            kad::QueryResult::GetClosestPeers(result) if step.last => {
+                if let Some((peer, reply)) = self.peer_queries.remove(&id) {
+                    let found = match result {
+                        Ok(ok) => ok.peers.into_iter().find(|p| p.peer_id == peer),
+                        Err(_) => None,
+                    };
+                    let _ = reply.send(match found {
+                        Some(info) if !info.addrs.is_empty() => Ok(info.addrs),
+                        _ => Err(Error::Routing("routing: not found".into())),
+                    });
+                }
+            }
+            _ => {}
+        }
+        if step.last {
+            self.provider_queries.remove(&id);
+        }
+    }
+}
+
+fn lookup(store: &dyn BlockStore, task: &Task, replace_have: u64) -> Found {
+    let get = |cid: &Cid| match store.get(cid) {
+        Ok(Some(data)) => Found::Block(Block::new_unchecked(*cid, data)),
+        Ok(None) => Found::Missing,
+        Err(e) => {
+            tracing::warn!("bitswap server: read {cid}: {e}");
+            Found::Missing
+        }
+    };
+    match task.want_type {
+        WantType::Block => get(&task.cid),
+        WantType::Have => match store.size(&task.cid) {
+            Ok(Some(size)) if size <= replace_have => get(&task.cid),
+            Ok(Some(size)) => Found::Size(size),
+            Ok(None) => Found::Missing,
+            Err(e) => {
+                tracing::warn!("bitswap server: stat {}: {e}", task.cid);
+                Found::Missing
+            }
+        },
+    }
+}
+
+/// The writer thread: commits received blocks in batches (whatever is queued when it gets to
+/// it) and reports each batch back once it is stored.
+fn store_writer(
+    store: Arc<dyn BlockStore>,
+    rx: std::sync::mpsc::Receiver<Vec<Block>>,
+    done: mpsc::Sender<Stored>,
+) {
+    while let Ok(mut batch) = rx.recv() {
+        while batch.len() < 1024 {
+            match rx.try_recv() {
+                Ok(more) => batch.extend(more),
+                Err(_) => break,
+            }
+        }
+        let report = match store.put_many(batch.clone()) {
+            Ok(()) => Stored::Done(batch),
+            Err(e) => Stored::Failed(batch.iter().map(|b| *b.cid()).collect(), e),
+        };
+        if done.blocking_send(report).is_err() {
+            break;
+        }
+    }
+}

@@ -1,0 +1,413 @@
+//! The ipfs-kit libp2p node: swarm assembly (TCP, QUIC-v1, Noise, Yamux; identify, ping,
+//! Kademlia, gossipsub, mDNS, bitswap) and a [`Network`] handle whose methods talk to one event
+//! loop task that owns the swarm.
+//!
+//! The node is private by default: it listens where told, dials only what it is told (config,
+//! `swarm connect`, providers found through the DHT of peers it already knows), has no bootstrap
+//! peers and no mDNS unless configured.
+//!
+//! Blocks come and go through a [`BlockStore`] the owner supplies; every block received is
+//! verified against its CID before it is stored or handed to anyone (see docs/bitswap.md).
+
+mod dag;
+mod event_loop;
+mod pubsub;
+mod swarm;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipfs_kit_block::{Block, Bytes, Cid};
+pub use libp2p::identity::Keypair;
+pub use libp2p::{Multiaddr, PeerId};
+use tokio::sync::{mpsc, oneshot};
+
+pub use dag::FetchStats;
+pub use event_loop::{BitswapStat, PeerInfo};
+pub use pubsub::{PubsubMessage, Subscription};
+
+/// Errors of the network.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The network task has stopped.
+    #[error("the network is shut down")]
+    Shutdown,
+    /// A listen address could not be bound or the transport could not be built.
+    #[error("{0}")]
+    Transport(String),
+    /// Dialing failed.
+    #[error("failure: dial {addr}: {reason}")]
+    Dial {
+        /// The address dialed.
+        addr: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// Nobody gave us the block in time.
+    #[error("block {0} was not found on the network in time")]
+    NotFound(Cid),
+    /// Bad input: an address, a topic, a key.
+    #[error("{0}")]
+    Invalid(String),
+    /// A DHT or pubsub operation failed.
+    #[error("{0}")]
+    Routing(String),
+    /// The block store failed.
+    #[error("block store: {0}")]
+    Store(String),
+    /// Bitswap refused (too many wants).
+    #[error(transparent)]
+    Bitswap(#[from] ipfs_kit_bitswap::Error),
+    /// A block could not be decoded while walking a DAG.
+    #[error(transparent)]
+    Block(#[from] ipfs_kit_block::Error),
+}
+
+/// How the node takes part in the Kademlia DHT (Kubo's `Routing.Type`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RoutingMode {
+    /// Server when the node has a confirmed public address, client otherwise (`dht`, "auto").
+    #[default]
+    Auto,
+    /// Query only (`dhtclient`).
+    Client,
+    /// Answer queries too (`dhtserver`).
+    Server,
+    /// No DHT (`none`).
+    None,
+}
+
+impl RoutingMode {
+    /// Parses Kubo's names: `dht`/`auto`, `dhtclient`, `dhtserver`, `none`.
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        Ok(match s {
+            "dht" | "auto" | "" => RoutingMode::Auto,
+            "dhtclient" => RoutingMode::Client,
+            "dhtserver" => RoutingMode::Server,
+            "none" => RoutingMode::None,
+            other => {
+                return Err(Error::Invalid(format!(
+                    "unknown routing type {other:?} (expected dht, dhtclient, dhtserver or none)"
+                )))
+            }
+        })
+    }
+}
+
+/// Network settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The node's identity.
+    pub keypair: Keypair,
+    /// Addresses to listen on (`/ip4/…/tcp/…`, `/ip4/…/udp/…/quic-v1`).
+    pub listen: Vec<Multiaddr>,
+    /// Addresses announced instead of the listen addresses, when set.
+    pub announce: Vec<Multiaddr>,
+    /// Peers dialed at start (`/…/p2p/<id>`).
+    pub bootstrap: Vec<Multiaddr>,
+    /// Local-network discovery.
+    pub mdns: bool,
+    /// DHT participation.
+    pub routing: RoutingMode,
+    /// Gossipsub pubsub.
+    pub pubsub: bool,
+    /// Connection manager: trim down to this many peers…
+    pub conn_low_water: usize,
+    /// …when more than this many are connected…
+    pub conn_high_water: usize,
+    /// …sparing connections younger than this.
+    pub conn_grace: Duration,
+    /// Bitswap client settings.
+    pub bitswap_client: ipfs_kit_bitswap::client::ClientConfig,
+    /// Bitswap server settings.
+    pub bitswap_server: ipfs_kit_bitswap::server::ServerConfig,
+    /// The agent version identify announces.
+    pub agent_version: String,
+}
+
+impl Config {
+    /// Defaults around `keypair`: loopback TCP and QUIC on free ports, private (no bootstrap,
+    /// no mDNS), DHT auto, pubsub off.
+    pub fn new(keypair: Keypair) -> Self {
+        Config {
+            keypair,
+            listen: vec![
+                "/ip4/127.0.0.1/tcp/0".parse().expect("literal address"),
+                "/ip4/127.0.0.1/udp/0/quic-v1"
+                    .parse()
+                    .expect("literal address"),
+            ],
+            announce: Vec::new(),
+            bootstrap: Vec::new(),
+            mdns: false,
+            routing: RoutingMode::Auto,
+            pubsub: false,
+            conn_low_water: 32,
+            conn_high_water: 96,
+            conn_grace: Duration::from_secs(20),
+            bitswap_client: Default::default(),
+            bitswap_server: Default::default(),
+            agent_version: format!("ipfs-kit/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+/// Where the network reads and writes blocks. Implementations must be cheap to call from a
+/// blocking thread; the network never calls them on its event loop.
+pub trait BlockStore: Send + Sync + 'static {
+    /// The block's bytes, when stored.
+    fn get(&self, cid: &Cid) -> Result<Option<Bytes>, String>;
+    /// The block's size, when stored.
+    fn size(&self, cid: &Cid) -> Result<Option<u64>, String>;
+    /// Stores verified blocks (durably, before returning).
+    fn put_many(&self, blocks: Vec<Block>) -> Result<(), String>;
+}
+
+pub(crate) enum Command {
+    Connect {
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<PeerId, Error>>,
+    },
+    Disconnect {
+        peer: PeerId,
+        reply: oneshot::Sender<bool>,
+    },
+    Peers(oneshot::Sender<Vec<PeerInfo>>),
+    Addrs(oneshot::Sender<(Vec<Multiaddr>, Vec<Multiaddr>)>),
+    KnownAddrs(oneshot::Sender<Vec<(PeerId, Vec<Multiaddr>)>>),
+    PeerIdentity {
+        peer: PeerId,
+        reply: oneshot::Sender<Option<event_loop::Identity>>,
+    },
+    Want {
+        cid: Cid,
+        reply: oneshot::Sender<Block>,
+    },
+    Unwant(Cid),
+    BitswapStat(oneshot::Sender<BitswapStat>),
+    Wantlist {
+        peer: Option<PeerId>,
+        reply: oneshot::Sender<Vec<Cid>>,
+    },
+    Ledger {
+        peer: PeerId,
+        reply: oneshot::Sender<ipfs_kit_bitswap::server::LedgerStats>,
+    },
+    Pubsub(pubsub::Command),
+    FindProviders {
+        cid: Cid,
+        limit: usize,
+        reply: mpsc::Sender<PeerInfo>,
+    },
+    Provide {
+        cids: Vec<Cid>,
+        reply: oneshot::Sender<Result<usize, Error>>,
+    },
+    FindPeer {
+        peer: PeerId,
+        reply: oneshot::Sender<Result<Vec<Multiaddr>, Error>>,
+    },
+    Shutdown,
+}
+
+/// A handle on the running network. Cheap to clone; every method is a message to the event
+/// loop and back.
+#[derive(Clone)]
+pub struct Network {
+    tx: mpsc::Sender<Command>,
+    peer_id: PeerId,
+    public_key: libp2p::identity::PublicKey,
+    store: Arc<dyn BlockStore>,
+}
+
+/// Commands queued to the event loop at most; senders wait beyond this.
+const COMMAND_QUEUE: usize = 1024;
+
+impl Network {
+    /// Builds the swarm, starts listening and dialing the bootstrap peers, and spawns the event
+    /// loop on the current tokio runtime.
+    pub async fn start(
+        config: Config,
+        store: Arc<dyn BlockStore>,
+    ) -> Result<(Network, tokio::task::JoinHandle<()>), Error> {
+        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        let peer_id = config.keypair.public().to_peer_id();
+        let public_key = config.keypair.public();
+        let event_loop = event_loop::EventLoop::new(config, store.clone(), rx).await?;
+        let task = tokio::spawn(event_loop.run());
+        Ok((
+            Network {
+                tx,
+                peer_id,
+                public_key,
+                store,
+            },
+            task,
+        ))
+    }
+
+    /// This node's peer ID.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// This node's public key.
+    pub fn public_key(&self) -> &libp2p::identity::PublicKey {
+        &self.public_key
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| Error::Shutdown)?;
+        rx.await.map_err(|_| Error::Shutdown)
+    }
+
+    /// Dials `addr` (which may end in `/p2p/<id>`) and waits for the connection.
+    pub async fn connect(&self, addr: Multiaddr) -> Result<PeerId, Error> {
+        self.ask(|reply| Command::Connect { addr, reply }).await?
+    }
+
+    /// Closes every connection to `peer`; false when there was none.
+    pub async fn disconnect(&self, peer: PeerId) -> Result<bool, Error> {
+        self.ask(|reply| Command::Disconnect { peer, reply }).await
+    }
+
+    /// Connected peers.
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, Error> {
+        self.ask(Command::Peers).await
+    }
+
+    /// (listen addresses, addresses announced to others).
+    pub async fn addrs(&self) -> Result<(Vec<Multiaddr>, Vec<Multiaddr>), Error> {
+        self.ask(Command::Addrs).await
+    }
+
+    /// Every peer we know addresses for (connected or learnt).
+    pub async fn known_addrs(&self) -> Result<Vec<(PeerId, Vec<Multiaddr>)>, Error> {
+        self.ask(Command::KnownAddrs).await
+    }
+
+    /// What identify told us about `peer`.
+    pub async fn peer_identity(&self, peer: PeerId) -> Result<Option<Identity>, Error> {
+        self.ask(|reply| Command::PeerIdentity { peer, reply })
+            .await
+    }
+
+    /// Fetches one block from the network (waits until some peer sends it, or `timeout`).
+    /// The block is verified and stored before it is returned.
+    pub async fn get_block(&self, cid: Cid, timeout: Duration) -> Result<Block, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Want { cid, reply })
+            .await
+            .map_err(|_| Error::Shutdown)?;
+        // Withdraws the want however this future ends (answer, timeout or being dropped).
+        struct Unwant(mpsc::Sender<Command>, Cid);
+        impl Drop for Unwant {
+            fn drop(&mut self) {
+                let _ = self.0.try_send(Command::Unwant(self.1));
+            }
+        }
+        let _unwant = Unwant(self.tx.clone(), cid);
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(block)) => Ok(block),
+            Ok(Err(_)) => Err(Error::Shutdown),
+            Err(_) => Err(Error::NotFound(cid)),
+        }
+    }
+
+    /// Fetches every block of the DAG under `root` that the store lacks, many at once; see
+    /// [`FetchStats`]. `timeout` bounds the wait for any one block.
+    pub async fn fetch_dag(&self, root: Cid, timeout: Duration) -> Result<FetchStats, Error> {
+        dag::fetch(self, root, timeout).await
+    }
+
+    /// Bitswap counters and peers.
+    pub async fn bitswap_stat(&self) -> Result<BitswapStat, Error> {
+        self.ask(Command::BitswapStat).await
+    }
+
+    /// Our wantlist, or what `peer` wants from us.
+    pub async fn wantlist(&self, peer: Option<PeerId>) -> Result<Vec<Cid>, Error> {
+        self.ask(|reply| Command::Wantlist { peer, reply }).await
+    }
+
+    /// The bitswap ledger with `peer`.
+    pub async fn ledger(
+        &self,
+        peer: PeerId,
+    ) -> Result<ipfs_kit_bitswap::server::LedgerStats, Error> {
+        self.ask(|reply| Command::Ledger { peer, reply }).await
+    }
+
+    /// Finds up to `limit` providers of `cid` through the DHT; they arrive on the receiver as
+    /// they are found.
+    pub async fn find_providers(
+        &self,
+        cid: Cid,
+        limit: usize,
+    ) -> Result<mpsc::Receiver<PeerInfo>, Error> {
+        let (reply, rx) = mpsc::channel(limit.clamp(1, 64));
+        self.tx
+            .send(Command::FindProviders { cid, limit, reply })
+            .await
+            .map_err(|_| Error::Shutdown)?;
+        Ok(rx)
+    }
+
+    /// Announces provider records for `cids` to the DHT; returns how many were announced.
+    pub async fn provide(&self, cids: Vec<Cid>) -> Result<usize, Error> {
+        self.ask(|reply| Command::Provide { cids, reply }).await?
+    }
+
+    /// Finds addresses of `peer` (known ones, else through the DHT).
+    pub async fn find_peer(&self, peer: PeerId) -> Result<Vec<Multiaddr>, Error> {
+        self.ask(|reply| Command::FindPeer { peer, reply }).await?
+    }
+
+    /// Publishes `data` on `topic` (Kubo semantics: succeeds with no subscribers too).
+    pub async fn publish(&self, topic: String, data: Vec<u8>) -> Result<(), Error> {
+        self.ask(|reply| Command::Pubsub(pubsub::Command::Publish { topic, data, reply }))
+            .await?
+    }
+
+    /// Subscribes to `topic`; messages arrive until the subscription is dropped.
+    pub async fn subscribe(&self, topic: String) -> Result<Subscription, Error> {
+        let (tx, rx) = mpsc::channel(pubsub::SUBSCRIPTION_QUEUE);
+        self.ask(|reply| {
+            Command::Pubsub(pubsub::Command::Subscribe {
+                topic: topic.clone(),
+                tx,
+                reply,
+            })
+        })
+        .await??;
+        Ok(Subscription::new(topic, rx))
+    }
+
+    /// Topics this node is subscribed to.
+    pub async fn pubsub_topics(&self) -> Result<Vec<String>, Error> {
+        self.ask(|reply| Command::Pubsub(pubsub::Command::Topics(reply)))
+            .await
+    }
+
+    /// Peers we exchange pubsub messages with, on `topic` or on any.
+    pub async fn pubsub_peers(&self, topic: Option<String>) -> Result<Vec<PeerId>, Error> {
+        self.ask(|reply| Command::Pubsub(pubsub::Command::Peers { topic, reply }))
+            .await
+    }
+
+    /// Stops the event loop (connections close).
+    pub async fn shutdown(&self) {
+        let _ = self.tx.send(Command::Shutdown).await;
+    }
+
+    pub(crate) fn store(&self) -> &Arc<dyn BlockStore> {
+        &self.store
+    }
+}
+
+pub use event_loop::Identity;
