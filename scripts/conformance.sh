@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Third-party client suites against a daemon on a throwaway repo: kubo-rpc-client and
 # ipfshttpclient on the RPC API, ipfsspec and @helia/verified-fetch on the gateway, and a subset
-# of interface-ipfs-core. Fails when any check fails, except the ones listed below that need the
-# libp2p network (which the node does not run yet; they answer Kubo's offline errors).
+# of interface-ipfs-core (in two passes: its "with sharding" tests on a node whose HAMT threshold
+# is 1B, as the suite's Kubo harness configures that node, the rest on a default one). Fails when
+# any check fails, except the ones listed below that need the libp2p network (which the node
+# does not run yet; they answer Kubo's offline errors).
 # Usage: scripts/conformance.sh [path/to/ipfs-kit]     (default: target/debug/ipfs-kit)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -54,26 +56,42 @@ if [ -n "$GW" ]; then
   run ipfsspec "$C/run-py.sh" ipfsspec "$GW" --rpc "$RPC"
   run verified-fetch "$C/run-verified-fetch.sh" "$GW" --rpc "$RPC" --routing "$GW"
 fi
-iic_run() { # log file: one run of the groups issue 3 names against a fresh daemon
-  local repo="$tmp/iic-repo-$RANDOM" out="$tmp/iic-out-$RANDOM" p
+iic_run() { # log file, pass: one pass of the groups issue 3 names against a fresh daemon
+  # Pass "main": every test but interface-ipfs-core's "with sharding" ones, on a default repo.
+  # Pass "sharding": only those, on a repo configured as the suite's Kubo harness spawns that
+  # node, with the HAMT threshold at 1B (every non-empty directory is sharded).
+  local repo="$tmp/iic-repo-$RANDOM" out="$tmp/iic-out-$RANDOM" p groups filter
+  if [ "$2" = sharding ]; then
+    IPFS_KIT_PATH="$repo" "$BIN" init >/dev/null &&
+      IPFS_KIT_PATH="$repo" "$BIN" config set Internal.UnixFSShardingSizeThreshold 1B ||
+      { echo "could not configure the sharding repo" >"$1"; return; }
+    groups=root,files filter=(--grep 'with sharding')
+  else
+    groups="${IIC_GROUPS:-root,block,dag,files,pin,key,object,repo,config,miscellaneous}"
+    filter=(--grep 'with sharding' --invert)
+  fi
   IPFS_KIT_PATH="$repo" "$BIN" daemon --init --api /ip4/127.0.0.1/tcp/0 --gateway /ip4/127.0.0.1/tcp/0 >"$out" 2>/dev/null &
   p=$!
   for _ in $(seq 1 100); do grep -q "Daemon is ready" "$out" 2>/dev/null && break; sleep 0.1; done
   IPFS_API_URL=$(grep "RPC API server listening on /ip4/" "$out" | head -1 |
     sed -E 's#.*/ip4/([^/]+)/tcp/([0-9]+).*#http://\1:\2#') \
-    IIC_SKIP_FILE="$CLIENTS_DIR/iic/kubo-skips.json" \
-    IIC_GROUPS="${IIC_GROUPS:-root,block,dag,files,pin,key,object,repo,config,miscellaneous}" \
-    "$C/run-iic.sh" >"$1" 2>&1
+    IIC_SKIP_FILE="$CLIENTS_DIR/iic/kubo-skips.json" IIC_GROUPS="$groups" \
+    "$C/run-iic.sh" "${filter[@]}" >"$1" 2>&1
   kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null
-  tail -1 "$1"
+  echo "  $2 pass: $(tail -1 "$1")"
+}
+iic_both() { # log prefix: both passes; prints "MAIN:SHARDING", the pair of logs, for check
+  iic_run "$1-main.log" main >&2
+  iic_run "$1-sharding.log" sharding >&2
+  echo "$1-main.log:$1-sharding.log"
 }
 if [ "${IIC:-1}" != 0 ]; then
-  # interface-ipfs-core: every failure must be a known one (scripts/iic-expected-failures.tsv).
-  # The suite has a few timing-dependent tests: a failure that does not repeat on a second run
-  # on a fresh daemon is reported as flaky, not failed.
+  # interface-ipfs-core: every failure must be a known one (scripts/iic-expected-failures.tsv),
+  # over both passes. The suite has a few timing-dependent tests: a failure that does not
+  # repeat on a second run on fresh daemons is reported as flaky, not failed.
   echo "== interface-ipfs-core"
-  iic_run "$tmp/iic1.log"
-  check() {
+  run1=$(iic_both "$tmp/iic1")
+  check() { # runs, each the colon-separated logs of its passes
     python3 - scripts/iic-expected-failures.tsv "$@" <<'PY'
 import re, sys
 expected = {l.split("\t")[0] for l in open(sys.argv[1]) if l.strip() and not l.startswith("#")}
@@ -92,7 +110,7 @@ def failing(path):
                 break
         out.add(" / ".join(title).rstrip(":"))
     return out
-runs = [failing(p) for p in sys.argv[2:]]
+runs = [set().union(*[failing(p) for p in run.split(":")]) for run in sys.argv[2:]]
 unexpected = set.intersection(*[r - expected for r in runs])
 flaky = set.union(*[r - expected for r in runs]) - unexpected
 print(f"interface-ipfs-core: {len(runs[0])} failing, {len(runs[0] - expected)} not in the known list")
@@ -105,10 +123,10 @@ for t in sorted(unexpected):
 sys.exit(1 if unexpected else 0)
 PY
   }
-  if ! check "$tmp/iic1.log"; then
-    echo "== interface-ipfs-core, rerun on a fresh daemon"
-    iic_run "$tmp/iic2.log"
-    check "$tmp/iic1.log" "$tmp/iic2.log" || failed+=(interface-ipfs-core)
+  if ! check "$run1"; then
+    echo "== interface-ipfs-core, rerun on fresh daemons"
+    run2=$(iic_both "$tmp/iic2")
+    check "$run1" "$run2" || failed+=(interface-ipfs-core)
   fi
 fi
 

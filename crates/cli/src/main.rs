@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use ipfs_kit_block::{codec, parse_cid, HashAlg};
-use ipfs_kit_node::{AddOptions, Added, Config, ImportFlags, InitOptions, Repo};
+use ipfs_kit_node::{AddOptions, Added, Config, ImportFlags, InitOptions, RefsOptions, Repo};
 use ipfs_kit_pin::PinType;
 use ipfs_kit_unixfs::{ImportProfile, Kind};
 
@@ -333,14 +333,41 @@ enum DagCmd {
 
 #[derive(Args)]
 struct RefsArgs {
-    /// CID[/path], or `local` for every block in the repo.
-    path: String,
+    /// CID[/path] (several: each in turn), or `local` for every block in the repo.
+    #[arg(required = true)]
+    paths: Vec<String>,
     /// Follow links recursively.
     #[arg(short, long)]
     recursive: bool,
     /// Print each CID only once.
     #[arg(short, long)]
     unique: bool,
+    /// Print each link as `<src> -> <dst>`.
+    #[arg(short, long)]
+    edges: bool,
+    /// Print each link with this template of `<src>`, `<dst>` and `<linkname>`.
+    #[arg(long, default_value = "<dst>")]
+    format: String,
+    /// With --recursive, list links at most this many levels down (-1: no limit).
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    max_depth: i64,
+}
+
+impl RefsArgs {
+    /// The line template: `--format`, or `<src> -> <dst>` with `--edges`, which Kubo refuses
+    /// to combine with another format.
+    fn template(&self) -> Result<String> {
+        match (self.format.as_str(), self.edges) {
+            (f, false) => Ok(f.to_string()),
+            ("<dst>", true) => Ok("<src> -> <dst>".to_string()),
+            (_, true) => bail!("using format argument with edges is not allowed"),
+        }
+    }
+
+    /// Whether this is `refs local`.
+    fn local(&self) -> bool {
+        self.paths.len() == 1 && self.paths[0] == "local"
+    }
 }
 
 #[derive(Subcommand)]
@@ -844,14 +871,24 @@ fn run(cli: Cli) -> Result<()> {
             }
             DagCmd::Resolve { .. } => {}
         },
-        Cmd::Refs(r) => {
-            let cids = if r.path == "local" {
-                repo.refs_local()?
-            } else {
-                repo.refs(&r.path, r.recursive, r.unique)?
-            };
-            for c in cids {
+        Cmd::Refs(r) if r.local() => {
+            for c in repo.refs_local()? {
                 writeln!(out, "{c}")?;
+            }
+        }
+        Cmd::Refs(r) => {
+            let template = r.template()?;
+            let opts = RefsOptions {
+                recursive: r.recursive,
+                unique: r.unique,
+                max_depth: u64::try_from(r.max_depth).ok(),
+            };
+            let mut walker = repo.refs_walker(opts);
+            for root in repo.refs_roots(&r.paths)? {
+                walker.walk(&root, &mut |e| {
+                    writeln!(out, "{}", e.format(&template, |c| c.to_string()))
+                        .map_err(|e| ipfs_kit_node::Error::Invalid(format!("write output: {e}")))
+                })?;
             }
         }
         Cmd::Pin(p) => match p {

@@ -651,15 +651,22 @@ pub fn run(api: &Api, cmd: Cmd, out: &mut dyn Write) -> Result<()> {
             DagCmd::Resolve { .. } => {}
         },
         Cmd::Refs(r) => {
-            let (cmd, q) = if r.path == "local" {
+            let (cmd, q) = if r.local() {
                 ("refs/local", Vec::new())
             } else {
-                let mut q = vec![arg(&r.path)];
+                let mut q: Vec<_> = r.paths.iter().map(|p| arg(p)).collect();
                 q.extend(flag("recursive", r.recursive));
                 q.extend(flag("unique", r.unique));
+                q.extend(flag("edges", r.edges));
+                q.push(("format", r.format.clone()));
+                q.push(("max-depth", r.max_depth.to_string()));
                 ("refs", q)
             };
             api.lines(cmd, &q, None, &mut |v| {
+                // Kubo's CLI stops at a walk's error, after the refs before it.
+                if let Some(e) = v["Err"].as_str().filter(|e| !e.is_empty()) {
+                    bail!("{e}");
+                }
                 Ok(writeln!(out, "{}", str_of(&v["Ref"]))?)
             })?;
         }

@@ -324,14 +324,18 @@ fn finish_roots(
 }
 
 impl Repo {
-    /// The import profile `flags` ask for, on top of the named (or the repo's) profile, with
-    /// Kubo's rules for how the flags imply each other.
+    /// The import profile `flags` ask for, on top of the named (or the repo's) profile and the
+    /// repo's HAMT threshold (`import.hamt_threshold`), with Kubo's rules for how the flags
+    /// imply each other.
     pub fn import_profile(&self, flags: &ImportFlags) -> Result<ImportProfile, Error> {
+        let config = self.config();
         let name = match &flags.profile {
             Some(p) => p.clone(),
-            None => self.config().import.profile.clone(),
+            None => config.import.profile.clone(),
         };
         let mut p = ImportProfile::by_name(&name)?;
+        p.hamt_threshold =
+            usize::try_from(config.import.hamt_threshold_bytes()?).unwrap_or(usize::MAX);
         if let Some(h) = &flags.hash {
             p.hash = ipfs_kit_block::HashAlg::from_name(h)?;
             if p.hash != ipfs_kit_block::HashAlg::Sha2_256 {

@@ -142,14 +142,78 @@ pub struct Import {
     /// The named import profile: `unixfs-v0-2015` (Kubo's default), `unixfs-v1-2025` or
     /// `kubo-v0.22`.
     pub profile: String,
+    /// The estimated directory size past which `add` and MFS make a directory a HAMT shard, as
+    /// a byte size (`256KiB`, `1B`, `1024`); `0` turns sharding off. Kubo's
+    /// `Import.UnixFSHAMTDirectorySizeThreshold` (formerly `Internal.UnixFSShardingSizeThreshold`).
+    #[serde(deserialize_with = "string_or_integer")]
+    pub hamt_threshold: String,
 }
 
 impl Default for Import {
     fn default() -> Self {
         Import {
             profile: "unixfs-v0-2015".into(),
+            hamt_threshold: "256KiB".into(),
         }
     }
+}
+
+impl Import {
+    /// [`Import::hamt_threshold`] in bytes.
+    pub fn hamt_threshold_bytes(&self) -> Result<u64, Error> {
+        parse_byte_size(&self.hamt_threshold)
+            .map_err(|e| Error::Config(format!("import.hamt_threshold: {e}")))
+    }
+}
+
+/// Reads a string, or an integer as its decimal digits (Kubo's byte sizes take either).
+fn string_or_integer<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum StringOrInteger {
+        String(String),
+        Integer(u64),
+    }
+    Ok(match StringOrInteger::deserialize(d)? {
+        StringOrInteger::String(s) => s,
+        StringOrInteger::Integer(n) => n.to_string(),
+    })
+}
+
+/// Parses a byte size the way Kubo's config does (go-humanize's `ParseBytes`): a decimal
+/// number, commas allowed, then an optional unit, case-insensitive, with or without a space:
+/// `B`, SI `kB`/`K`, `MB`/`M`… (powers of 1000) or IEC `KiB`/`Ki`, `MiB`/`Mi`… (powers of 1024),
+/// up to exa.
+pub fn parse_byte_size(s: &str) -> Result<u64, String> {
+    let digits = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ','))
+        .unwrap_or(s.len());
+    let number: String = s[..digits].chars().filter(|c| *c != ',').collect();
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a byte size such as 256KiB"))?;
+    let unit = s[digits..].trim().to_ascii_lowercase();
+    let si = ["k", "m", "g", "t", "p", "e"];
+    let scale = match unit.as_str() {
+        "" | "b" => 1.0,
+        u => {
+            let (prefix, iec) = match u.strip_suffix('b').unwrap_or(u) {
+                p if p.ends_with('i') => (&p[..p.len() - 1], true),
+                p => (p, false),
+            };
+            let power = si
+                .iter()
+                .position(|x| *x == prefix)
+                .ok_or_else(|| format!("unknown size unit {:?} in {s:?}", &s[digits..]))?;
+            let base: f64 = if iec { 1024.0 } else { 1000.0 };
+            base.powi(power as i32 + 1)
+        }
+    };
+    let bytes = value * scale;
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err(format!("{s:?} is too large"));
+    }
+    Ok(bytes as u64)
 }
 
 /// Listening addresses, as multiaddrs.
@@ -178,7 +242,9 @@ const HEADER: &str = "\
 # [datastore]    segment_size (bytes per segment file), verify_reads (re-hash every block read),
 #                compact_dead_ratio (gc rewrites a segment once this fraction is garbage).
 # [import]       profile: unixfs-v0-2015 (Kubo's default CIDs), unixfs-v1-2025 (CIDv1, raw
-#                leaves, 1 MiB chunks) or kubo-v0.22; `add` flags override it.
+#                leaves, 1 MiB chunks) or kubo-v0.22; `add` flags override it. hamt_threshold:
+#                estimated directory size past which add and MFS shard a directory (256KiB;
+#                1B shards every non-empty directory, 0 never shards).
 # [addresses]    api and gateway listen multiaddrs for the daemon.
 # [api]          authorizations (named secrets, Kubo's API.Authorizations: auth_secret
 #                bearer:TOKEN or basic:USER:PASSWORD, allowed_paths such as /api/v0/cat),
@@ -186,7 +252,7 @@ const HEADER: &str = "\
 # [extra]        Kubo settings ipfs-kit stores for clients but does not use, under Kubo's names.
 #
 # Over the RPC API (`config KEY VALUE`) keys take Kubo's names (Addresses.API, Datastore.HashOnRead)
-# or the ones here. import.profile applies to the next add; datastore, addresses and api settings
+# or the ones here. import settings apply to the next add or files command; datastore, addresses and api settings
 # take effect when the daemon restarts.
 
 ";
@@ -210,6 +276,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), Error> {
         ipfs_kit_unixfs::ImportProfile::by_name(&self.import.profile)
             .map_err(|e| Error::Config(format!("import.profile: {e}")))?;
+        self.import.hamt_threshold_bytes()?;
         if !(0.0..=1.0).contains(&self.datastore.compact_dead_ratio) {
             return Err(Error::Config(
                 "datastore.compact_dead_ratio must be between 0 and 1".into(),
@@ -303,5 +370,34 @@ mod tests {
         assert!(c.with("datastore.verify_reads", "\"yes\"").is_err());
         assert!(c.with("no.such", "1").is_err());
         assert!(c.get("datastore.nope").is_err());
+        let c4 = c.with("import.hamt_threshold", "1B").unwrap();
+        assert_eq!(c4.import.hamt_threshold_bytes().unwrap(), 1);
+        let c5 = c.with("import.hamt_threshold", "1024").unwrap();
+        assert_eq!(c5.import.hamt_threshold, "1024");
+        assert!(c.with("import.hamt_threshold", "lots").is_err());
+        assert_eq!(c.import.hamt_threshold_bytes().unwrap(), 256 * 1024);
+    }
+
+    #[test]
+    fn byte_sizes_parse_like_kubo() {
+        for (text, bytes) in [
+            ("1B", 1),
+            ("0", 0),
+            ("256KiB", 262_144),
+            ("256kib", 262_144),
+            ("1KB", 1000),
+            ("1 kB", 1000),
+            ("1K", 1000),
+            ("1Ki", 1024),
+            ("1.5MiB", 1_572_864),
+            ("2GB", 2_000_000_000),
+            ("1,024", 1024),
+            ("1EiB", 1 << 60),
+        ] {
+            assert_eq!(parse_byte_size(text), Ok(bytes), "{text}");
+        }
+        for bad in ["", "KiB", "1 XB", "1ZiB", "-1", "1.2.3B"] {
+            assert!(parse_byte_size(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -9,14 +9,16 @@ use std::sync::Arc;
 
 use ipfs_kit_pin::PinType;
 use ipfs_kit_rpc::{
-    Access, AddEvent, AddParams, Authorization, Backend, Limits, RepoStat, RpcError, Upload,
-    UploadKind,
+    Access, AddEvent, AddParams, Authorization, Backend, Limits, RefEdge as RpcRefEdge, RefsParams,
+    RepoStat, RpcError, Upload, UploadKind,
 };
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 use tokio::sync::{watch, Semaphore};
 
-use crate::{AddOptions, EntryKind, EntrySource, Error, ImportFlags, Repo, REPO_VERSION};
+use crate::{
+    AddOptions, EntryKind, EntrySource, Error, ImportFlags, RefsOptions, Repo, REPO_VERSION,
+};
 
 /// Where a service listens.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -464,10 +466,43 @@ impl Backend for NodeBackend {
         ))
     }
 
-    fn refs(&self, path: &str, recursive: bool, unique: bool) -> Result<Vec<String>, RpcError> {
-        Ok(strings(
-            self.repo.refs(path, recursive, unique).map_err(rpc)?,
-        ))
+    fn refs(
+        &self,
+        paths: &[String],
+        params: &RefsParams,
+        emit: &mut dyn FnMut(Result<RpcRefEdge, String>) -> std::io::Result<()>,
+    ) -> Result<(), RpcError> {
+        let roots = self.repo.refs_roots(paths).map_err(rpc)?;
+        let opts = RefsOptions {
+            recursive: params.recursive,
+            unique: params.unique,
+            max_depth: params.max_depth,
+        };
+        // A failed write to the client ends everything; a failed walk is listed, then the next.
+        let mut gone: Option<std::io::Error> = None;
+        let mut walker = self.repo.refs_walker(opts);
+        for root in roots {
+            let walked = walker.walk(&root, &mut |e| {
+                emit(Ok(RpcRefEdge {
+                    src: e.src.to_string(),
+                    dst: e.dst.to_string(),
+                    name: e.name,
+                }))
+                .map_err(|e| {
+                    let stop = Error::Invalid(format!("write response: {e}"));
+                    gone = Some(e);
+                    stop
+                })
+            });
+            if let Some(e) = gone.take() {
+                return Err(RpcError::normal(format!("write response: {e}")));
+            }
+            if let Err(e) = walked {
+                emit(Err(e.to_string()))
+                    .map_err(|e| RpcError::normal(format!("write response: {e}")))?;
+            }
+        }
+        Ok(())
     }
 
     fn dag_resolve(&self, path: &str) -> Result<(String, String), RpcError> {

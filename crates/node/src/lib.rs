@@ -50,7 +50,8 @@ pub use keys::{KeyFormat, KeyInfo};
 pub use mfs::{MfsEntry, MfsStat, WriteOptions};
 pub use object::ObjectEdit;
 pub use ops::{
-    BlockStat, CarReaders, CarSource, DagImportResult, LsEntry, RepoStat, DEFAULT_BLOCK_LIMIT,
+    BlockStat, CarReaders, CarSource, DagImportResult, LsEntry, RefEdge, RefsOptions, RefsWalker,
+    RepoStat, DEFAULT_BLOCK_LIMIT,
 };
 pub use path::IpfsPath;
 

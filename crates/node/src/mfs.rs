@@ -9,8 +9,8 @@ use ipfs_kit_block::{codec, Block, Bytes, Cid, HashAlg};
 use ipfs_kit_blockstore::{Blockstore, WriteBatch};
 use ipfs_kit_unixfs::reader::{self, FileReader};
 use ipfs_kit_unixfs::{
-    BlockSink, BlockSource, BoxError, ChunkerSpec, DirEntry, ImportProfile, Importer, Kind, Layout,
-    Node,
+    BlockSink, BlockSource, BoxError, ChunkerSpec, DirEntry, DirShape, ImportProfile, Importer,
+    Kind, Layout, Node,
 };
 use redb::{ReadableDatabase, TableDefinition};
 
@@ -229,13 +229,46 @@ impl<'r> Edit<'r> {
         })
     }
 
-    fn build_dir(&mut self, entries: Vec<DirEntry>, prefix: (u8, HashAlg)) -> Result<Node, Error> {
+    fn build_dir(
+        &mut self,
+        entries: Vec<DirEntry>,
+        prefix: (u8, HashAlg),
+        shape: DirShape,
+    ) -> Result<Node, Error> {
         let profile = self.dir_profile(prefix);
         let mut sink = EditSink {
             batch: &mut *self.batch,
             fresh: Some(&mut self.overlay.fresh),
         };
-        Ok(Importer::new(&profile, &mut sink).directory(entries)?)
+        Ok(Importer::new(&profile, &mut sink).directory_shaped(entries, shape)?)
+    }
+
+    /// The shape of the directory `stat` describes.
+    fn shape_of(&self, stat: &reader::Stat) -> DirShape {
+        match (stat.sharded, stat.fanout) {
+            (false, _) => DirShape::Basic,
+            (true, Some(f)) => DirShape::Hamt {
+                fanout: usize::try_from(f).unwrap_or(usize::MAX),
+            },
+            (true, None) => DirShape::Hamt {
+                fanout: self.repo().mfs_profile().hamt_fanout,
+            },
+        }
+    }
+
+    /// The entries of the directory at `cid`, as the importer takes them.
+    fn entries(&self, cid: &Cid) -> Result<Vec<DirEntry>, Error> {
+        Ok(reader::list(&self.overlay, cid)?
+            .into_iter()
+            .map(|e| DirEntry {
+                name: e.name,
+                node: Node {
+                    cid: e.cid,
+                    filesize: 0,
+                    tsize: e.tsize,
+                },
+            })
+            .collect())
     }
 
     /// Puts `node` under `name` in the directory at `dir` (or removes `name` when `None`),
@@ -252,28 +285,33 @@ impl<'r> Edit<'r> {
         let mut change = (name.to_string(), node);
         for level in (0..chain.len()).rev() {
             let cid = chain[level];
-            if self.stat(&cid)?.kind != Kind::Directory {
+            let stat = self.stat(&cid)?;
+            if stat.kind != Kind::Directory {
                 return Err(not_exist());
             }
-            let mut entries: Vec<DirEntry> = reader::list(&self.overlay, &cid)?
-                .into_iter()
+            let before = self.entries(&cid)?;
+            let mut entries: Vec<DirEntry> = before
+                .iter()
                 .filter(|e| e.name != change.0)
-                .map(|e| DirEntry {
-                    name: e.name,
-                    node: Node {
-                        cid: e.cid,
-                        filesize: 0,
-                        tsize: e.tsize,
-                    },
-                })
+                .cloned()
                 .collect();
+            let put = change.1.is_some();
             if let Some(n) = change.1.take() {
                 entries.push(DirEntry {
                     name: change.0.clone(),
                     node: n,
                 });
             }
-            let rebuilt = self.build_dir(entries, prefix_of(&cid))?;
+            // Sharded or not is decided as boxo's DynamicDirectory does, from the directory's
+            // shape before this edit as well as its size after it.
+            let prefix = prefix_of(&cid);
+            let shape = self.dir_profile(prefix).shape_after_edit(
+                self.shape_of(&stat),
+                &before,
+                &entries,
+                put,
+            );
+            let rebuilt = self.build_dir(entries, prefix, shape)?;
             if level == 0 {
                 self.root = rebuilt.cid;
             } else {
@@ -285,7 +323,7 @@ impl<'r> Edit<'r> {
 
     /// An empty directory with `prefix`.
     fn empty_dir(&mut self, prefix: (u8, HashAlg)) -> Result<Node, Error> {
-        self.build_dir(Vec::new(), prefix)
+        self.build_dir(Vec::new(), prefix, DirShape::Basic)
     }
 
     /// Makes every missing directory along `segs` (like `mkdir -p`).
@@ -787,18 +825,10 @@ impl Repo {
                 ));
             }
             let prefix = prefix_from(prefix_of(&cid), cid_version, hash)?;
-            let entries = reader::list(&e.overlay, &cid)?
-                .into_iter()
-                .map(|l| DirEntry {
-                    name: l.name,
-                    node: Node {
-                        cid: l.cid,
-                        filesize: 0,
-                        tsize: l.tsize,
-                    },
-                })
-                .collect();
-            let node = e.build_dir(entries, prefix)?;
+            let entries = e.entries(&cid)?;
+            // A new CID builder changes no entry, so the directory keeps its shape.
+            let shape = e.shape_of(&e.stat(&cid)?);
+            let node = e.build_dir(entries, prefix, shape)?;
             match segs.split_last() {
                 None => {
                     e.root = node.cid;

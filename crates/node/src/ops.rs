@@ -1,7 +1,7 @@
 //! Content operations with Kubo's semantics: cat, get, ls, resolve, block, dag, refs, pin, repo
 //! and CAR export and import.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{Read, Write};
 use std::path::Path;
@@ -16,6 +16,117 @@ use ipfs_kit_unixfs::reader::{self, FileReader};
 use ipfs_kit_unixfs::Kind;
 
 use crate::{Error, IpfsPath, Repo};
+
+/// Options of `refs`, as Kubo names them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RefsOptions {
+    /// Follow links below the first level (`--recursive`).
+    pub recursive: bool,
+    /// List each CID once (`--unique`).
+    pub unique: bool,
+    /// With `recursive`, list links at most this many levels below the root (`--max-depth`;
+    /// `None`: no limit, `Some(0)`: nothing).
+    pub max_depth: Option<u64>,
+}
+
+/// One link `refs` lists.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefEdge {
+    /// The block the link is in.
+    pub src: Cid,
+    /// The block it links to.
+    pub dst: Cid,
+    /// The link's name (dag-pb), or empty.
+    pub name: String,
+}
+
+impl RefEdge {
+    /// The edge written with Kubo's `--format` template: `<src>`, then `<dst>`, then
+    /// `<linkname>` replaced, in that order (Kubo's), with the CIDs as `cid` encodes them.
+    pub fn format(&self, template: &str, cid: impl Fn(&Cid) -> String) -> String {
+        template
+            .replace("<src>", &cid(&self.src))
+            .replace("<dst>", &cid(&self.dst))
+            .replace("<linkname>", &self.name)
+    }
+}
+
+/// Walks links as Kubo's `refs` does (`RefWriter`): see [`RefsWalker::walk`].
+pub struct RefsWalker<'r> {
+    repo: &'r Repo,
+    max: Option<u64>,
+    unique: bool,
+    /// With `unique`, the smallest depth each CID was walked from, over every root.
+    seen: HashMap<Cid, u64>,
+}
+
+impl RefsWalker<'_> {
+    /// Walks the links below `root`, calling `edge` for each one listed: depth first in link
+    /// order; only the root's own links unless `recursive`, then down to `max_depth`; with
+    /// `unique` each CID once over all the roots walked, and a subtree already walked at the
+    /// same depth or higher not walked again. Every block listed or walked must be in the repo
+    /// (Kubo fetches it): a missing one stops the walk with an error after the edges before it.
+    /// Iterative, so a hostile deep chain cannot exhaust the stack; without `unique` a DAG that
+    /// shares subtrees is walked once per path to them, as in Kubo, so callers stream the edges.
+    pub fn walk(
+        &mut self,
+        root: &Cid,
+        edge: &mut dyn FnMut(RefEdge) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        // Each frame: a block, its depth, and its links still to visit (reversed, to pop).
+        let mut stack = vec![(*root, 0u64, self.repo.named_links(root)?)];
+        while let Some((src, depth, links)) = stack.last_mut() {
+            let Some((name, dst)) = links.pop() else {
+                stack.pop();
+                continue;
+            };
+            let (src, depth) = (*src, *depth + 1);
+            let (deeper, list) = refs_visit(&mut self.seen, self.max, self.unique, dst, depth);
+            if !deeper && !list {
+                continue;
+            }
+            let below = if deeper {
+                Some(self.repo.named_links(&dst)?)
+            } else {
+                if dst.hash().code() != IDENTITY && !self.repo.blocks.has(&dst)? {
+                    return Err(Error::NotFound(dst));
+                }
+                None
+            };
+            if list {
+                edge(RefEdge { src, dst, name })?;
+            }
+            if let Some(links) = below {
+                stack.push((dst, depth, links));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Kubo's `RefWriter.visit`: whether to walk below `cid`, met at `depth`, and whether to list
+/// it. `seen` keeps, with `unique`, the smallest depth each CID was walked from.
+fn refs_visit(
+    seen: &mut HashMap<Cid, u64>,
+    max: Option<u64>,
+    unique: bool,
+    cid: Cid,
+    depth: u64,
+) -> (bool, bool) {
+    if max.is_some_and(|m| depth > m) {
+        return (false, false);
+    }
+    let at_max = max == Some(depth);
+    if !unique {
+        return (!at_max, true);
+    }
+    let old = seen.get(&cid).copied();
+    if old.is_some_and(|old| max.is_none() || old <= depth) {
+        return (false, false);
+    }
+    seen.insert(cid, depth);
+    (!at_max, old.is_none())
+}
 
 /// A sequence of CAR streams (files on disk, parts of an upload): `next_car` moves to the next
 /// one, which is then read through `Read`.
@@ -395,33 +506,55 @@ impl Repo {
         Ok(ipld::encode(output_codec, &node)?)
     }
 
-    /// The CIDs `path` links to: direct children, or with `recursive` every edge depth-first
-    /// (each CID once with `unique`). Iterative, so a hostile deep chain cannot exhaust the stack.
-    pub fn refs(&self, path: &str, recursive: bool, unique: bool) -> Result<Vec<Cid>, Error> {
-        let root = self.resolve(path)?;
+    /// The CIDs the blocks at `paths` link to (see [`RefsWalker`]), in order; stops at the
+    /// first error.
+    pub fn refs(&self, paths: &[String], opts: &RefsOptions) -> Result<Vec<Cid>, Error> {
         let mut out = Vec::new();
-        let mut seen = HashSet::new();
-        let mut expanded = HashSet::new();
-        // Each entry is a block whose links are still to be listed, in reverse order.
-        let mut stack = vec![self.links_of(&root)?];
-        while let Some(links) = stack.last_mut() {
-            let Some(link) = links.pop() else {
-                stack.pop();
-                continue;
-            };
-            if unique && !seen.insert(link) {
-                continue;
-            }
-            out.push(link);
-            if recursive && expanded.insert(link) {
-                stack.push(self.links_of(&link)?);
-            }
+        let mut walker = self.refs_walker(*opts);
+        for root in self.refs_roots(paths)? {
+            walker.walk(&root, &mut |e| {
+                out.push(e.dst);
+                Ok(())
+            })?;
         }
         Ok(out)
     }
 
-    fn links_of(&self, cid: &Cid) -> Result<Vec<Cid>, Error> {
-        let mut links = ipld::links(cid.codec(), &self.block_bytes(cid)?)?;
+    /// The blocks `refs` starts from: every path resolved, or the first error.
+    pub fn refs_roots(&self, paths: &[String]) -> Result<Vec<Cid>, Error> {
+        paths.iter().map(|p| self.resolve(p)).collect()
+    }
+
+    /// A walker for one `refs` command (its roots share what `unique` has seen).
+    pub fn refs_walker(&self, opts: RefsOptions) -> RefsWalker<'_> {
+        RefsWalker {
+            repo: self,
+            max: if opts.recursive {
+                opts.max_depth
+            } else {
+                Some(1)
+            },
+            unique: opts.unique,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// The links of a block with their names (dag-pb's link names; empty for other codecs, as
+    /// Kubo's dag-cbor nodes name none), reversed.
+    fn named_links(&self, cid: &Cid) -> Result<Vec<(String, Cid)>, Error> {
+        let bytes = self.block_bytes(cid)?;
+        let mut links: Vec<(String, Cid)> = if cid.codec() == codec::DAG_PB {
+            PbNode::decode(&bytes)?
+                .links
+                .into_iter()
+                .map(|l| (l.name.unwrap_or_default(), l.cid))
+                .collect()
+        } else {
+            ipld::links(cid.codec(), &bytes)?
+                .into_iter()
+                .map(|c| (String::new(), c))
+                .collect()
+        };
         links.reverse();
         Ok(links)
     }
@@ -624,5 +757,72 @@ fn step(node: &Ipld, codec_of: u64, seg: &str) -> Option<Ipld> {
             .ok()
             .and_then(|i| items.get(i).cloned()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cid(n: u8) -> Cid {
+        *Block::encode(codec::RAW, HashAlg::Sha2_256, 1, vec![n]).cid()
+    }
+
+    #[test]
+    fn visit_is_kubos() {
+        let mut seen = HashMap::new();
+        // No limit, not unique: always walk and list.
+        assert_eq!(refs_visit(&mut seen, None, false, cid(1), 5), (true, true));
+        // Depth limit: list at the limit without walking below; nothing past it.
+        assert_eq!(
+            refs_visit(&mut seen, Some(2), false, cid(1), 2),
+            (false, true)
+        );
+        assert_eq!(
+            refs_visit(&mut seen, Some(2), false, cid(1), 3),
+            (false, false)
+        );
+        assert_eq!(
+            refs_visit(&mut seen, Some(0), false, cid(1), 1),
+            (false, false)
+        );
+        // Unique, no limit: once only.
+        assert_eq!(refs_visit(&mut seen, None, true, cid(2), 3), (true, true));
+        assert_eq!(refs_visit(&mut seen, None, true, cid(2), 1), (false, false));
+        // Unique with a limit: met again higher up, walked again (deeper reach) but not
+        // listed again; met again as deep or deeper, skipped.
+        let mut seen = HashMap::new();
+        assert_eq!(
+            refs_visit(&mut seen, Some(3), true, cid(3), 3),
+            (false, true)
+        );
+        assert_eq!(
+            refs_visit(&mut seen, Some(3), true, cid(3), 1),
+            (true, false)
+        );
+        assert_eq!(
+            refs_visit(&mut seen, Some(3), true, cid(3), 2),
+            (false, false)
+        );
+    }
+
+    #[test]
+    fn format_replaces_in_kubos_order() {
+        let e = RefEdge {
+            src: cid(1),
+            dst: cid(2),
+            name: "<src>".into(),
+        };
+        let s = |c: &Cid| c.to_string();
+        assert_eq!(e.format("<dst>", s), cid(2).to_string());
+        assert_eq!(
+            e.format("<src> -> <dst>", s),
+            format!("{} -> {}", cid(1), cid(2))
+        );
+        // The link name goes in last, so a name that looks like a token stays as it is.
+        assert_eq!(
+            e.format("<linkname>: <dst>", s),
+            format!("<src>: {}", cid(2))
+        );
     }
 }

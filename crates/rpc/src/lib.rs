@@ -52,6 +52,28 @@ pub struct RepoStat {
     pub version: String,
 }
 
+/// The walk options of `refs` (the output format is the server's business).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RefsParams {
+    /// Follow links below the first level.
+    pub recursive: bool,
+    /// List each CID once.
+    pub unique: bool,
+    /// With `recursive`, at most this many levels below the root (`None`: no limit).
+    pub max_depth: Option<u64>,
+}
+
+/// One link `refs` found: CIDs as strings in their own encoding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefEdge {
+    /// The block the link is in.
+    pub src: String,
+    /// The block it links to.
+    pub dst: String,
+    /// The link's name (dag-pb), or empty.
+    pub name: String,
+}
+
 /// One entry of an `ls` listing, with Kubo's field names.
 #[derive(Clone, Debug, Serialize)]
 pub struct LsLink {
@@ -181,8 +203,16 @@ pub trait Backend: Send + Sync + 'static {
     fn repo_gc(&self) -> Result<Vec<String>, RpcError>;
     /// Re-hashes every block: the bad ones with why, and the number checked.
     fn repo_verify(&self) -> Result<(Vec<(String, String)>, u64), RpcError>;
-    /// Links of a node, recursively and/or uniquely.
-    fn refs(&self, path: &str, recursive: bool, unique: bool) -> Result<Vec<String>, RpcError>;
+    /// Walks the links below each of `paths` as Kubo's `refs` does, calling `emit` for each
+    /// edge listed, in order. Every path is resolved first: one that does not resolve is the
+    /// command's error, before anything is listed. A walk that fails part way emits its error
+    /// (`Err`) after the edges before it and goes on with the next path, as Kubo does.
+    fn refs(
+        &self,
+        paths: &[String],
+        params: &RefsParams,
+        emit: &mut dyn FnMut(Result<RefEdge, String>) -> std::io::Result<()>,
+    ) -> Result<(), RpcError>;
     /// The last CID a path reaches through links, and the path left inside that node.
     fn dag_resolve(&self, path: &str) -> Result<(String, String), RpcError>;
     /// A node encoded with the named codec.

@@ -70,6 +70,13 @@ impl Request {
             .transpose()
     }
 
+    /// A signed integer option.
+    pub fn int(&self, names: &[&str]) -> Result<Option<i64>, RpcError> {
+        self.raw(names)
+            .map(|v| v.parse().map_err(|_| bad_value(v, "int", names[0])))
+            .transpose()
+    }
+
     /// A string option.
     pub fn string(&self, names: &[&str]) -> Option<&str> {
         self.raw(names)
@@ -101,6 +108,19 @@ mod tests {
             .unwrap());
         assert!(r.flag(&["x"], true).unwrap());
         assert!(Request::parse(Some("offset=x")).uint(&["offset"]).is_err());
+        assert_eq!(
+            Request::parse(Some("max-depth=-1"))
+                .int(&["max-depth"])
+                .unwrap(),
+            Some(-1)
+        );
+        assert_eq!(
+            Request::parse(Some("max-depth=1.5"))
+                .int(&["max-depth"])
+                .unwrap_err()
+                .message,
+            "could not convert value \"1.5\" to type \"int\" (for option \"-max-depth\")"
+        );
         assert!(Request::parse(Some("r=maybe")).flag(&["r"], false).is_err());
         assert_eq!(
             r.arg(2, "key").unwrap_err().message,

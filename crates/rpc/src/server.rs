@@ -17,7 +17,7 @@ use tracing::Instrument as _;
 
 use crate::metrics::Metrics;
 use crate::upload::{self, AddParams};
-use crate::{Access, Backend, Request, RpcError};
+use crate::{Access, Backend, RefsParams, Request, RpcError};
 
 /// Bounds on what clients can hold.
 #[derive(Clone, Copy, Debug)]
@@ -397,9 +397,22 @@ async fn handle(state: &AppState, request: axum::extract::Request) -> (&'static 
 
 /// `cid` written in the multibase `base` names (Kubo's `cid-base` option). A CIDv0 only
 /// exists in base58btc, so another base upgrades it to v1, as Kubo does.
-fn in_base(cid: &str, base: &str) -> Result<String, RpcError> {
+/// The template `refs` writes each edge with: `format` (Kubo's default `<dst>`), or with
+/// `edges` `<src> -> <dst>`, which Kubo refuses to combine with another format.
+fn refs_format(format: Option<&str>, edges: bool) -> Result<String, RpcError> {
+    match (format.unwrap_or("<dst>"), edges) {
+        (f, false) => Ok(f.to_string()),
+        ("<dst>", true) => Ok("<src> -> <dst>".to_string()),
+        (_, true) => Err(RpcError::normal(
+            "using format argument with edges is not allowed",
+        )),
+    }
+}
+
+/// A multibase by the name or code Kubo's `cid-base` takes.
+fn multibase_named(base: &str) -> Result<multibase::Base, RpcError> {
     use multibase::Base;
-    let base = match base {
+    Ok(match base {
         "base16" | "f" => Base::Base16Lower,
         "base32" | "b" => Base::Base32Lower,
         "base32upper" | "B" => Base::Base32Upper,
@@ -410,7 +423,12 @@ fn in_base(cid: &str, base: &str) -> Result<String, RpcError> {
         "base64url" | "u" => Base::Base64Url,
         "base64urlpad" | "U" => Base::Base64UrlPad,
         other => return Err(RpcError::client(format!("unknown multibase {other:?}"))),
-    };
+    })
+}
+
+fn in_base(cid: &str, base: &str) -> Result<String, RpcError> {
+    use multibase::Base;
+    let base = multibase_named(base)?;
     let parsed = ipfs_kit_block::parse_cid(cid).map_err(|e| RpcError::normal(e.to_string()))?;
     let cid = if parsed.version() as u64 == 0 && base != Base::Base58Btc {
         parsed
@@ -807,11 +825,43 @@ async fn run(
         "repo/version" => json_response(&json!({ "Version": b.version()["Repo"] })),
         "stats/repo" => json_response(&blocking(move || b.repo_stat()).await?),
         "refs" => {
-            let path = req.arg(0, "ipfs-path")?.to_string();
+            req.arg(0, "ipfs-path")?;
+            let paths = req.args.clone();
+            let format = refs_format(req.string(&["format"]), req.flag(&["edges", "e"], false)?)?;
             let recursive = req.flag(&["recursive", "r"], false)?;
-            let unique = req.flag(&["unique", "u"], false)?;
-            let refs = blocking(move || b.refs(&path, recursive, unique)).await?;
-            ndjson_response(refs.into_iter().map(|r| json!({ "Ref": r, "Err": "" })))
+            let params = RefsParams {
+                recursive,
+                unique: req.flag(&["unique", "u"], false)?,
+                // Kubo's default is -1: any negative depth is no limit.
+                max_depth: req.int(&["max-depth"])?.and_then(|d| u64::try_from(d).ok()),
+            };
+            let base = req.string(&["cid-base"]).map(str::to_string);
+            if let Some(b) = &base {
+                // An unknown base is refused before anything is listed.
+                multibase_named(b)?;
+            }
+            stream_response(state.limits, true, move |w| {
+                b.refs(&paths, &params, &mut |item| {
+                    let value = match item {
+                        Ok(edge) => {
+                            let cid = |c: &str| match &base {
+                                Some(b) => in_base(c, b).unwrap_or_else(|_| c.to_string()),
+                                None => c.to_string(),
+                            };
+                            let line = format
+                                .replace("<src>", &cid(&edge.src))
+                                .replace("<dst>", &cid(&edge.dst))
+                                .replace("<linkname>", &edge.name);
+                            json!({ "Ref": line, "Err": "" })
+                        }
+                        Err(e) => json!({ "Ref": "", "Err": e }),
+                    };
+                    let mut line = serde_json::to_vec(&value).map_err(io::Error::other)?;
+                    line.push(b'\n');
+                    w.write_all(&line)
+                })
+            })
+            .await
         }
         "resolve" => {
             // A path may end at a value inside a dag-cbor node: Kubo answers the node's path

@@ -15,7 +15,7 @@ use ipfs_kit_block::{codec, Block, Cid};
 use crate::chunker::{Chunk, Chunker, HEADROOM};
 use crate::hamt::{self, ShardEntry};
 use crate::pb::{Data, DataType};
-use crate::profile::{HamtEstimate, ImportProfile, Layout};
+use crate::profile::{DirShape, ImportProfile, Layout};
 use crate::{BlockSink, Error};
 
 /// Trickle layout: subtrees of each depth are repeated this many times.
@@ -439,45 +439,43 @@ impl<'a> Importer<'a> {
     }
 
     /// Builds a directory of `entries`: a plain directory, or a HAMT when the profile says the
-    /// directory is too big for one block.
-    pub fn directory(&mut self, mut entries: Vec<DirEntry>) -> Result<Node, Error> {
-        entries.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
-        if let Some(w) = entries.windows(2).find(|w| w[0].name == w[1].name) {
-            return Err(Error::Invalid(format!(
-                "duplicate directory entry {:?}",
-                w[0].name
-            )));
-        }
-        if let Some(e) = entries
-            .iter()
-            .find(|e| e.name.is_empty() || e.name.contains('/'))
-        {
-            return Err(Error::Invalid(format!(
-                "invalid directory entry name {:?}",
-                e.name
-            )));
-        }
-        let links: Vec<PbLink> = entries
-            .iter()
-            .map(|e| PbLink {
-                cid: e.node.cid,
-                name: Some(e.name.clone()),
-                tsize: Some(e.node.tsize),
-            })
-            .collect();
-        let plain = PbNode {
-            links,
-            data: Some(Bytes::from(Data::new(DataType::Directory).encode())),
+    /// directory is too big for one block ([`ImportProfile::exceeds_dir_limits`]).
+    pub fn directory(&mut self, entries: Vec<DirEntry>) -> Result<Node, Error> {
+        let entries = checked_entries(entries)?;
+        let shape = if self.profile.exceeds_dir_limits(&entries) {
+            DirShape::Hamt {
+                fanout: self.profile.hamt_fanout,
+            }
+        } else {
+            DirShape::Basic
         };
-        if !self.should_shard(&entries, &plain) {
-            let children: u64 = entries.iter().map(|e| e.node.tsize).sum();
-            let (cid, len) = self.put_pb(&plain)?;
-            return Ok(Node {
-                cid,
-                filesize: 0,
-                tsize: len + children,
-            });
-        }
+        self.build_directory(entries, shape)
+    }
+
+    /// Builds a directory of `entries` in the given shape, whatever its size: for editors (MFS)
+    /// that decide the shape from the directory's history ([`ImportProfile::shape_after_edit`]).
+    pub fn directory_shaped(
+        &mut self,
+        entries: Vec<DirEntry>,
+        shape: DirShape,
+    ) -> Result<Node, Error> {
+        let entries = checked_entries(entries)?;
+        self.build_directory(entries, shape)
+    }
+
+    fn build_directory(&mut self, entries: Vec<DirEntry>, shape: DirShape) -> Result<Node, Error> {
+        let fanout = match shape {
+            DirShape::Basic => {
+                let children: u64 = entries.iter().map(|e| e.node.tsize).sum();
+                let (cid, len) = self.put_pb(&basic_node(&entries))?;
+                return Ok(Node {
+                    cid,
+                    filesize: 0,
+                    tsize: len + children,
+                });
+            }
+            DirShape::Hamt { fanout } => fanout,
+        };
         let shard_entries = entries
             .into_iter()
             .map(|e| ShardEntry {
@@ -487,7 +485,7 @@ impl<'a> Importer<'a> {
             })
             .collect();
         let profile = self.profile;
-        let (cid, tsize) = hamt::build(shard_entries, profile.hamt_fanout, &mut |bytes| {
+        let (cid, tsize) = hamt::build(shard_entries, fanout, &mut |bytes| {
             let block = Block::encode(codec::DAG_PB, profile.hash, profile.cid_version, bytes);
             let cid = *block.cid();
             self.sink.put(block).map_err(Error::Sink)?;
@@ -499,20 +497,41 @@ impl<'a> Importer<'a> {
             tsize,
         })
     }
+}
 
-    fn should_shard(&self, entries: &[DirEntry], plain: &PbNode) -> bool {
-        let p = self.profile;
-        if p.max_directory_links.is_some_and(|max| entries.len() > max) {
-            return true;
-        }
-        let estimate = match p.hamt_estimate {
-            HamtEstimate::Disabled => return false,
-            HamtEstimate::Links => entries
-                .iter()
-                .map(|e| e.name.len() + e.node.cid.encoded_len())
-                .sum(),
-            HamtEstimate::Block => plain.encoded_len(),
-        };
-        estimate > p.hamt_threshold || (p.hamt_shard_at_threshold && estimate == p.hamt_threshold)
+/// Sorts `entries` by name bytes (dag-pb's link order) and refuses duplicate, empty or
+/// slash-containing names.
+fn checked_entries(mut entries: Vec<DirEntry>) -> Result<Vec<DirEntry>, Error> {
+    entries.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+    if let Some(w) = entries.windows(2).find(|w| w[0].name == w[1].name) {
+        return Err(Error::Invalid(format!(
+            "duplicate directory entry {:?}",
+            w[0].name
+        )));
+    }
+    if let Some(e) = entries
+        .iter()
+        .find(|e| e.name.is_empty() || e.name.contains('/'))
+    {
+        return Err(Error::Invalid(format!(
+            "invalid directory entry name {:?}",
+            e.name
+        )));
+    }
+    Ok(entries)
+}
+
+/// The single dag-pb node of a basic directory of `entries` (taken in the order given).
+pub(crate) fn basic_node(entries: &[DirEntry]) -> PbNode {
+    PbNode {
+        links: entries
+            .iter()
+            .map(|e| PbLink {
+                cid: e.node.cid,
+                name: Some(e.name.clone()),
+                tsize: Some(e.node.tsize),
+            })
+            .collect(),
+        data: Some(Bytes::from(Data::new(DataType::Directory).encode())),
     }
 }

@@ -23,7 +23,7 @@ use ipfs_kit_block::{Block, Bytes, Cid};
 
 pub use chunker::ChunkerSpec;
 pub use importer::{DirEntry, Importer, Node};
-pub use profile::{HamtEstimate, ImportProfile, Layout};
+pub use profile::{DirShape, HamtEstimate, ImportProfile, Layout};
 pub use reader::{FileReader, Kind, ListEntry, Stat};
 
 /// Error a sink or source passes through the importer and readers untouched.

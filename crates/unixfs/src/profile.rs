@@ -5,6 +5,7 @@ use std::str::FromStr;
 use ipfs_kit_block::HashAlg;
 
 use crate::chunker::ChunkerSpec;
+use crate::importer::{basic_node, DirEntry};
 use crate::Error;
 
 /// How file chunks are arranged into a DAG.
@@ -28,6 +29,18 @@ pub enum HamtEstimate {
     Disabled,
 }
 
+/// The two shapes a UnixFS directory takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DirShape {
+    /// One dag-pb node listing every entry.
+    Basic,
+    /// A HAMT-sharded directory of this fanout.
+    Hamt {
+        /// Slots per shard node.
+        fanout: usize,
+    },
+}
+
 /// Every setting of a UnixFS import that changes the resulting CIDs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImportProfile {
@@ -47,7 +60,8 @@ pub struct ImportProfile {
     pub max_directory_links: Option<usize>,
     /// Fanout of HAMT shards.
     pub hamt_fanout: usize,
-    /// Estimated directory size, in bytes, from which a directory is sharded.
+    /// Estimated directory size, in bytes, past which a directory is sharded (Kubo's
+    /// `Import.UnixFSHAMTDirectorySizeThreshold`); 0 turns sharding off, as in boxo.
     pub hamt_threshold: usize,
     /// How that size is estimated.
     pub hamt_estimate: HamtEstimate,
@@ -145,6 +159,83 @@ impl ImportProfile {
     }
 }
 
+impl ImportProfile {
+    /// The size the profile's estimate gives a basic directory of `entries` (sorted by name),
+    /// or `None` when size never shards a directory (estimate `Disabled`, or threshold 0).
+    pub fn dir_estimate(&self, entries: &[DirEntry]) -> Option<usize> {
+        if self.hamt_threshold == 0 {
+            return None;
+        }
+        match self.hamt_estimate {
+            HamtEstimate::Disabled => None,
+            HamtEstimate::Links => Some(
+                entries
+                    .iter()
+                    .map(|e| e.name.len() + e.node.cid.encoded_len())
+                    .sum(),
+            ),
+            HamtEstimate::Block => Some(basic_node(entries).encoded_len()),
+        }
+    }
+
+    /// Whether a basic directory of `entries` is past the profile's limits and must be a HAMT:
+    /// its estimate passes the threshold (at the threshold only with
+    /// [`ImportProfile::hamt_shard_at_threshold`]), or it has more entries than
+    /// `max_directory_links`. A threshold of 0 turns sharding off altogether, as in boxo.
+    pub fn exceeds_dir_limits(&self, entries: &[DirEntry]) -> bool {
+        if self.hamt_threshold == 0 {
+            return false;
+        }
+        if self
+            .max_directory_links
+            .is_some_and(|max| entries.len() > max)
+        {
+            return true;
+        }
+        self.dir_estimate(entries).is_some_and(|size| {
+            size > self.hamt_threshold
+                || (self.hamt_shard_at_threshold && size == self.hamt_threshold)
+        })
+    }
+
+    /// The shape a directory of shape `current` takes after one edit turned its entries from
+    /// `before` into `after` (`put`: the edit added or replaced an entry, rather than removing
+    /// one). These are boxo's `DynamicDirectory` rules, which MFS follows:
+    ///
+    /// - a basic directory becomes a HAMT when an entry is put and the result is past the
+    ///   limits ([`ImportProfile::exceeds_dir_limits`]); a removal never shards it;
+    /// - a HAMT becomes basic only when the edit shrinks its estimate and the result is within
+    ///   the limits; otherwise it stays a HAMT of its own fanout, however small. With the
+    ///   estimate `Disabled` only `max_directory_links` can turn it back; with threshold 0
+    ///   (sharding off) nothing does.
+    pub fn shape_after_edit(
+        &self,
+        current: DirShape,
+        before: &[DirEntry],
+        after: &[DirEntry],
+        put: bool,
+    ) -> DirShape {
+        match current {
+            DirShape::Basic if put && self.exceeds_dir_limits(after) => DirShape::Hamt {
+                fanout: self.hamt_fanout,
+            },
+            DirShape::Basic => DirShape::Basic,
+            DirShape::Hamt { .. } => {
+                let shrinks = match (self.dir_estimate(before), self.dir_estimate(after)) {
+                    (Some(b), Some(a)) => a < b,
+                    // Size plays no part: only a link limit can allow the switch back.
+                    _ => self.hamt_threshold != 0 && self.max_directory_links.is_some(),
+                };
+                if shrinks && !self.exceeds_dir_limits(after) {
+                    DirShape::Basic
+                } else {
+                    current
+                }
+            }
+        }
+    }
+}
+
 impl FromStr for Layout {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Error> {
@@ -155,5 +246,114 @@ impl FromStr for Layout {
                 "unknown layout {other:?} (balanced or trickle)"
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ipfs_kit_block::{codec, Block};
+
+    use super::*;
+    use crate::Node;
+
+    fn entry(name: &str) -> DirEntry {
+        let cid = *Block::encode(codec::RAW, HashAlg::Sha2_256, 1, name.as_bytes().to_vec()).cid();
+        DirEntry {
+            name: name.into(),
+            node: Node {
+                cid,
+                filesize: 0,
+                tsize: 1,
+            },
+        }
+    }
+
+    fn entries(names: &[&str]) -> Vec<DirEntry> {
+        names.iter().map(|n| entry(n)).collect()
+    }
+
+    #[test]
+    fn thresholds() {
+        // One entry: 1 name byte + 36 CID bytes.
+        let one = entries(&["a"]);
+        let mut p = ImportProfile {
+            hamt_threshold: 37,
+            ..ImportProfile::default()
+        };
+        assert_eq!(p.dir_estimate(&one), Some(37));
+        assert!(!p.exceeds_dir_limits(&one));
+        assert!(ImportProfile {
+            hamt_shard_at_threshold: true,
+            ..p.clone()
+        }
+        .exceeds_dir_limits(&one));
+        p.hamt_threshold = 1;
+        assert!(p.exceeds_dir_limits(&one));
+        assert!(!p.exceeds_dir_limits(&[]));
+        // 0 turns sharding off, even by link count.
+        p.hamt_threshold = 0;
+        p.max_directory_links = Some(0);
+        assert_eq!(p.dir_estimate(&one), None);
+        assert!(!p.exceeds_dir_limits(&one));
+        p.hamt_threshold = 1 << 20;
+        assert!(p.exceeds_dir_limits(&one));
+    }
+
+    #[test]
+    fn edits_follow_dynamic_directory_rules() {
+        let p = ImportProfile {
+            hamt_threshold: 80,
+            ..ImportProfile::default()
+        };
+        let hamt = DirShape::Hamt { fanout: 16 };
+        let (small, big) = (entries(&["a"]), entries(&["a", "b", "c"]));
+        // A basic directory shards when an entry put takes it past the threshold...
+        assert_eq!(
+            p.shape_after_edit(DirShape::Basic, &small, &big, true),
+            DirShape::Hamt { fanout: 256 }
+        );
+        assert_eq!(
+            p.shape_after_edit(DirShape::Basic, &[], &small, true),
+            DirShape::Basic
+        );
+        // ...but never on a removal, even when still past it.
+        let bigger = entries(&["a", "b", "c", "d"]);
+        assert_eq!(
+            p.shape_after_edit(DirShape::Basic, &bigger, &big, false),
+            DirShape::Basic
+        );
+        // A HAMT turns basic only when an edit shrinks it within the threshold.
+        assert_eq!(
+            p.shape_after_edit(hamt, &big, &small, false),
+            DirShape::Basic
+        );
+        assert_eq!(p.shape_after_edit(hamt, &bigger, &big, false), hamt);
+        // Growing, or staying the same size, keeps it a HAMT however small it is.
+        assert_eq!(p.shape_after_edit(hamt, &[], &small, true), hamt);
+        assert_eq!(p.shape_after_edit(hamt, &small, &small, true), hamt);
+        // Sharding off: a HAMT stays one.
+        let off = ImportProfile {
+            hamt_threshold: 0,
+            ..p.clone()
+        };
+        assert_eq!(off.shape_after_edit(hamt, &big, &small, false), hamt);
+        assert_eq!(
+            off.shape_after_edit(DirShape::Basic, &small, &big, true),
+            DirShape::Basic
+        );
+        // Size disabled: only a link limit turns it back.
+        let links = ImportProfile {
+            hamt_estimate: HamtEstimate::Disabled,
+            max_directory_links: Some(2),
+            ..p
+        };
+        assert_eq!(
+            links.shape_after_edit(hamt, &big, &small, false),
+            DirShape::Basic
+        );
+        assert_eq!(
+            links.shape_after_edit(DirShape::Basic, &small, &big, true),
+            DirShape::Hamt { fanout: 256 }
+        );
     }
 }

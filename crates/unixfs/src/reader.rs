@@ -36,6 +36,8 @@ pub struct Stat {
     pub cumulative_size: u64,
     /// Whether the directory is HAMT-sharded.
     pub sharded: bool,
+    /// The fanout recorded in a HAMT shard's data.
+    pub fanout: Option<u64>,
     /// POSIX mode bits, when recorded.
     pub mode: Option<u32>,
     /// Modification time, when recorded.
@@ -79,6 +81,7 @@ pub fn stat(source: &dyn BlockSource, cid: &Cid) -> Result<Stat, Error> {
         block_size,
         cumulative_size: block_size,
         sharded: false,
+        fanout: None,
         mode: None,
         mtime: None,
         target: None,
@@ -103,6 +106,7 @@ pub fn stat(source: &dyn BlockSource, cid: &Cid) -> Result<Stat, Error> {
                     DataType::HamtShard => {
                         stat.kind = Kind::Directory;
                         stat.sharded = true;
+                        stat.fanout = d.fanout;
                     }
                     DataType::Symlink => {
                         stat.kind = Kind::Symlink;

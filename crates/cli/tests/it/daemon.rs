@@ -239,6 +239,126 @@ fn lines(body: &[u8]) -> Vec<serde_json::Value> {
 }
 
 #[test]
+fn rpc_refs_options_are_kubos() {
+    let node = Node::new();
+    let dir = node.dir.path().join("tree");
+    std::fs::create_dir_all(dir.join("sub")).expect("mkdir");
+    std::fs::write(dir.join("a.txt"), b"alpha\n").expect("write");
+    // Two chunks: sub/b.txt has two unnamed leaf links.
+    std::fs::write(dir.join("sub/b.txt"), vec![b'b'; 300_000]).expect("write");
+    let root = node
+        .ok(&["add", "-Q", "-r", dir.to_str().expect("p")])
+        .trim()
+        .to_string();
+    // The CLI, on the repo.
+    assert_eq!(
+        node.ok(&["refs", "-r", "--format", "<linkname>", &root]),
+        "a.txt\nsub\nb.txt\n\n\n"
+    );
+    assert_eq!(
+        node.ok(&[
+            "refs",
+            "-r",
+            "--max-depth",
+            "2",
+            "--format",
+            "<linkname>",
+            &root
+        ]),
+        "a.txt\nsub\nb.txt\n"
+    );
+    node.fails(
+        &["refs", "-e", "--format", "<linkname>", &root],
+        "using format argument with edges is not allowed",
+    );
+    let d = Daemon::start(&node);
+    let refs = |query: &str| -> Vec<String> {
+        let (status, body) = d.call("POST", &format!("/api/v0/refs?{query}"));
+        assert_eq!(status, 200, "{query}: {}", String::from_utf8_lossy(&body));
+        lines(&body)
+            .iter()
+            .map(|r| match r["Err"].as_str() {
+                Some(e) if !e.is_empty() => format!("ERR {e}"),
+                _ => r["Ref"].as_str().expect("ref").to_string(),
+            })
+            .collect()
+    };
+    let names = |query: &str| refs(&format!("{query}&format=%3Clinkname%3E"));
+    let arg = format!("arg={root}");
+    assert_eq!(names(&arg), ["a.txt", "sub"]);
+    assert_eq!(
+        names(&format!("{arg}&recursive=true")),
+        ["a.txt", "sub", "b.txt", "", ""]
+    );
+    assert_eq!(
+        names(&format!("{arg}&recursive=true&max-depth=2")),
+        ["a.txt", "sub", "b.txt"]
+    );
+    assert!(names(&format!("{arg}&recursive=true&max-depth=0")).is_empty());
+    // max-depth only matters with recursive, and -1 is no limit.
+    assert_eq!(names(&format!("{arg}&max-depth=5")), ["a.txt", "sub"]);
+    assert_eq!(
+        names(&format!("{arg}&recursive=true&max-depth=-1")).len(),
+        5
+    );
+    let all = refs(&format!("{arg}&recursive=true"));
+    let sub = all[1].clone();
+    let edges = refs(&format!("{arg}&edges=true"));
+    assert_eq!(edges[1], format!("{root} -> {sub}"));
+    assert_eq!(
+        refs(&format!(
+            "{arg}&format=%3Clinkname%3E:%20%3Csrc%3E%20=%3E%20%3Cdst%3E"
+        ))[1],
+        format!("sub: {root} => {sub}")
+    );
+    // Several paths: each in turn; with unique, what one listed the next does not.
+    let sub_path = format!("arg=/ipfs/{root}/sub");
+    assert_eq!(names(&format!("{sub_path}&{sub_path}")), ["b.txt", "b.txt"]);
+    assert_eq!(
+        names(&format!("{sub_path}&{sub_path}&unique=true")),
+        ["b.txt"]
+    );
+    // A walk that fails lists its error and goes on; a path that does not resolve fails all.
+    let missing = "QmYmW4HiZhotsoSqnv2o1oSssvkRM8b9RweBoH7ao5nki2";
+    let out = names(&format!("arg={missing}&{sub_path}"));
+    assert!(
+        out[0].starts_with("ERR ") && out[0].contains(missing),
+        "{out:?}"
+    );
+    assert_eq!(out[1..], ["b.txt"]);
+    let (status, _) = d.call("POST", &format!("/api/v0/refs?arg=/ipfs/{root}/nope"));
+    assert_eq!(status, 500);
+    let (status, body) = d.call(
+        "POST",
+        &format!("/api/v0/refs?{arg}&edges=true&format=%3Clinkname%3E"),
+    );
+    assert_eq!(
+        (status, json(&body)["Message"].as_str()),
+        (500, Some("using format argument with edges is not allowed"))
+    );
+    let (status, _) = d.call("POST", &format!("/api/v0/refs?{arg}&max-depth=x"));
+    assert_eq!(status, 400);
+    // cid-base upgrades CIDv0 as Kubo's encoder does.
+    assert!(refs(&format!("{arg}&cid-base=base32"))
+        .iter()
+        .all(|r| r.starts_with("bafy")));
+    // Through the daemon, the CLI takes the same options.
+    assert_eq!(
+        node.ok(&[
+            "refs",
+            "-e",
+            &format!("/ipfs/{root}/sub"),
+            "--max-depth",
+            "1"
+        ])
+        .lines()
+        .count(),
+        1
+    );
+    d.stop();
+}
+
+#[test]
 fn rpc_api_pins_gc_dag_and_listing() {
     let node = Node::new();
     let dir = node.dir.path().join("tree");

@@ -32,7 +32,75 @@ const RENAMES: &[(&str, &str)] = &[
     ("private_key", "PrivKey"),
     ("verify_reads", "HashOnRead"),
     ("http_headers", "HTTPHeaders"),
+    ("hamt_threshold", "UnixFSHAMTDirectorySizeThreshold"),
 ];
+
+/// Kubo keys that Kubo moved, with their current name: reading or writing the old key reads
+/// or writes the setting under its new one, as Kubo migrates the old key at startup.
+const MOVED: &[(&str, &str)] = &[(
+    "Internal.UnixFSShardingSizeThreshold",
+    "Import.UnixFSHAMTDirectorySizeThreshold",
+)];
+
+/// `key` with a moved Kubo key (any case) replaced by its current name.
+fn current_key(key: &str) -> &str {
+    MOVED
+        .iter()
+        .find(|(old, _)| old.eq_ignore_ascii_case(key))
+        .map_or(key, |(_, new)| new)
+}
+
+/// Moves the values of moved keys in a whole Kubo config to their current place. Like Kubo, it
+/// refuses the old and the new key set to different values (the new one left at its default
+/// counts as unset).
+fn move_keys(root: &mut Map<String, Value>) -> Result<(), Error> {
+    let default = Config::default().kubo_view(false)?;
+    for (old, new) in MOVED {
+        let Some((old_section, old_name)) = old.split_once('.') else {
+            continue;
+        };
+        let Some(Value::Object(section)) = existing_key(root, old_section)
+            .as_deref()
+            .and_then(|k| root.get_mut(k))
+        else {
+            continue;
+        };
+        let Some(value) = existing_key(section, old_name).and_then(|k| section.remove(&k)) else {
+            continue;
+        };
+        if section.is_empty() {
+            if let Some(k) = existing_key(root, old_section) {
+                root.remove(&k);
+            }
+        }
+        if value.is_null() {
+            continue;
+        }
+        let Some((new_section, new_name)) = new.split_once('.') else {
+            continue;
+        };
+        let section_key = existing_key(root, new_section).unwrap_or_else(|| new_section.into());
+        let section = root
+            .entry(section_key)
+            .or_insert_with(|| Value::Object(Map::new()));
+        let Value::Object(section) = section else {
+            return Err(bad(format!("{new_section} must be a map")));
+        };
+        let name_key = existing_key(section, new_name).unwrap_or_else(|| new_name.to_string());
+        let shown_default = default.get(new_section).and_then(|s| s.get(new_name));
+        match section.get(&name_key) {
+            Some(v) if !v.is_null() && Some(v) != shown_default && *v != value => {
+                return Err(bad(format!(
+                    "{old} (renamed to {new}) and {new} are both set, to different values"
+                )));
+            }
+            _ => {
+                section.insert(name_key, value);
+            }
+        }
+    }
+    Ok(())
+}
 
 /// The header under which Kubo keeps its CORS origins; ours is `api.allowed_origins`.
 const ALLOW_ORIGIN: &str = "Access-Control-Allow-Origin";
@@ -274,6 +342,7 @@ impl Config {
 
     /// The value at a Kubo key (`Addresses.API`, `Fruit`) in the redacted view.
     pub fn kubo_get(&self, key: &str) -> Result<Value, Error> {
+        let key = current_key(key);
         let view = self.kubo_view(true)?;
         let mut cur = &view;
         for part in key.split('.') {
@@ -289,6 +358,7 @@ impl Config {
     /// A copy with the Kubo key `key` set to `value`: onto our setting where the key names one,
     /// into `extra` otherwise; maps on the way are made as needed. Validated as a whole.
     pub fn with_kubo(&self, key: &str, value: Value) -> Result<Config, Error> {
+        let key = current_key(key);
         let parts: Vec<&str> = key.split('.').collect();
         if parts.iter().any(|p| p.is_empty()) {
             return Err(bad(format!("bad config key {key:?}")));
@@ -324,6 +394,8 @@ impl Config {
         let Value::Object(root) = view else {
             return Err(bad("the config must be a JSON object"));
         };
+        let mut root = root.clone();
+        move_keys(&mut root)?;
         let fields = our_fields()?;
         let mut ours = toml::Table::new();
         let mut extra = toml::Table::new();
@@ -544,6 +616,52 @@ mod tests {
         assert!(c.with_kubo("a..b", 1.into()).is_err());
         assert!(c.with_kubo("Fruit", json!([null])).is_err());
         assert!(c.kubo_get("Bananas").is_err());
+    }
+
+    #[test]
+    fn moved_keys_reach_their_new_place() {
+        let c = Config::default();
+        assert_eq!(
+            c.kubo_get("Import.UnixFSHAMTDirectorySizeThreshold")
+                .unwrap(),
+            "256KiB"
+        );
+        let c = c
+            .with_kubo("Internal.UnixFSShardingSizeThreshold", "1B".into())
+            .unwrap();
+        assert_eq!(c.import.hamt_threshold, "1B");
+        assert!(c.extra.is_empty());
+        assert_eq!(
+            c.kubo_get("internal.unixfsshardingsizethreshold").unwrap(),
+            "1B"
+        );
+        let c = c
+            .with_kubo("Import.UnixFSHAMTDirectorySizeThreshold", 1024.into())
+            .unwrap();
+        assert_eq!(c.import.hamt_threshold, "1024");
+        assert!(c
+            .with_kubo("Import.UnixFSHAMTDirectorySizeThreshold", "big".into())
+            .is_err());
+        // A whole config in the old spelling, as Kubo's harness writes it.
+        let r = Config::default()
+            .replaced_by_kubo(json!({ "Internal": { "UnixFSShardingSizeThreshold": "1B" } }))
+            .unwrap();
+        assert_eq!(r.import.hamt_threshold, "1B");
+        assert!(r.extra.is_empty());
+        let r = Config::default()
+            .replaced_by_kubo(json!({
+                "Internal": { "UnixFSShardingSizeThreshold": "1B", "Other": 1 },
+                "Import": { "UnixFSHAMTDirectorySizeThreshold": "256KiB" }
+            }))
+            .unwrap();
+        assert_eq!(r.import.hamt_threshold, "1B");
+        assert_eq!(r.kubo_get("Internal.Other").unwrap(), 1);
+        assert!(Config::default()
+            .replaced_by_kubo(json!({
+                "Internal": { "UnixFSShardingSizeThreshold": "1B" },
+                "Import": { "UnixFSHAMTDirectorySizeThreshold": "2B" }
+            }))
+            .is_err());
     }
 
     #[test]

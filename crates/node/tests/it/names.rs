@@ -2,7 +2,9 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use ipfs_kit_node::{AddOptions, InitOptions, KeyFormat, PublishOptions, Repo, WriteOptions};
+use ipfs_kit_node::{
+    AddOptions, ImportFlags, InitOptions, KeyFormat, PublishOptions, Repo, WriteOptions,
+};
 use ipfs_kit_unixfs::{ImportProfile, Kind, Layout};
 
 fn repo() -> (tempfile::TempDir, Repo) {
@@ -256,6 +258,131 @@ fn mfs_directories_shard_over_the_threshold() {
         !ipfs_kit_unixfs::reader::stat(&repo, &small)
             .unwrap()
             .sharded
+    );
+}
+
+/// Sets the HAMT threshold through Kubo's old key name, as interface-ipfs-core's harness does.
+fn set_threshold(repo: &Repo, size: &str) {
+    repo.update_config(|c| c.with_kubo("Internal.UnixFSShardingSizeThreshold", size.into()))
+        .expect("set threshold");
+}
+
+fn sharded(repo: &Repo, path: &str) -> bool {
+    let cid = repo.files_stat(path).expect("stat").cid;
+    ipfs_kit_unixfs::reader::stat(repo, &cid)
+        .expect("unixfs stat")
+        .sharded
+}
+
+#[test]
+fn mfs_sharding_follows_the_configured_threshold() {
+    let (_dir, repo) = repo();
+    set_threshold(&repo, "1B");
+    assert_eq!(
+        repo.config()
+            .kubo_get("Import.UnixFSHAMTDirectorySizeThreshold")
+            .unwrap(),
+        "1B"
+    );
+    // 1B: an empty directory is basic, any other is a HAMT, up to the root.
+    repo.files_mkdir("/d", false, None, None).unwrap();
+    assert!(!sharded(&repo, "/d"));
+    assert!(sharded(&repo, "/"));
+    write(&repo, "/d/f", b"x", create());
+    assert!(sharded(&repo, "/d"));
+    write(&repo, "/d/g", b"y", create());
+    repo.files_mv("/d/g", "/d/h").unwrap();
+    assert!(sharded(&repo, "/d"));
+    assert_eq!(read(&repo, "/d/h"), b"y");
+    repo.files_rm(&["/d/f".into(), "/d/h".into()], false, false)
+        .unwrap();
+    assert!(!sharded(&repo, "/d"));
+    // What MFS builds is what `add` builds with the same threshold.
+    write(&repo, "/d/f", b"x", create());
+    let f = repo.files_stat("/d/f").unwrap().cid;
+    let added = {
+        let mut blocks = Vec::new();
+        let profile = ImportProfile {
+            hamt_threshold: 1,
+            ..ImportProfile::default()
+        };
+        let mut im = ipfs_kit_unixfs::Importer::new(&profile, &mut blocks);
+        let node = ipfs_kit_unixfs::Node {
+            cid: f,
+            filesize: 1,
+            tsize: repo.files_stat("/d/f").unwrap().cumulative_size,
+        };
+        im.directory(vec![ipfs_kit_unixfs::DirEntry {
+            name: "f".into(),
+            node,
+        }])
+        .unwrap()
+    };
+    assert_eq!(repo.files_stat("/d").unwrap().cid, added.cid);
+
+    // Back at 256 KiB, a HAMT far below the threshold stays one while it grows or keeps its
+    // size, and turns basic when an edit shrinks it (boxo's DynamicDirectory).
+    set_threshold(&repo, "256KiB");
+    write(&repo, "/d/g", b"y", create());
+    assert!(sharded(&repo, "/d"));
+    write(&repo, "/d/g", b"z", create());
+    assert!(sharded(&repo, "/d"));
+    repo.files_rm(&["/d/g".into()], false, false).unwrap();
+    assert!(!sharded(&repo, "/d"));
+    // A basic directory past the threshold is not sharded by a removal, only when an entry is put.
+    set_threshold(&repo, "1B");
+    repo.files_rm(&["/d/f".into()], false, false).unwrap();
+    assert!(!sharded(&repo, "/d"));
+    set_threshold(&repo, "256KiB");
+    for n in ["a", "b", "c"] {
+        write(&repo, &format!("/d/{n}"), n.as_bytes(), create());
+    }
+    assert!(!sharded(&repo, "/d"));
+    set_threshold(&repo, "1B");
+    repo.files_rm(&["/d/a".into()], false, false).unwrap();
+    assert!(!sharded(&repo, "/d"));
+    write(&repo, "/d/a", b"a", create());
+    assert!(sharded(&repo, "/d"));
+    // chcid keeps the shape.
+    repo.files_chcid("/d", Some(1), None).unwrap();
+    assert!(sharded(&repo, "/d"));
+    // 0 turns sharding off: directories stay basic however big.
+    set_threshold(&repo, "0");
+    repo.files_mkdir("/e", false, None, None).unwrap();
+    write(&repo, "/e/a", b"a", create());
+    assert!(!sharded(&repo, "/e"));
+}
+
+#[test]
+fn add_shards_by_the_configured_threshold() {
+    let (dir, repo) = repo();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("sub/a"), b"a").unwrap();
+    std::fs::write(src.join("b"), b"b").unwrap();
+    // The daemon and the CLI make an add's profile from the repo's config, as here.
+    let root = |repo: &Repo| {
+        let opts = AddOptions {
+            profile: repo.import_profile(&ImportFlags::default()).unwrap(),
+            ..AddOptions::default()
+        };
+        let added = repo
+            .add_paths(std::slice::from_ref(&src), &opts, &mut |_| {}, &mut |_| {})
+            .unwrap();
+        added.last().unwrap().cid
+    };
+    let plain = root(&repo);
+    assert!(
+        !ipfs_kit_unixfs::reader::stat(&repo, &plain)
+            .unwrap()
+            .sharded
+    );
+    set_threshold(&repo, "1B");
+    let hamt = root(&repo);
+    assert!(ipfs_kit_unixfs::reader::stat(&repo, &hamt).unwrap().sharded);
+    assert_eq!(
+        ipfs_kit_unixfs::reader::list(&repo, &hamt).unwrap().len(),
+        2
     );
 }
 

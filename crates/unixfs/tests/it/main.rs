@@ -443,7 +443,7 @@ fn hamts_match_reference_vectors() {
         };
         let profile = ImportProfile {
             hamt_fanout: fanout,
-            hamt_threshold: 0,
+            hamt_threshold: 1,
             ..base
         };
         let mut sink = NullSink;
