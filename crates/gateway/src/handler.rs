@@ -106,10 +106,10 @@ async fn serve(State(st): State<AppState>, request: axum::extract::Request) -> R
         }
     };
     let body = match reply.body {
+        _ if head => Body::empty(),
         ReplyBody::Empty => Body::empty(),
-        ReplyBody::Full(b) if !head => Body::from(b),
-        ReplyBody::Full(_) => Body::empty(),
-        ReplyBody::Stream(_) if head => Body::empty(),
+        ReplyBody::Full(b) => Body::from(b),
+        ReplyBody::Parts(parts) => Parts::body(parts),
         ReplyBody::Stream(produce) => stream(&st.config, permit, produce),
     };
     let mut resp = Response::new(body);
@@ -127,6 +127,63 @@ impl Out for BytesMut {
     fn put(&mut self, b: Bytes) -> io::Result<()> {
         self.extend_from_slice(&b);
         Ok(())
+    }
+}
+
+/// A body gathered as the blocks' own buffers: no copy into one response buffer.
+impl Out for Vec<Bytes> {
+    fn put(&mut self, b: Bytes) -> io::Result<()> {
+        if !b.is_empty() {
+            self.push(b);
+        }
+        Ok(())
+    }
+}
+
+/// A whole body held as several buffers (a file's leaves), sent one frame each with an exact
+/// length, so hyper writes them with one `writev` instead of copying them together first.
+struct Parts {
+    parts: std::collections::VecDeque<Bytes>,
+    remaining: u64,
+}
+
+impl Parts {
+    fn body(parts: Vec<Bytes>) -> Body {
+        if parts.len() <= 1 {
+            return parts
+                .into_iter()
+                .next()
+                .map_or_else(Body::empty, Body::from);
+        }
+        let remaining = parts.iter().map(|b| b.len() as u64).sum();
+        Body::new(Parts {
+            parts: parts.into(),
+            remaining,
+        })
+    }
+}
+
+impl http_body::Body for Parts {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let next = self.parts.pop_front();
+        if let Some(b) = &next {
+            self.remaining -= b.len() as u64;
+        }
+        std::task::Poll::Ready(next.map(|b| Ok(http_body::Frame::data(b))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.remaining)
     }
 }
 
@@ -207,6 +264,8 @@ fn stream(config: &Config, permit: OwnedSemaphorePermit, produce: Producer) -> B
 enum ReplyBody {
     Empty,
     Full(Bytes),
+    /// A whole body in pieces (see [`Parts`]).
+    Parts(Vec<Bytes>),
     Stream(Producer),
 }
 
@@ -575,12 +634,12 @@ fn body_reply(
         Ok(())
     };
     if length <= limit {
-        let mut buf = BytesMut::with_capacity(length as usize);
-        produce(req.blocks(), &mut buf)?;
+        let mut parts = Vec::new();
+        produce(req.blocks(), &mut parts)?;
         return Ok(Reply {
             status,
             headers: h,
-            body: ReplyBody::Full(buf.freeze()),
+            body: ReplyBody::Parts(parts),
         });
     }
     Ok(Reply {
