@@ -664,7 +664,8 @@ fn run(cli: Cli) -> Result<()> {
         };
         return daemon(repo, opts);
     }
-    let repo = Repo::open(&path)?;
+    // One-shot commands read each block once: no memory cache (the daemon has one).
+    let repo = Repo::open_with(&path, ipfs_kit_node::RepoOptions { block_cache: false })?;
     match cli.cmd {
         Cmd::Version | Cmd::Init { .. } | Cmd::Daemon { .. } => {}
         Cmd::Config(c) => match c {

@@ -1,6 +1,7 @@
-//! Request handling: method and concurrency checks on the async side, then everything that
-//! reads blocks on the blocking pool, then the body (whole, or streamed through a bounded
-//! channel).
+//! Request handling: method and concurrency checks on the async side; then the response,
+//! decided right there when every block it needs is in the backend's memory (an `/ipfs/` path,
+//! within a small budget), else on the blocking pool; then the body (whole, or streamed
+//! through a bounded channel).
 
 use std::io::{self, Write};
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use crate::car::{self, CarParams};
 use crate::content_type::{self, SNIFF_LEN};
 use crate::listing;
 use crate::parse::{self, Format, RangeError};
-use crate::resolve::{self, Blocks, ContentPath, HttpError, Resolved};
+use crate::resolve::{self, Blocks, Budget, ContentPath, HttpError, Resolved};
 use crate::{Backend, Config};
 
 /// `Cache-Control` of every response for an immutable `/ipfs/` path (the spec's value).
@@ -91,19 +92,38 @@ async fn serve(State(st): State<AppState>, request: axum::extract::Request) -> R
     };
     let head = method == Method::HEAD;
     let (parts, _) = request.into_parts();
-    let st2 = st.clone();
-    let prepared =
-        tokio::task::spawn_blocking(move || prepare(&st2, &parts.uri, &parts.headers, head)).await;
-    let reply = match prepared {
-        Ok(Ok(reply)) => reply,
-        Ok(Err(e)) => return e.into_response(),
-        Err(e) => {
-            return HttpError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("internal error: {e}"),
-            )
-            .into_response()
+    // Immutable content whose blocks are all in memory is answered right here: no I/O, no
+    // hashing, a few microseconds, so not worth two thread hand-offs to the blocking pool.
+    let mut prepared = None;
+    if parts.uri.path().starts_with("/ipfs/") {
+        let budget = Budget::new();
+        let attempt = prepare(&st, &parts.uri, &parts.headers, head, Some(&budget));
+        if !budget.missed() {
+            prepared = Some(attempt);
         }
+    }
+    let prepared = match prepared {
+        Some(p) => p,
+        None => {
+            let st2 = st.clone();
+            let blocking = tokio::task::spawn_blocking(move || {
+                prepare(&st2, &parts.uri, &parts.headers, head, None)
+            });
+            match blocking.await {
+                Ok(p) => p,
+                Err(e) => {
+                    return HttpError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("internal error: {e}"),
+                    )
+                    .into_response()
+                }
+            }
+        }
+    };
+    let reply = match prepared {
+        Ok(reply) => reply,
+        Err(e) => return e.into_response(),
     };
     let body = match reply.body {
         _ if head => Body::empty(),
@@ -285,6 +305,8 @@ struct Req<'a> {
     head: bool,
     path: ContentPath,
     memo: resolve::Memo,
+    /// Set when this is the attempt to answer from memory alone.
+    budget: Option<&'a Budget>,
 }
 
 impl Req<'_> {
@@ -300,7 +322,7 @@ impl Req<'_> {
     }
 
     fn blocks(&self) -> Blocks<'_> {
-        Blocks(&*self.st.backend, Some(&self.memo))
+        Blocks(&*self.st.backend, Some(&self.memo), self.budget)
     }
 
     /// `Cache-Control` for content: only `/ipfs/` is immutable; an `/ipns/` TTL is unknown, so
@@ -322,7 +344,15 @@ fn hdr(name: &'static str) -> HeaderName {
     HeaderName::from_static(name)
 }
 
-fn prepare(st: &AppState, uri: &Uri, headers: &HeaderMap, head: bool) -> Result<Reply, HttpError> {
+/// Decides the response to a request. With a `budget`, blocks come from memory only (see
+/// [`Budget`]); the caller throws the answer away if the budget says it missed.
+fn prepare(
+    st: &AppState,
+    uri: &Uri,
+    headers: &HeaderMap,
+    head: bool,
+    budget: Option<&Budget>,
+) -> Result<Reply, HttpError> {
     let query: Vec<(String, String)> =
         form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
             .into_owned()
@@ -340,6 +370,7 @@ fn prepare(st: &AppState, uri: &Uri, headers: &HeaderMap, head: bool) -> Result<
         head,
         path,
         memo: resolve::Memo::default(),
+        budget,
     };
     // A service worker registered at /ipfs/{cid} (no slash) would control every other CID.
     if req.header(hdr("service-worker")) == Some("script")
@@ -646,7 +677,7 @@ fn body_reply(
         status,
         headers: h,
         body: ReplyBody::Stream(Box::new(move |sink: &mut Sink| {
-            produce(Blocks(&*blocks_arc, None), sink)
+            produce(Blocks(&*blocks_arc, None, None), sink)
         })),
     })
 }
@@ -873,7 +904,7 @@ fn car_reply(
         status: StatusCode::OK,
         headers: h,
         body: ReplyBody::Stream(Box::new(move |sink: &mut Sink| {
-            car::write_car(Blocks(&*backend, None), &resolved, &params, sink)
+            car::write_car(Blocks(&*backend, None, None), &resolved, &params, sink)
         })),
     })
 }

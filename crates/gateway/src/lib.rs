@@ -70,6 +70,14 @@ pub trait Backend: Send + Sync + 'static {
     /// The bytes of the block named by `cid`, already checked against its multihash, or `None`
     /// when this node does not have it. Identity CIDs never reach the backend.
     fn get_block(&self, cid: &Cid) -> Result<Option<Bytes>, Error>;
+    /// The block if it is in memory now and already checked against its multihash, without
+    /// any I/O or waiting; `None` otherwise. The gateway first tries to answer an `/ipfs/`
+    /// request from such blocks on the async runtime, and hands it to the blocking pool
+    /// (and [`Backend::get_block`]) only when one is missing. The default has no memory.
+    fn get_cached_block(&self, cid: &Cid) -> Option<Bytes> {
+        let _ = cid;
+        None
+    }
     /// Whether the block is held locally, without reading it (for `Cache-Control:
     /// only-if-cached`).
     fn has_block(&self, cid: &Cid) -> Result<bool, Error>;

@@ -3,6 +3,7 @@
 //! `X-Ipfs-Roots`, every block read on the way for CAR responses).
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use axum::http::StatusCode;
 use ipfs_kit_block::ipld::{self, Ipld};
@@ -81,9 +82,62 @@ fn lock(m: &Memo) -> std::sync::MutexGuard<'_, Vec<(Cid, Bytes)>> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// How much a request answered from memory on the async runtime may read before it is sent to
+/// the blocking pool instead: enough for a file of a few leaves or a short path, little enough
+/// that no request holds a runtime thread for long (a large listing, a big transcode).
+pub(crate) struct Budget {
+    missed: AtomicBool,
+    blocks: AtomicUsize,
+    bytes: AtomicU64,
+}
+
+impl Budget {
+    /// Blocks one memory-only attempt may read.
+    const BLOCKS: usize = 64;
+    /// Bytes one memory-only attempt may read.
+    const BYTES: u64 = 4 << 20;
+
+    pub fn new() -> Self {
+        Budget {
+            missed: AtomicBool::new(false),
+            blocks: AtomicUsize::new(Self::BLOCKS),
+            bytes: AtomicU64::new(Self::BYTES),
+        }
+    }
+
+    /// Whether the attempt needed something not in memory (or over budget): its answer must be
+    /// thrown away and the request served the ordinary way.
+    pub fn missed(&self) -> bool {
+        self.missed.load(Ordering::Relaxed)
+    }
+
+    fn miss(&self) -> Error {
+        self.missed.store(true, Ordering::Relaxed);
+        Error::Timeout("not in memory".into())
+    }
+
+    /// Takes one block of `len` bytes from the budget; `false` when it is spent.
+    fn take(&self, len: usize) -> bool {
+        let blocks = self.blocks.load(Ordering::Relaxed);
+        let bytes = self.bytes.load(Ordering::Relaxed);
+        if blocks == 0 || bytes < len as u64 {
+            return false;
+        }
+        self.blocks.store(blocks - 1, Ordering::Relaxed);
+        self.bytes.store(bytes - len as u64, Ordering::Relaxed);
+        true
+    }
+}
+
 /// The backend as the UnixFS readers see it. Identity CIDs are answered from the CID itself.
+/// With a [`Budget`], only blocks in memory are read ([`Backend::get_cached_block`]), and any
+/// other need marks the budget missed and fails.
 #[derive(Clone, Copy)]
-pub(crate) struct Blocks<'a>(pub &'a dyn Backend, pub Option<&'a Memo>);
+pub(crate) struct Blocks<'a>(
+    pub &'a dyn Backend,
+    pub Option<&'a Memo>,
+    pub Option<&'a Budget>,
+);
 
 /// The empty UnixFS directory (`QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn`, and its CIDv1
 /// forms). Kubo repos hold it from `init` on and clients probe gateways with it, so it is always
@@ -106,7 +160,15 @@ impl Blocks<'_> {
                 return Ok(b.clone());
             }
         }
-        match self.0.get_block(cid)? {
+        let found = match self.2 {
+            Some(budget) => match self.0.get_cached_block(cid) {
+                Some(b) if budget.take(b.len()) => Some(b),
+                _ if is_empty_dir(cid) => None,
+                _ => return Err(budget.miss()),
+            },
+            None => self.0.get_block(cid)?,
+        };
+        match found {
             Some(b) => {
                 if let Some(memo) = self.1 {
                     let mut last = lock(memo);
@@ -126,6 +188,9 @@ impl Blocks<'_> {
     pub fn has(&self, cid: &Cid) -> Result<bool, Error> {
         if cid.hash().code() == IDENTITY || is_empty_dir(cid) {
             return Ok(true);
+        }
+        if let Some(budget) = self.2 {
+            return Err(budget.miss());
         }
         self.0.has_block(cid)
     }

@@ -123,6 +123,11 @@ pub struct Datastore {
     pub verify_reads: bool,
     /// `repo gc` rewrites a segment once this fraction of it is garbage.
     pub compact_dead_ratio: f64,
+    /// Memory for the daemon's cache of verified blocks (an ARC cache), as a byte size
+    /// (`256MiB`, `1GB`, `0`); `0` turns it off. A hit is served without disk I/O or
+    /// re-hashing. One-shot commands do not use it.
+    #[serde(deserialize_with = "string_or_integer")]
+    pub block_cache_size: String,
 }
 
 impl Default for Datastore {
@@ -131,7 +136,16 @@ impl Default for Datastore {
             segment_size: 256 << 20,
             verify_reads: true,
             compact_dead_ratio: 0.5,
+            block_cache_size: "256MiB".into(),
         }
+    }
+}
+
+impl Datastore {
+    /// [`Datastore::block_cache_size`] in bytes.
+    pub fn block_cache_bytes(&self) -> Result<u64, Error> {
+        parse_byte_size(&self.block_cache_size)
+            .map_err(|e| Error::Config(format!("datastore.block_cache_size: {e}")))
     }
 }
 
@@ -240,7 +254,8 @@ const HEADER: &str = "\
 #
 # [identity]     the node's Ed25519 key and peer ID; keep private_key secret.
 # [datastore]    segment_size (bytes per segment file), verify_reads (re-hash every block read),
-#                compact_dead_ratio (gc rewrites a segment once this fraction is garbage).
+#                compact_dead_ratio (gc rewrites a segment once this fraction is garbage),
+#                block_cache_size (the daemon's memory cache of verified blocks, 256MiB; 0: off).
 # [import]       profile: unixfs-v0-2015 (Kubo's default CIDs), unixfs-v1-2025 (CIDv1, raw
 #                leaves, 1 MiB chunks) or kubo-v0.22; `add` flags override it. hamt_threshold:
 #                estimated directory size past which add and MFS shard a directory (256KiB;
@@ -277,6 +292,7 @@ impl Config {
         ipfs_kit_unixfs::ImportProfile::by_name(&self.import.profile)
             .map_err(|e| Error::Config(format!("import.profile: {e}")))?;
         self.import.hamt_threshold_bytes()?;
+        self.datastore.block_cache_bytes()?;
         if !(0.0..=1.0).contains(&self.datastore.compact_dead_ratio) {
             return Err(Error::Config(
                 "datastore.compact_dead_ratio must be between 0 and 1".into(),
@@ -376,6 +392,12 @@ mod tests {
         assert_eq!(c5.import.hamt_threshold, "1024");
         assert!(c.with("import.hamt_threshold", "lots").is_err());
         assert_eq!(c.import.hamt_threshold_bytes().unwrap(), 256 * 1024);
+        assert_eq!(c.datastore.block_cache_bytes().unwrap(), 256 << 20);
+        let c6 = c.with("datastore.block_cache_size", "0").unwrap();
+        assert_eq!(c6.datastore.block_cache_bytes().unwrap(), 0);
+        let c7 = c.with("datastore.block_cache_size", "\"1GB\"").unwrap();
+        assert_eq!(c7.datastore.block_cache_bytes().unwrap(), 1_000_000_000);
+        assert!(c.with("datastore.block_cache_size", "lots").is_err());
     }
 
     #[test]

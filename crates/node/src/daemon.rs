@@ -97,6 +97,7 @@ pub struct NodeMetrics {
     registry: Arc<Registry>,
     stored_bytes: Gauge,
     stored_blocks: Gauge,
+    block_cache: crate::cache_metrics::CacheMetrics,
     /// The RPC API's counters.
     pub rpc: ipfs_kit_rpc::Metrics,
     /// The gateway's counters, by path kind (`ipfs`, `ipns`, `routing`, `other`).
@@ -119,10 +120,13 @@ impl Default for NodeMetrics {
             stored_bytes.clone(),
         );
         store.register("blocks", "Blocks stored", stored_blocks.clone());
+        let block_cache = crate::cache_metrics::CacheMetrics::default();
+        block_cache.register(registry.sub_registry_with_prefix("block_cache"));
         NodeMetrics {
             registry: Arc::new(registry),
             stored_bytes,
             stored_blocks,
+            block_cache,
             rpc,
             gateway,
         }
@@ -137,6 +141,7 @@ impl NodeMetrics {
             .set(i64::try_from(stats.block_bytes).unwrap_or(i64::MAX));
         self.stored_blocks
             .set(i64::try_from(stats.blocks).unwrap_or(i64::MAX));
+        self.block_cache.update(repo.block_cache_stats());
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .map_err(|e| Error::Invalid(format!("encode metrics: {e}")))?;

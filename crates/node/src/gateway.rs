@@ -1,5 +1,6 @@
-//! The node behind the HTTP gateway: blocks from the repo's store (re-hashed on read when
-//! `datastore.verify_reads` is on, the default), and the daemon's gateway listeners.
+//! The node behind the HTTP gateway: blocks from the repo's memory cache of verified blocks,
+//! else from its store (re-hashed on read when `datastore.verify_reads` is on, the default),
+//! and the daemon's gateway listeners.
 //!
 //! IPNS is not implemented by the node yet: every name is "not found" (404 on `/ipns/` paths and
 //! on `/routing/v1/ipns/`), until the name system lands.
@@ -33,6 +34,10 @@ fn internal(e: impl std::fmt::Display) -> GatewayError {
 impl Backend for GatewayBackend {
     fn get_block(&self, cid: &Cid) -> Result<Option<Bytes>, GatewayError> {
         self.repo.blocks().get(cid).map_err(internal)
+    }
+
+    fn get_cached_block(&self, cid: &Cid) -> Option<Bytes> {
+        self.repo.cached_block(cid)
     }
 
     fn has_block(&self, cid: &Cid) -> Result<bool, GatewayError> {

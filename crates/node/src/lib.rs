@@ -18,6 +18,7 @@
 //! ```
 
 mod add;
+mod cache_metrics;
 pub mod config;
 pub mod daemon;
 pub mod gateway;
@@ -40,6 +41,7 @@ use fs2::FileExt;
 use ipfs_kit_block::{Bytes, Cid, IDENTITY};
 use ipfs_kit_blockstore::{Blockstore, FsBlockstore, FsConfig};
 use ipfs_kit_pin::Pinset;
+use ipfs_kit_tiered::{CacheConfig, CachedBlockstore};
 use ipfs_kit_unixfs::{BlockSource, BoxError};
 use parking_lot::RwLock;
 
@@ -144,6 +146,21 @@ pub struct InitOptions {
     pub profile: Option<String>,
 }
 
+/// Options of [`Repo::open_with`].
+#[derive(Clone, Copy, Debug)]
+pub struct RepoOptions {
+    /// Keep verified blocks in memory (`datastore.block_cache_size` bytes, when not 0). Worth
+    /// it in a long-running process (the daemon); a one-shot command reads each block once, and
+    /// a cache would only hold memory until it exits.
+    pub block_cache: bool,
+}
+
+impl Default for RepoOptions {
+    fn default() -> Self {
+        RepoOptions { block_cache: true }
+    }
+}
+
 /// An open repo.
 pub struct Repo {
     path: PathBuf,
@@ -153,7 +170,8 @@ pub struct Repo {
     /// Serialises config changes (read, edit, write the file, swap), so two concurrent sets
     /// cannot lose one another's edit.
     config_write: parking_lot::Mutex<()>,
-    blocks: FsBlockstore,
+    /// The segment store behind the ARC memory tier of verified blocks.
+    blocks: CachedBlockstore<FsBlockstore>,
     pins: Pinset,
     gc_lock: RwLock<()>,
     /// Hashing and verifying operations running now; see [`Repo::threads`].
@@ -269,8 +287,13 @@ impl Repo {
         Repo::open(path)
     }
 
-    /// Opens the repo at `path`, taking its lock.
+    /// Opens the repo at `path`, taking its lock, with the block cache the config sets.
     pub fn open(path: &Path) -> Result<Repo, Error> {
+        Repo::open_with(path, RepoOptions::default())
+    }
+
+    /// Opens the repo at `path` with `opts`, taking its lock.
+    pub fn open_with(path: &Path, opts: RepoOptions) -> Result<Repo, Error> {
         let version = match fs::read_to_string(path.join("version")) {
             Ok(v) => v,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -296,6 +319,17 @@ impl Repo {
             ipfs_kit_blockstore::Error::Locked(_) => Error::Locked(path.to_path_buf()),
             other => other.into(),
         })?;
+        let cache_size = if opts.block_cache {
+            config.datastore.block_cache_bytes()?
+        } else {
+            0
+        };
+        let blocks = CachedBlockstore::new(
+            blocks,
+            CacheConfig::default()
+                .with_capacity(cache_size)
+                .with_verified_reads(config.datastore.verify_reads),
+        );
         // Pins and metadata: small, so a small cache (redb's default is 1 GiB).
         let meta = match redb::Database::builder()
             .set_cache_size(16 << 20)
@@ -387,6 +421,16 @@ impl Repo {
             "ProtocolVersion": "ipfs/0.1.0",
             "Protocols": [],
         })
+    }
+
+    /// The block cache's counters, when the cache is on.
+    pub fn block_cache_stats(&self) -> Option<ipfs_kit_tiered::arc::Stats> {
+        self.blocks.cache_stats()
+    }
+
+    /// A block from the memory cache only (no I/O, no hashing), or `None`.
+    pub fn cached_block(&self, cid: &Cid) -> Option<Bytes> {
+        self.blocks.get_cached(cid)
     }
 
     /// The bytes of a block, from the store or, for identity CIDs, from the CID itself.

@@ -621,7 +621,7 @@ impl Repo {
         let _gc = self.gc_lock.write();
         let roots: Vec<Cid> = self.stored_mfs_root()?.into_iter().collect();
         let removed = ipfs_kit_pin::gc_keeping(&self.blocks, &self.pins, &roots)?;
-        self.blocks.compact()?;
+        self.blocks.inner().compact()?;
         Ok(removed)
     }
 
@@ -648,7 +648,7 @@ impl Repo {
         let mut bad = Vec::new();
         let cids = self.blocks.list()?;
         for cid in &cids {
-            match self.blocks.get_unverified(cid) {
+            match self.blocks.inner().get_unverified(cid) {
                 Ok(Some(data)) => {
                     if ipfs_kit_block::verify_multihash(cid.hash(), &data).is_err() {
                         bad.push((*cid, "data does not match its hash".to_string()));

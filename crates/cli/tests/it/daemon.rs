@@ -1238,6 +1238,15 @@ fn gateway_serves_files_directories_and_cars() {
         "{text}"
     );
     assert!(text.contains("ipfs_kit_gateway_sent_bytes_total"), "{text}");
+    // The big file was read again for the range request: from the block cache.
+    let value = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    assert!(value("ipfs_kit_block_cache_hits_total") > 0, "{text}");
+    assert!(value("ipfs_kit_block_cache_misses_total") > 0, "{text}");
+    assert_eq!(value("ipfs_kit_block_cache_capacity_bytes"), 256 << 20);
     d.stop();
     assert!(
         !node.repo().join("gateway").exists(),

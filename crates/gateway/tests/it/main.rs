@@ -19,10 +19,21 @@ struct Store {
     blocks: MemBlockstore,
     /// IPNS name -> (resolved path, record bytes).
     names: HashMap<String, (String, Vec<u8>)>,
+    /// Offer every block as held in memory ([`Backend::get_cached_block`]).
+    memory: bool,
+    /// Calls of the blocking `get_block`.
+    reads: std::sync::atomic::AtomicUsize,
 }
 
 impl Backend for Store {
+    fn get_cached_block(&self, cid: &Cid) -> Option<Bytes> {
+        self.memory
+            .then(|| self.blocks.get(cid).ok().flatten())
+            .flatten()
+    }
     fn get_block(&self, cid: &Cid) -> Result<Option<Bytes>, Error> {
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.blocks
             .get(cid)
             .map_err(|e| Error::Internal(e.to_string()))
@@ -164,6 +175,8 @@ fn fixture() -> Fixture {
         store: Arc::new(Store {
             blocks: store,
             names,
+            memory: false,
+            reads: Default::default(),
         }),
         hello,
         big,
@@ -180,6 +193,26 @@ fn fixture() -> Fixture {
 impl Fixture {
     fn app(&self, config: Config) -> Router {
         router(self.store.clone(), config)
+    }
+
+    /// The same content, offered as held in memory.
+    fn in_memory(&self) -> Arc<Store> {
+        let blocks = MemBlockstore::default();
+        let all = self.store.blocks.list().expect("list");
+        let copies = all
+            .iter()
+            .map(|c| {
+                let data = self.store.blocks.get(c).expect("get").expect("stored");
+                Block::new(*c, data).expect("block")
+            })
+            .collect();
+        blocks.put_many(copies).expect("put");
+        Arc::new(Store {
+            blocks,
+            names: self.store.names.clone(),
+            memory: true,
+            reads: Default::default(),
+        })
     }
 }
 
@@ -887,4 +920,67 @@ async fn streams_are_bounded_and_stop_on_missing_blocks() {
     )
     .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+/// Requests answered from memory on the runtime give exactly what the blocking path gives,
+/// and read nothing through `get_block`, unless they need more than the budget allows.
+#[tokio::test]
+async fn answers_from_memory_match_the_blocking_path() {
+    let f = fixture();
+    let mem = f.in_memory();
+    let (disk, memory) = (
+        f.app(Config::default()),
+        router(mem.clone(), Config::default()),
+    );
+    let reads = || mem.reads.load(std::sync::atomic::Ordering::Relaxed);
+    let (hello, big, dir, hamt) = (f.hello.cid, f.big.cid, f.dir.cid, f.hamt.cid);
+    let small_uris = [
+        format!("/ipfs/{hello}"),
+        format!("/ipfs/{dir}/a.txt"),
+        format!("/ipfs/{dir}/data.json"),
+        format!("/ipfs/{dir}/"),
+        format!("/ipfs/{dir}"),
+        format!("/ipfs/{dir}/missing"),
+        format!("/ipfs/{hello}?format=raw"),
+        format!("/ipfs/{}", f.raw_leaf.cid),
+        format!("/ipfs/{}", f.cbor),
+        format!("/ipfs/{}/nested", f.cbor),
+        format!("/ipfs/{}", f.json),
+        format!("/ipfs/{}/", f.site.cid),
+        format!("/ipfs/{hamt}/f007.txt"),
+    ];
+    for uri in &small_uris {
+        let before = reads();
+        let (a, b) = (get(&disk, uri).await, get(&memory, uri).await);
+        assert_eq!(a.status, b.status, "{uri}");
+        assert_eq!(a.headers, b.headers, "{uri}");
+        assert_eq!(a.body, b.body, "{uri}");
+        assert_eq!(reads(), before, "{uri} was answered from memory");
+    }
+    // Over the budget or streamed: the big file (3 MiB, streamed), the whole HAMT listing,
+    // ranges, CARs, and only-if-cached (which asks the store).
+    let other = [
+        (format!("/ipfs/{big}"), vec![]),
+        (format!("/ipfs/{hamt}/"), vec![]),
+        (
+            format!("/ipfs/{big}"),
+            vec![("Range", "bytes=5-10,2000000-2000100")],
+        ),
+        (format!("/ipfs/{dir}?format=car"), vec![]),
+        (
+            format!("/ipfs/{hello}"),
+            vec![("Cache-Control", "only-if-cached")],
+        ),
+    ];
+    for (uri, headers) in &other {
+        let a = call(&disk, Method::GET, uri, headers).await;
+        let b = call(&memory, Method::GET, uri, headers).await;
+        assert_eq!(a.status, b.status, "{uri}");
+        assert_eq!(a.headers, b.headers, "{uri}");
+        assert_eq!(a.body, b.body, "{uri}");
+    }
+    assert_eq!(
+        get(&memory, &format!("/ipfs/{big}")).await.body,
+        f.big_bytes
+    );
 }
