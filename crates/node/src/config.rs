@@ -398,6 +398,7 @@ mod tests {
         let c7 = c.with("datastore.block_cache_size", "\"1GB\"").unwrap();
         assert_eq!(c7.datastore.block_cache_bytes().unwrap(), 1_000_000_000);
         assert!(c.with("datastore.block_cache_size", "lots").is_err());
+        assert_eq!(c.kubo_get("Datastore.BlockCacheSize").unwrap(), "256MiB");
     }
 
     #[test]

@@ -112,3 +112,66 @@ fn readers_run_alongside_an_add() {
         reader.join().unwrap();
     });
 }
+
+/// The memory cache serves repeated reads, and forgets what `block rm` and GC delete.
+#[test]
+fn the_block_cache_serves_hits_and_forgets_deleted_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repo::init(&dir.path().join("repo"), InitOptions::default()).unwrap();
+    let unpinned = AddOptions {
+        pin: false,
+        ..Default::default()
+    };
+    let a = repo
+        .add_reader(&mut &data(3, 1 << 20)[..], &unpinned)
+        .unwrap();
+    let cat = |cid: &cid::Cid| {
+        let mut out = Vec::new();
+        repo.cat(&cid.to_string(), 0, None, &mut out).unwrap();
+        out
+    };
+    assert_eq!(cat(&a.cid), data(3, 1 << 20));
+    let before = repo.block_cache_stats().unwrap();
+    assert_eq!(cat(&a.cid), data(3, 1 << 20));
+    let after = repo.block_cache_stats().unwrap();
+    assert_eq!(after.misses, before.misses, "a second read is all hits");
+    assert!(after.hits >= before.hits + 5, "the root and four leaves");
+    let blocks = repo.blocks().list().unwrap();
+    assert!(blocks.iter().all(|c| repo.cached_block(c).is_some()));
+    // GC deletes the unpinned file: none of its blocks may still be served.
+    repo.gc().unwrap();
+    for c in &blocks {
+        assert!(repo.cached_block(c).is_none(), "{c} still cached after gc");
+        assert!(matches!(
+            repo.block_bytes(c),
+            Err(ipfs_kit_node::Error::NotFound(_))
+        ));
+    }
+    // So does `block rm`.
+    let b = repo.add_reader(&mut &b"small"[..], &unpinned).unwrap();
+    assert_eq!(cat(&b.cid), b"small");
+    assert!(repo.cached_block(&b.cid).is_some());
+    repo.block_rm(&[b.cid], false).unwrap();
+    assert!(repo.cached_block(&b.cid).is_none());
+    assert!(repo.block_bytes(&b.cid).is_err());
+    let s = repo.block_cache_stats().unwrap();
+    assert_eq!(s.removals, blocks.len() as u64 + 1, "{s:?}");
+}
+
+/// `block_cache: false` (the CLI's one-shot commands) opens the repo without a cache.
+#[test]
+fn the_block_cache_can_be_left_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("repo");
+    drop(Repo::init(&path, InitOptions::default()).unwrap());
+    let repo = Repo::open_with(&path, ipfs_kit_node::RepoOptions { block_cache: false }).unwrap();
+    let a = repo
+        .add_reader(&mut &b"hello"[..], &AddOptions::default())
+        .unwrap();
+    assert!(repo.block_cache_stats().is_none());
+    assert!(repo.cached_block(&a.cid).is_none());
+    assert!(repo
+        .block_bytes(&a.cid)
+        .unwrap()
+        .ends_with(b"hello\x18\x05"));
+}
