@@ -318,6 +318,13 @@ impl EventLoop {
         match cmd {
             Command::Connect { addr, reply } => {
                 let opts = DialOpts::unknown_peer_id().address(addr.clone()).build();
+                if let Some(Protocol::P2p(peer)) = addr.iter().last() {
+                    // Kubo answers success for a peer already connected.
+                    if self.connections.contains_key(&peer) {
+                        let _ = reply.send(Ok(peer));
+                        return;
+                    }
+                }
                 let opts = match addr.iter().last() {
                     Some(Protocol::P2p(peer)) => DialOpts::peer_id(peer)
                         .addresses(vec![addr.clone()])
@@ -499,12 +506,16 @@ impl EventLoop {
                 endpoint,
                 ..
             } => {
-                let (addr, outbound) = match &endpoint {
+                let (mut addr, outbound) = match &endpoint {
                     ConnectedPoint::Dialer { address, .. } => (address.clone(), true),
                     ConnectedPoint::Listener { send_back_addr, .. } => {
                         (send_back_addr.clone(), false)
                     }
                 };
+                // Kubo lists transport addresses; the peer ID is reported beside them.
+                if matches!(addr.iter().last(), Some(Protocol::P2p(_))) {
+                    addr.pop();
+                }
                 self.connections.entry(peer_id).or_default().push((
                     connection_id,
                     addr,

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use ipfs_kit_block::{Block, Bytes, Cid};
 pub use libp2p::identity::Keypair;
+pub use libp2p::multiaddr::Protocol;
 pub use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot};
 

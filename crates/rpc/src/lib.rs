@@ -14,6 +14,7 @@ mod files;
 mod keys;
 mod metrics;
 mod name;
+mod network;
 mod request;
 mod server;
 mod upload;
@@ -24,6 +25,7 @@ pub use files::{FilesEntry, FilesStat, FilesWrite};
 pub use keys::KeyEntry;
 pub use metrics::Metrics;
 pub use name::NamePublish;
+pub use network::{NetworkApi, PubsubMessage, SwarmPeer};
 pub use request::Request;
 pub use server::{router, Limits};
 pub use upload::{AddEvent, AddParams, Upload, UploadKind};
@@ -304,4 +306,16 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Result<(String, String, String), RpcError>;
     /// `name/resolve` of a name (`None`: the node's own).
     fn name_resolve(&self, name: Option<&str>, recursive: bool) -> Result<String, RpcError>;
+
+    // The network.
+
+    /// The running network, when the node is online (`None`: network commands answer Kubo's
+    /// offline errors).
+    fn network(&self) -> Option<&dyn NetworkApi> {
+        None
+    }
+    /// The bootstrap peers `bootstrap add default` adds (Kubo's public list).
+    fn default_bootstrap(&self) -> Vec<String> {
+        Vec::new()
+    }
 }

@@ -17,6 +17,11 @@ impl Daemon {
     /// Starts `ipfs-kit daemon` on an ephemeral loopback port and a Unix socket, and waits for
     /// "Daemon is ready" on its output.
     fn start(node: &Node) -> Daemon {
+        Daemon::start_with(node, &[])
+    }
+
+    /// [`Daemon::start`] with more daemon arguments (`--offline`).
+    fn start_with(node: &Node, extra: &[&str]) -> Daemon {
         let socket = node.dir.path().join("api.sock");
         let mut child = node
             .cmd(&[
@@ -25,10 +30,13 @@ impl Daemon {
                 "/ip4/127.0.0.1/tcp/0",
                 "--api",
                 &format!("/unix{}", socket.display()),
-                // Not the default 8080: tests run side by side.
+                // Not the default 8080 and 4001: tests run side by side.
                 "--gateway",
                 "/ip4/127.0.0.1/tcp/0",
+                "--swarm",
+                "/ip4/127.0.0.1/tcp/0",
             ])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -1015,7 +1023,7 @@ fn rpc_get_tar_offline_errors_and_timeouts() {
         .ok(&["add", "-Q", "-r", dir.to_str().expect("p")])
         .trim()
         .to_string();
-    let d = Daemon::start(&node);
+    let d = Daemon::start_with(&node, &["--offline"]);
     // get: a plain USTAR stream, file data right after the first header.
     let (status, body) = d.call("POST", &format!("/api/v0/get?arg=/ipfs/{root}/a.txt"));
     assert_eq!(status, 200);
@@ -1286,7 +1294,7 @@ fn rpc_config_set_get_replace_and_refusals() {
     assert_eq!(call("config?arg=datastore.verify_reads").1["Value"], false);
     assert_eq!(
         call("config?arg=Addresses.Swarm").1["Value"],
-        serde_json::json!([])
+        serde_json::json!(["/ip4/127.0.0.1/tcp/4001", "/ip4/127.0.0.1/udp/4001/quic-v1"])
     );
     // Bad values change nothing.
     assert_eq!(
