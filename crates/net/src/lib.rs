@@ -12,6 +12,7 @@
 mod dag;
 mod event_loop;
 mod pubsub;
+mod quic;
 mod swarm;
 
 use std::sync::Arc;
