@@ -183,7 +183,7 @@ pub(crate) enum Command {
     },
     Want {
         cid: Cid,
-        reply: oneshot::Sender<Block>,
+        reply: oneshot::Sender<Result<Block, String>>,
     },
     Unwant(Cid),
     BitswapStat(oneshot::Sender<BitswapStat>),
@@ -315,7 +315,8 @@ impl Network {
         }
         let _unwant = Unwant(self.tx.clone(), cid);
         match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(block)) => Ok(block),
+            Ok(Ok(Ok(block))) => Ok(block),
+            Ok(Ok(Err(e))) => Err(Error::Store(e)),
             Ok(Err(_)) => Err(Error::Shutdown),
             Err(_) => Err(Error::NotFound(cid)),
         }

@@ -161,9 +161,25 @@ impl Online {
             .map_err(|_| Error::Network("the network stopped".into()))
     }
 
+    /// How long a fetch may wait: `network.fetch_timeout_secs`, cut to just before the
+    /// deadline of the API request being served (so the command can still report the timeout
+    /// in its own output, as Kubo's commands report their context's), if it has one.
+    fn timeout(&self) -> Result<Duration, Error> {
+        let Some(deadline) = ipfs_kit_rpc::call_deadline() else {
+            return Ok(self.fetch_timeout);
+        };
+        let left = deadline
+            .saturating_duration_since(std::time::Instant::now())
+            .saturating_sub(Duration::from_millis(100));
+        if left.is_zero() {
+            return Err(Error::Network("context deadline exceeded".into()));
+        }
+        Ok(left.min(self.fetch_timeout))
+    }
+
     /// One block from the network (verified and stored on arrival).
     pub(crate) fn fetch_block(&self, cid: &Cid) -> Result<Bytes, Error> {
-        let (net, cid, timeout) = (self.net.clone(), *cid, self.fetch_timeout);
+        let (net, cid, timeout) = (self.net.clone(), *cid, self.timeout()?);
         match self.wait(async move { net.get_block(cid, timeout).await })? {
             Ok(block) => Ok(block.into_parts().1),
             Err(ipfs_kit_net::Error::NotFound(cid)) => Err(Error::NotFound(cid)),
@@ -173,12 +189,21 @@ impl Online {
 
     /// Fetches the whole DAG under `root` and waits for it.
     pub(crate) fn fetch_dag(&self, root: &Cid) -> Result<ipfs_kit_net::FetchStats, Error> {
-        let (net, root, timeout) = (self.net.clone(), *root, self.fetch_timeout);
-        self.wait(async move { net.fetch_dag(root, timeout).await })?
-            .map_err(|e| match e {
-                ipfs_kit_net::Error::NotFound(cid) => Error::NotFound(cid),
-                e => Error::Network(e.to_string()),
-            })
+        let (net, root, timeout) = (self.net.clone(), *root, self.timeout()?);
+        // Under a request deadline the whole walk must end by then, not each block.
+        let whole = ipfs_kit_rpc::call_deadline().map(|_| timeout);
+        self.wait(async move {
+            match whole {
+                Some(t) => tokio::time::timeout(t, net.fetch_dag(root, timeout))
+                    .await
+                    .unwrap_or(Err(ipfs_kit_net::Error::NotFound(root))),
+                None => net.fetch_dag(root, timeout).await,
+            }
+        })?
+        .map_err(|e| match e {
+            ipfs_kit_net::Error::NotFound(cid) => Error::NotFound(cid),
+            e => Error::Network(e.to_string()),
+        })
     }
 
     /// Starts fetching the DAG under `root` in the background; the fetch stops when the

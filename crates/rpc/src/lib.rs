@@ -27,7 +27,7 @@ pub use metrics::Metrics;
 pub use name::NamePublish;
 pub use network::{NetworkApi, PubsubMessage, SwarmPeer};
 pub use request::Request;
-pub use server::{router, Limits};
+pub use server::{call_deadline, router, Limits};
 pub use upload::{AddEvent, AddParams, Upload, UploadKind};
 
 use std::io::{Read, Write};

@@ -100,6 +100,26 @@ tokio::task_local! {
 /// The message Go clients know for a request past its deadline.
 const DEADLINE_EXCEEDED: &str = "context deadline exceeded";
 
+thread_local! {
+    /// The deadline of the request whose backend call runs on this blocking thread.
+    static CALL_DEADLINE: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// The `timeout` deadline of the request the calling backend code serves, if it set one. Work
+/// that may wait long (fetching from the network) should give up by then, so the command can
+/// report it in its own output as Kubo does.
+pub fn call_deadline() -> Option<Instant> {
+    CALL_DEADLINE.with(|d| d.get())
+}
+
+/// Runs `f` with [`call_deadline`] answering `deadline`.
+fn with_deadline<T>(deadline: Option<Instant>, f: impl FnOnce() -> T) -> T {
+    CALL_DEADLINE.with(|d| d.set(deadline));
+    let out = f();
+    CALL_DEADLINE.with(|d| d.set(None));
+    out
+}
+
 pub(crate) fn json_response<T: serde::Serialize>(value: &T) -> Response {
     match serde_json::to_vec(value) {
         Ok(mut body) => {
@@ -132,7 +152,8 @@ pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, RpcError> + Send + 'static,
 ) -> Result<T, RpcError> {
     let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || span.in_scope(f))
+    let deadline = DEADLINE.try_with(|d| *d).ok().flatten();
+    tokio::task::spawn_blocking(move || with_deadline(deadline, || span.in_scope(f)))
         .await
         .unwrap_or_else(|e| {
             Err(RpcError {
@@ -214,7 +235,7 @@ pub(crate) async fn stream_response(
             },
             first: Some(first_tx),
         };
-        let result = produce(&mut w);
+        let result = with_deadline(deadline, || produce(&mut w));
         match (result, w.first.take()) {
             // Nothing was written yet: the error (or the empty success) decides the status.
             (r, Some(first)) => {
