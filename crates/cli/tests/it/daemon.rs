@@ -823,6 +823,38 @@ fn rpc_files_keys_and_names() {
     assert_eq!(imported["Id"], id.as_str());
     let rm = json(&d.call("POST", "/api/v0/key/rm?arg=k2&arg=k3").1);
     assert_eq!(rm["Keys"].as_array().expect("keys").len(), 2);
+    // RSA keys as interface-ipfs-core asks for them; Kubo's words for bad sizes and types.
+    let rsa = json(
+        &d.call("POST", "/api/v0/key/gen?arg=r1&type=rsa&size=2048")
+            .1,
+    );
+    let rsa_id = rsa["Id"].as_str().expect("id").to_string();
+    assert!(rsa_id.starts_with("k2k4r8"), "{rsa_id}");
+    let b58 = json(&d.call("POST", "/api/v0/key/list?ipns-base=b58mh").1);
+    assert!(b58["Keys"][1]["Id"].as_str().expect("id").starts_with("Qm"));
+    assert_eq!(
+        json(
+            &d.call("POST", "/api/v0/key/gen?arg=r2&type=rsa&size=1024")
+                .1
+        )["Message"],
+        "rsa keys must be >= 2048 bits to be useful"
+    );
+    assert_eq!(
+        json(&d.call("POST", "/api/v0/key/gen?arg=r2&type=dsa").1)["Message"],
+        "unrecognized key type: dsa"
+    );
+    let (status, body) = d.call("POST", "/api/v0/key/gen?arg=r2&type=rsa&size=big");
+    assert_eq!(
+        (status, String::from_utf8_lossy(&body).into_owned()),
+        (
+            400,
+            "could not convert value \"big\" to type \"int\" (for option \"-size\")\n".into()
+        )
+    );
+    let renamed = json(&d.call("POST", "/api/v0/key/rename?arg=r1&arg=r3").1);
+    assert_eq!(renamed["Id"], rsa_id.as_str());
+    let rm = json(&d.call("POST", "/api/v0/key/rm?arg=r3").1);
+    assert_eq!(rm["Keys"][0]["Id"], rsa_id.as_str());
 
     // Names: offline publishing needs --allow-offline; resolve goes through /ipns paths.
     let added = json(&upload(&d, "add", &hello).1);
