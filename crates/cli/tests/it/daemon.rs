@@ -1263,6 +1263,38 @@ fn gateway_serves_files_directories_and_cars() {
     assert_eq!(status, 404);
     let (status, _) = curl(&["-X", "POST", &format!("{}/ipfs/{dir}/hello.txt", d.gateway)]);
     assert_eq!(status, 405);
+    // On the localhost name, path requests move to the subdomain gateway (as Kubo), which
+    // serves the root at /; on 127.0.0.1 (above) it is a path gateway.
+    let port = d.gateway.rsplit(':').next().expect("port");
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{redirect_url}",
+        ])
+        .args(["-H", &format!("Host: localhost:{port}")])
+        .arg(format!("{}/ipfs/{dir}/hello.txt", d.gateway))
+        .output()
+        .expect("curl");
+    let out = String::from_utf8_lossy(&out.stdout).into_owned();
+    let label = out
+        .strip_prefix("301 http://")
+        .and_then(|r| r.split_once(".ipfs.localhost:"))
+        .map(|(label, _)| label.to_string())
+        .unwrap_or_else(|| panic!("not a move to the subdomain: {out}"));
+    assert!(label.starts_with("bafybei"), "{label}");
+    assert_eq!(
+        out,
+        format!("301 http://{label}.ipfs.localhost:{port}/hello.txt")
+    );
+    let (status, body) = curl(&[
+        "-H",
+        &format!("Host: {label}.ipfs.localhost:{port}"),
+        &format!("{}/hello.txt", d.gateway),
+    ]);
+    assert_eq!((status, &body[..]), (200, &b"hello gateway\n"[..]));
     // No name system yet: IPNS is not found.
     let (status, _) = curl(&[&format!(
         "{}/routing/v1/ipns/k51qzi5uqu5dlvj2baxnqndepeb86cbk3ng7n3i46uzyxzyqj2xjonzllnv0v8",
