@@ -605,6 +605,14 @@ fn redirects_error(message: impl std::fmt::Display) -> HttpError {
     )
 }
 
+/// A `_redirects` file that is not valid: the spec's 500, in Kubo's words.
+fn unparsable(e: redirects::RedirectsError) -> HttpError {
+    HttpError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("could not parse {}: {e}", redirects::FILE_NAME),
+    )
+}
+
 /// `missing` (a 404 for `rel`, the path below the content root at `base`) answered through the
 /// content root's `_redirects` file, if it has one and a rule matches: a redirect, a rewrite
 /// (200: the target served in place), or an error page (404, 410, 451: the target served with
@@ -632,13 +640,13 @@ fn redirects_reply(
         return Err(redirects_error("it is not a file"));
     }
     if stat.filesize > redirects::MAX_FILE_SIZE as u64 {
-        return Err(redirects_error(redirects::RedirectsError::TooLarge));
+        return Err(unparsable(redirects::RedirectsError::TooLarge));
     }
     let mut text = BytesMut::with_capacity(stat.filesize as usize);
     Content::File(file)
         .write(req.blocks(), 0, stat.filesize, &mut text)
         .map_err(|e| redirects_error(e.message))?;
-    let rules = Redirects::parse(&text).map_err(redirects_error)?;
+    let rules = Redirects::parse(&text).map_err(unparsable)?;
     let rel_refs: Vec<&str> = rel.iter().map(String::as_str).collect();
     let Some(hit) = rules.find(&rel_refs) else {
         return Err(missing);
@@ -706,7 +714,6 @@ fn redirects_reply(
     }
     let mut reply = file_reply(&rewritten, t, stat.filesize, Some("text/html"), h)?;
     reply.status = StatusCode::from_u16(hit.status).unwrap_or(StatusCode::NOT_FOUND);
-    reply.headers.remove(header::ETAG);
     Ok(reply)
 }
 

@@ -246,7 +246,7 @@ fn decode(seg: &str) -> Result<String, HttpError> {
 
 /// Parses the root CID of an `/ipfs/` path.
 pub(crate) fn root_cid(s: &str) -> Result<Cid, HttpError> {
-    parse_cid(s).map_err(|e| HttpError::bad_request(format!("invalid path: {e}")))
+    parse_cid(s).map_err(|e| HttpError::bad_request(format!("invalid path \"/ipfs/{s}\": {e}")))
 }
 
 /// A content path walked to its end.
