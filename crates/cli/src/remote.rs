@@ -890,8 +890,12 @@ fn keys_of(v: &Value) -> impl Iterator<Item = &Value> {
 /// `key` through the daemon, printing what the local command prints.
 fn key(api: &Api, cmd: KeyCmd, out: &mut dyn Write) -> Result<()> {
     match cmd {
-        KeyCmd::Gen { name, kind } => {
-            let v = api.json("key/gen", &[arg(&name), ("type", kind)])?;
+        KeyCmd::Gen { name, kind, size } => {
+            let mut q = vec![arg(&name), ("type", kind)];
+            if let Some(size) = size {
+                q.push(("size", size.to_string()));
+            }
+            let v = api.json("key/gen", &q)?;
             writeln!(out, "{}", str_of(&v["Id"]))?;
         }
         KeyCmd::List { l } => {

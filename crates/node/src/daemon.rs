@@ -729,8 +729,13 @@ impl Backend for NodeBackend {
         r.map_err(rpc)
     }
 
-    fn key_gen(&self, name: &str) -> Result<ipfs_kit_rpc::KeyEntry, RpcError> {
-        crate::rpc_names::key_gen(&self.repo, name)
+    fn key_gen(
+        &self,
+        name: &str,
+        kind: &str,
+        size: Option<i64>,
+    ) -> Result<ipfs_kit_rpc::KeyEntry, RpcError> {
+        crate::rpc_names::key_gen(&self.repo, name, kind, size)
     }
 
     fn key_list(&self) -> Result<Vec<ipfs_kit_rpc::KeyEntry>, RpcError> {

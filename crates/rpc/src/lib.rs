@@ -286,8 +286,10 @@ pub trait Backend: Send + Sync + 'static {
         cid_version: Option<u8>,
         hash: Option<&str>,
     ) -> Result<(), RpcError>;
-    /// `key/gen` (Ed25519).
-    fn key_gen(&self, name: &str) -> Result<KeyEntry, RpcError>;
+    /// `key/gen` of a key of type `kind` (`ed25519`, `rsa`; others refused with Kubo's
+    /// `unrecognized key type`); `size` is the RSA size in bits (`None`: Kubo's default).
+    /// RSA generation is slow: the router calls this on a blocking thread.
+    fn key_gen(&self, name: &str, kind: &str, size: Option<i64>) -> Result<KeyEntry, RpcError>;
     /// `key/list`, `self` first.
     fn key_list(&self) -> Result<Vec<KeyEntry>, RpcError>;
     /// `key/rename`: the key under its new name and whether one was overwritten.
