@@ -40,7 +40,7 @@ chmod 644 "$tmp/www"/*
 small_cid="$("$bin" --repo-dir "$tmp/repo" add -Q "$tmp/www/small.bin")"
 big_cid="$("$bin" --repo-dir "$tmp/repo" add -Q "$tmp/www/big.bin")"
 
-"$bin" --repo-dir "$tmp/repo" daemon --api /ip4/127.0.0.1/tcp/0 --gateway /ip4/127.0.0.1/tcp/0 \
+"$bin" --repo-dir "$tmp/repo" daemon --api /ip4/127.0.0.1/tcp/0 --gateway /ip4/127.0.0.1/tcp/0 --swarm /ip4/127.0.0.1/tcp/0 \
     >"$tmp/daemon.log" 2>&1 &
 daemon_pid=$!
 for _ in $(seq 100); do grep -q "Daemon is ready" "$tmp/daemon.log" && break; sleep 0.1; done

@@ -25,7 +25,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-IPFS_KIT_PATH="$tmp/repo" "$BIN" daemon --init --api /ip4/127.0.0.1/tcp/0 --gateway /ip4/127.0.0.1/tcp/0 >"$tmp/out" 2>"$tmp/err" &
+IPFS_KIT_PATH="$tmp/repo" "$BIN" daemon --init --api /ip4/127.0.0.1/tcp/0 --gateway /ip4/127.0.0.1/tcp/0 --swarm /ip4/127.0.0.1/tcp/0 >"$tmp/out" 2>"$tmp/err" &
 pid=$!
 for _ in $(seq 1 100); do
   grep -q "Daemon is ready" "$tmp/out" 2>/dev/null && break
@@ -70,7 +70,7 @@ iic_run() { # log file, pass: one pass of the groups issue 3 names against a fre
     groups="${IIC_GROUPS:-root,block,dag,files,pin,key,object,repo,config,miscellaneous}"
     filter=(--grep 'with sharding' --invert)
   fi
-  IPFS_KIT_PATH="$repo" "$BIN" daemon --init --api /ip4/127.0.0.1/tcp/0 --gateway /ip4/127.0.0.1/tcp/0 >"$out" 2>/dev/null &
+  IPFS_KIT_PATH="$repo" "$BIN" daemon --init --api /ip4/127.0.0.1/tcp/0 --gateway /ip4/127.0.0.1/tcp/0 --swarm /ip4/127.0.0.1/tcp/0 >"$out" 2>/dev/null &
   p=$!
   for _ in $(seq 1 100); do grep -q "Daemon is ready" "$out" 2>/dev/null && break; sleep 0.1; done
   IPFS_API_URL=$(grep "RPC API server listening on /ip4/" "$out" | head -1 |

@@ -76,6 +76,10 @@ seed_corpus() {
     # IPNS records written by boxo (valid, V1-only, broken signatures, RSA).
     mkdir -p "$d/ipns_record"
     cp "$root"/crates/ipns/tests/fixtures/*.ipns-record "$d/ipns_record/"
+    # _redirects files: the spec's example, then a NUL and a request path.
+    mkdir -p "$d/redirects"
+    printf '/redirect-one /one.html\n/posts/:year/:month/:day/:title /articles/:year/:month/:day/:title 301\n/splat/* /redirected-splat/:splat 301\n/not-found/* /404.html 404\n/* /index.html 200\n\0/posts/2022/06/15/hello' >"$d/redirects/seed-example"
+    printf '/source1/* /target-file?static-query1=static-val1 301\n/source2/:code/:name /target-file?code=:code&name=:name 301\n\0/source2/a/b' >"$d/redirects/seed-query"
     # Gateway request headers and parameters.
     mkdir -p "$d/gateway_headers"
     printf '%s' 'bytes=0-99, -5, 100-' >"$d/gateway_headers/seed-range"

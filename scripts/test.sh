@@ -22,6 +22,13 @@ if [ ! -f "$IPFS_KIT_CORPUS/.complete" ]; then
   touch "$IPFS_KIT_CORPUS/.complete"
 fi
 
+# The Kubo interop tests drive a real Kubo peer (../shared/kubo); set it up once (KUBO=0 skips).
+if [ "${KUBO:-1}" != "0" ] && [ -z "${IPFS_KIT_KUBO:-}" ]; then
+  echo "== setting up the Kubo peer"
+  ../shared/kubo/setup.sh >/dev/null
+  export IPFS_KIT_KUBO="$(cd ../shared/kubo && pwd)/kubo.sh"
+fi
+
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast

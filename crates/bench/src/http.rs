@@ -247,6 +247,8 @@ impl Daemon {
                 "--init",
                 "--gateway",
                 "/ip4/127.0.0.1/tcp/0",
+                "--swarm",
+                "/ip4/127.0.0.1/tcp/0",
                 "--api",
                 "/ip4/127.0.0.1/tcp/0",
                 "--api",

@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use ipfs_kit_block::{Block, Cid};
-use libp2p::PeerId;
+use libp2p_identity::PeerId;
 
 use crate::message::{Message, Presence, WantType};
 

@@ -2,6 +2,7 @@
 //! call the node, print what Kubo would print.
 
 mod names;
+mod network;
 
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::PathBuf;
@@ -121,9 +122,19 @@ enum Cmd {
         /// Initialize the repo first when there is none.
         #[arg(long)]
         init: bool,
-        /// Do not start network services (there are none yet: accepted for Kubo compatibility).
+        /// Do not start the libp2p network: content is served from the repo only.
         #[arg(long)]
         offline: bool,
+        /// Swarm listen multiaddrs, overriding addresses.swarm (e.g. /ip4/127.0.0.1/tcp/0 for a
+        /// free port); repeat for several.
+        #[arg(long = "swarm", value_name = "MULTIADDR")]
+        swarm: Vec<String>,
+        /// Turn on gossipsub pubsub (network.pubsub).
+        #[arg(long)]
+        enable_pubsub_experiment: bool,
+        /// DHT participation, overriding network.routing: dht (auto), dhtclient, dhtserver, none.
+        #[arg(long, value_name = "TYPE")]
+        routing: Option<String>,
     },
     /// The mutable file system (MFS): mkdir, write, read, ls, stat, cp, mv, rm, flush, chcid.
     #[command(subcommand)]
@@ -134,8 +145,29 @@ enum Cmd {
     /// IPNS: publish a path under a key's name, resolve names (local records; offline).
     #[command(subcommand)]
     Name(names::NameCmd),
-    /// Show the node's identity.
-    Id,
+    /// Show the node's identity (its addresses and protocols when the daemon runs), or what
+    /// identify told us about another peer.
+    Id {
+        /// Another peer's ID.
+        peer: Option<String>,
+    },
+    /// Connections to other peers: connect, disconnect, peers, addrs (needs the daemon).
+    #[command(subcommand)]
+    Swarm(network::SwarmCmd),
+    /// The block exchange: stat, wantlist, ledger (needs the daemon).
+    #[command(subcommand)]
+    Bitswap(network::BitswapCmd),
+    /// Gossipsub messages: pub, sub, ls, peers (needs the daemon, started with
+    /// --enable-pubsub-experiment or network.pubsub = true).
+    #[command(subcommand)]
+    Pubsub(network::PubsubCmd),
+    /// The Kademlia DHT: findprovs, findpeer, provide (needs the daemon).
+    #[command(subcommand)]
+    Routing(network::RoutingCmd),
+    /// The peers the daemon dials at start: list, add, rm (none by default: the node is private
+    /// until told otherwise).
+    #[command(subcommand)]
+    Bootstrap(network::BootstrapCmd),
     /// Show the ipfs-kit version.
     Version,
 }
@@ -643,7 +675,10 @@ fn run(cli: Cli) -> Result<()> {
         gateway,
         allow_remote_gateway,
         init,
-        offline: _,
+        offline,
+        swarm,
+        enable_pubsub_experiment,
+        routing,
     } = &cli.cmd
     {
         let repo = match Repo::open(&path) {
@@ -661,6 +696,12 @@ fn run(cli: Cli) -> Result<()> {
             gateway: gateway.clone(),
             allow_remote_gateway: *allow_remote_gateway,
             shutdown_grace: None,
+            offline: *offline,
+            net: ipfs_kit_node::NetOverrides {
+                swarm: swarm.clone(),
+                pubsub: *enable_pubsub_experiment,
+                routing: routing.clone(),
+            },
         };
         return daemon(repo, opts);
     }
@@ -967,9 +1008,17 @@ fn run(cli: Cli) -> Result<()> {
                 writeln!(out, "verified repo integrity: {n} blocks")?;
             }
         },
-        Cmd::Id => {
+        Cmd::Id { peer: None } => {
             writeln!(out, "{}", serde_json::to_string_pretty(&repo.id_info())?)?;
         }
+        Cmd::Id { peer: Some(_) } => {
+            bail!("this command must be run in online mode. Try running 'ipfs-kit daemon' first")
+        }
+        Cmd::Swarm(c) => network::run_local(&repo, network::NetCmd::Swarm(c), &mut out)?,
+        Cmd::Bitswap(c) => network::run_local(&repo, network::NetCmd::Bitswap(c), &mut out)?,
+        Cmd::Pubsub(c) => network::run_local(&repo, network::NetCmd::Pubsub(c), &mut out)?,
+        Cmd::Routing(c) => network::run_local(&repo, network::NetCmd::Routing(c), &mut out)?,
+        Cmd::Bootstrap(c) => network::run_local(&repo, network::NetCmd::Bootstrap(c), &mut out)?,
         Cmd::Files(c) => names::files(&repo, c, &mut out)?,
         Cmd::Key(c) => names::key(&repo, c, &mut out)?,
         Cmd::Name(c) => names::name(&repo, c, &mut out)?,

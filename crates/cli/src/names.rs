@@ -163,13 +163,16 @@ impl From<WriteFlags> for WriteOptions {
 /// `key` subcommands.
 #[derive(Subcommand)]
 pub enum KeyCmd {
-    /// Generate a new Ed25519 key and print its IPNS name.
+    /// Generate a new key (Ed25519 or RSA) and print its IPNS name.
     Gen {
         /// Key name.
         name: String,
-        /// Key type (only ed25519).
+        /// Key type: ed25519 or rsa.
         #[arg(short = 't', long = "type", default_value = "ed25519")]
         kind: String,
+        /// Size of an RSA key in bits (2048 to 8192; default 2048).
+        #[arg(short = 's', long = "size", allow_negative_numbers = true)]
+        size: Option<i64>,
     },
     /// List key names (with -l, their IPNS names too).
     List {
@@ -314,11 +317,8 @@ pub fn files(repo: &Repo, cmd: FilesCmd, out: &mut dyn Write) -> Result<()> {
 /// Runs a `key` subcommand.
 pub fn key(repo: &Repo, cmd: KeyCmd, out: &mut dyn Write) -> Result<()> {
     match cmd {
-        KeyCmd::Gen { name, kind } => {
-            if kind != "ed25519" {
-                bail!("only ed25519 keys are supported by ipfs-kit");
-            }
-            writeln!(out, "{}", repo.key_gen(&name)?.id.to_name())?;
+        KeyCmd::Gen { name, kind, size } => {
+            writeln!(out, "{}", repo.key_gen(&name, &kind, size)?.id.to_name())?;
         }
         KeyCmd::List { l } => {
             for k in repo.key_list()? {

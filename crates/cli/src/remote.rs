@@ -141,7 +141,7 @@ impl Api {
     }
 
     /// Calls `cmd` and returns its one JSON value.
-    fn json(&self, cmd: &str, query: &[(&str, String)]) -> Result<Value> {
+    pub(crate) fn json(&self, cmd: &str, query: &[(&str, String)]) -> Result<Value> {
         self.json_with(cmd, query, None)
     }
 
@@ -171,7 +171,7 @@ impl Api {
     }
 
     /// Calls `cmd` and hands each JSON line of its answer to `each`, as they arrive.
-    fn lines(
+    pub(crate) fn lines(
         &self,
         cmd: &str,
         query: &[(&str, String)],
@@ -435,7 +435,7 @@ fn add(api: &Api, args: &AddArgs, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-fn input_part(file: &Option<PathBuf>) -> (String, Upload) {
+pub(crate) fn input_part(file: &Option<PathBuf>) -> (String, Upload) {
     let part = match file {
         Some(p) if p.as_os_str() != "-" => Part::File(p.clone()),
         _ => Part::Stdin,
@@ -732,9 +732,21 @@ pub fn run(api: &Api, cmd: Cmd, out: &mut dyn Write) -> Result<()> {
                 })?;
             }
         },
-        Cmd::Id => {
-            let v = api.json("id", &[])?;
+        Cmd::Id { peer } => {
+            let q: Vec<_> = peer.iter().map(|p| arg(p)).collect();
+            let v = api.json("id", &q)?;
             writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        }
+        Cmd::Swarm(c) => crate::network::run_remote(api, crate::network::NetCmd::Swarm(c), out)?,
+        Cmd::Bitswap(c) => {
+            crate::network::run_remote(api, crate::network::NetCmd::Bitswap(c), out)?
+        }
+        Cmd::Pubsub(c) => crate::network::run_remote(api, crate::network::NetCmd::Pubsub(c), out)?,
+        Cmd::Routing(c) => {
+            crate::network::run_remote(api, crate::network::NetCmd::Routing(c), out)?
+        }
+        Cmd::Bootstrap(c) => {
+            crate::network::run_remote(api, crate::network::NetCmd::Bootstrap(c), out)?
         }
         Cmd::Config(c) => match c {
             ConfigCmd::Show => {
@@ -878,8 +890,12 @@ fn keys_of(v: &Value) -> impl Iterator<Item = &Value> {
 /// `key` through the daemon, printing what the local command prints.
 fn key(api: &Api, cmd: KeyCmd, out: &mut dyn Write) -> Result<()> {
     match cmd {
-        KeyCmd::Gen { name, kind } => {
-            let v = api.json("key/gen", &[arg(&name), ("type", kind)])?;
+        KeyCmd::Gen { name, kind, size } => {
+            let mut q = vec![arg(&name), ("type", kind)];
+            if let Some(size) = size {
+                q.push(("size", size.to_string()));
+            }
+            let v = api.json("key/gen", &q)?;
             writeln!(out, "{}", str_of(&v["Id"]))?;
         }
         KeyCmd::List { l } => {

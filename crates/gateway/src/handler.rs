@@ -18,8 +18,10 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use crate::car::{self, CarParams};
 use crate::content_type::{self, SNIFF_LEN};
+use crate::hostname::{self, HostMode};
 use crate::listing;
 use crate::parse::{self, Format, RangeError};
+use crate::redirects::{self, Redirects};
 use crate::resolve::{self, Blocks, Budget, ContentPath, HttpError, Resolved};
 use crate::{Backend, Config};
 
@@ -92,12 +94,18 @@ async fn serve(State(st): State<AppState>, request: axum::extract::Request) -> R
     };
     let head = method == Method::HEAD;
     let (parts, _) = request.into_parts();
+    let route = match route(&st.config, &parts.uri, &parts.headers) {
+        Ok(Routed::Serve(route)) => route,
+        Ok(Routed::Redirect(location)) => return redirect_response(&location),
+        Err(e) => return e.into_response(),
+    };
+    let location = route.location.clone();
     // Immutable content whose blocks are all in memory is answered right here: no I/O, no
     // hashing, a few microseconds, so not worth two thread hand-offs to the blocking pool.
     let mut prepared = None;
-    if parts.uri.path().starts_with("/ipfs/") {
+    if route.path.starts_with("/ipfs/") {
         let budget = Budget::new();
-        let attempt = prepare(&st, &parts.uri, &parts.headers, head, Some(&budget));
+        let attempt = prepare(&st, &parts.uri, &parts.headers, head, &route, Some(&budget));
         if !budget.missed() {
             prepared = Some(attempt);
         }
@@ -107,7 +115,7 @@ async fn serve(State(st): State<AppState>, request: axum::extract::Request) -> R
         None => {
             let st2 = st.clone();
             let blocking = tokio::task::spawn_blocking(move || {
-                prepare(&st2, &parts.uri, &parts.headers, head, None)
+                prepare(&st2, &parts.uri, &parts.headers, head, &route, None)
             });
             match blocking.await {
                 Ok(p) => p,
@@ -123,7 +131,7 @@ async fn serve(State(st): State<AppState>, request: axum::extract::Request) -> R
     };
     let reply = match prepared {
         Ok(reply) => reply,
-        Err(e) => return e.into_response(),
+        Err(e) => return with_location(e.into_response(), location),
     };
     let body = match reply.body {
         _ if head => Body::empty(),
@@ -135,7 +143,186 @@ async fn serve(State(st): State<AppState>, request: axum::extract::Request) -> R
     let mut resp = Response::new(body);
     *resp.status_mut() = reply.status;
     *resp.headers_mut() = reply.headers;
+    with_location(resp, location)
+}
+
+/// A bare `301 Moved Permanently` to `location`.
+fn redirect_response(location: &str) -> Response {
+    let mut h = HeaderMap::new();
+    set(&mut h, header::LOCATION, location);
+    (StatusCode::MOVED_PERMANENTLY, h).into_response()
+}
+
+/// Kubo's move of a path request on a subdomain gateway's host: the answer keeps its body (for
+/// clients that do not follow redirects, such as curl) but carries `Location`, and a 200
+/// becomes a 301.
+fn with_location(mut resp: Response, location: Option<String>) -> Response {
+    let Some(location) = location else {
+        return resp;
+    };
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+        if resp.status() == StatusCode::OK {
+            *resp.status_mut() = StatusCode::MOVED_PERMANENTLY;
+        }
+    }
     resp
+}
+
+/// What the host and path of a request ask the gateway to serve.
+#[derive(Clone, Debug)]
+struct Route {
+    /// The (still-encoded) URL path the path gateway serves: the request's own, or for a
+    /// subdomain request `/{ns}/{root}` + the request's path.
+    path: String,
+    /// For a subdomain request, the gateway's host (`localhost:8080`): the content root is the
+    /// origin, so `_redirects` applies and links to other CIDs go through this host.
+    subdomain: Option<String>,
+    /// For a path request on a subdomain gateway's host: where the content lives now.
+    location: Option<String>,
+}
+
+enum Routed {
+    Serve(Route),
+    /// Answered with a bare 301 (canonical subdomain labels, the `?uri=` protocol router).
+    Redirect(String),
+}
+
+/// The request's host: `X-Forwarded-Host` (set by a reverse proxy), else `Host`, else the
+/// URI's authority.
+fn request_host(uri: &Uri, headers: &HeaderMap) -> String {
+    let from = |name: HeaderName| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    from(hdr("x-forwarded-host"))
+        .or_else(|| from(header::HOST))
+        .or_else(|| uri.authority().map(|a| a.to_string()))
+        .unwrap_or_default()
+}
+
+/// Decides, from the host and path, what a request is (subdomain gateway spec).
+fn route(config: &Config, uri: &Uri, headers: &HeaderMap) -> Result<Routed, HttpError> {
+    let path = uri.path();
+    let plain = Route {
+        path: path.to_string(),
+        subdomain: None,
+        location: None,
+    };
+    // Delegated routing answers on every host (Kubo serves it beside the gateway handler).
+    if path.starts_with("/routing/v1/") {
+        return Ok(Routed::Serve(plain));
+    }
+    let https = headers
+        .get(hdr("x-forwarded-proto"))
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+    let too_long = |e: hostname::TooLong| HttpError::bad_request(e.to_string());
+    match hostname::classify(&request_host(uri, headers), &config.subdomain_hosts) {
+        HostMode::Path => protocol_router(uri).map(|r| r.unwrap_or(Routed::Serve(plain))),
+        HostMode::GatewayHost { gateway } => {
+            if let Some(r) = protocol_router(uri)? {
+                return Ok(r);
+            }
+            let (ns, rest) = match path.strip_prefix("/ipfs/") {
+                Some(r) => ("ipfs", r),
+                None => match path.strip_prefix("/ipns/") {
+                    Some(r) => ("ipns", r),
+                    None => return Ok(Routed::Serve(plain)),
+                },
+            };
+            let (root, below) = match rest.find('/') {
+                Some(i) => (&rest[..i], &rest[i..]),
+                None => (rest, ""),
+            };
+            let root = percent_encoding::percent_decode_str(root).decode_utf8_lossy();
+            // Only the root is checked before the move: an /ipfs/ root that is no CID stays a
+            // path request and gets the path gateway's 400.
+            if ns == "ipfs" && resolve::root_cid(&root).is_err() {
+                return Ok(Routed::Serve(plain));
+            }
+            let location = hostname::subdomain_url(&gateway, ns, &root, below, uri.query(), https)
+                .map_err(too_long)?;
+            Ok(Routed::Serve(Route { location, ..plain }))
+        }
+        HostMode::Subdomain { gateway, ns, root } => {
+            if ns != "ipfs" && ns != "ipns" {
+                return Err(HttpError::not_found("404 page not found"));
+            }
+            if let Ok(cid) = ipfs_kit_block::parse_cid(&root) {
+                // Redirect to the one label a CID gets, so it always gets the same origin.
+                let label = hostname::dns_label(&root, &cid).map_err(too_long)?;
+                let wrong_codec = ns == "ipns" && cid.codec() != 0x72;
+                if label != root || wrong_codec {
+                    let to =
+                        hostname::subdomain_url(&gateway, &ns, &label, path, uri.query(), https)
+                            .map_err(too_long)?;
+                    if let Some(to) = to {
+                        return Ok(Routed::Redirect(to));
+                    }
+                }
+            }
+            Ok(Routed::Serve(Route {
+                path: format!("/{ns}/{root}{path}"),
+                subdomain: Some(gateway),
+                location: None,
+            }))
+        }
+    }
+}
+
+/// Escaped in a path built from an `ipfs://` / `ipns://` URI: what a URL path cannot hold.
+const URI_PATH: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'<')
+    .add(b'>')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
+/// The protocol handler router: `/ipfs/?uri=ipfs://{cid}/{path}` (what a browser's
+/// `registerProtocolHandler` sends) redirects to `/ipfs/{cid}/{path}`.
+fn protocol_router(uri: &Uri) -> Result<Option<Routed>, HttpError> {
+    if !matches!(uri.path(), "/ipfs/" | "/ipns/" | "/ipfs" | "/ipns") {
+        return Ok(None);
+    }
+    let Some(target) = form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "uri")
+        .map(|(_, v)| v.into_owned())
+    else {
+        return Ok(None);
+    };
+    let (scheme, rest) = target.split_once("://").ok_or_else(|| {
+        HttpError::bad_request(format!("failed to parse uri query parameter {target:?}"))
+    })?;
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "ipfs" && scheme != "ipns" {
+        return Err(HttpError::bad_request(format!(
+            "uri query parameter scheme must be ipfs or ipns: {target:?}"
+        )));
+    }
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (rest, None),
+    };
+    let rest = rest.split('#').next().unwrap_or_default();
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(HttpError::bad_request(format!(
+            "uri query parameter has no content root: {target:?}"
+        )));
+    }
+    let mut location = format!(
+        "/{scheme}/{}",
+        percent_encoding::utf8_percent_encode(rest, URI_PATH)
+    );
+    if let Some(q) = query.filter(|q| !q.is_empty()) {
+        location.push('?');
+        location.extend(percent_encoding::utf8_percent_encode(q, URI_PATH));
+    }
+    Ok(Some(Routed::Redirect(location)))
 }
 
 /// Where a body's bytes go: a buffer, or the channel of a streamed response.
@@ -307,6 +494,8 @@ struct Req<'a> {
     memo: resolve::Memo,
     /// Set when this is the attempt to answer from memory alone.
     budget: Option<&'a Budget>,
+    /// The gateway host of a subdomain request (origin-isolated), else `None`.
+    subdomain: Option<String>,
 }
 
 impl Req<'_> {
@@ -351,6 +540,7 @@ fn prepare(
     uri: &Uri,
     headers: &HeaderMap,
     head: bool,
+    route: &Route,
     budget: Option<&Budget>,
 ) -> Result<Reply, HttpError> {
     let query: Vec<(String, String)> =
@@ -358,10 +548,10 @@ fn prepare(
             .into_owned()
             .take(64)
             .collect();
-    if let Some(name) = uri.path().strip_prefix("/routing/v1/ipns/") {
+    if let Some(name) = route.path.strip_prefix("/routing/v1/ipns/") {
         return routing_ipns(st, name);
     }
-    let path = ContentPath::parse(uri.path(), st.config.max_path_segments)?;
+    let path = ContentPath::parse(&route.path, st.config.max_path_segments)?;
     let req = Req {
         st,
         uri,
@@ -371,6 +561,7 @@ fn prepare(
         path,
         memo: resolve::Memo::default(),
         budget,
+        subdomain: route.subdomain.clone(),
     };
     // A service worker registered at /ipfs/{cid} (no slash) would control every other CID.
     if req.header(hdr("service-worker")) == Some("script")
@@ -420,7 +611,9 @@ fn prepare(
     if format == Some(Format::IpnsRecord) {
         return ipns_record(&req, h);
     }
-    let (root, segments) = if req.path.mutable {
+    // `base` segments lead from the root CID to the content root (an IPNS value's path); the
+    // request's own segments follow.
+    let (root, segments, base) = if req.path.mutable {
         let target = st.backend.resolve_ipns(&req.path.root)?;
         let target = ContentPath::parse(&target, st.config.max_path_segments).map_err(|e| {
             HttpError::new(
@@ -434,13 +627,15 @@ fn prepare(
                 "recursive /ipns/ resolution is not supported",
             ));
         }
+        let base = target.segments.len();
         let mut segs = target.segments;
         segs.extend(req.path.segments.iter().cloned());
-        (resolve::root_cid(&target.root)?, segs)
+        (resolve::root_cid(&target.root)?, segs, base)
     } else {
         (
             resolve::root_cid(&req.path.root)?,
             req.path.segments.clone(),
+            0,
         )
     };
     let only_if_cached = req
@@ -452,12 +647,17 @@ fn prepare(
             format!("{root} is not in this gateway's store"),
         ));
     }
-    let resolved = resolve::resolve(req.blocks(), root, &segments)?;
-    let roots: Vec<String> = resolved.roots.iter().map(Cid::to_string).collect();
-    set(&mut h, hdr("x-ipfs-roots"), &roots.join(","));
-    if let Some(cc) = req.cache_control() {
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cc));
-    }
+    let resolved = match resolve::resolve(req.blocks(), root, &segments) {
+        Ok(r) => r,
+        // A missing path on an origin-isolated request: the root's _redirects may know it.
+        Err(e)
+            if e.status == StatusCode::NOT_FOUND && req.subdomain.is_some() && format.is_none() =>
+        {
+            return redirects_reply(&req, root, &segments[..base], &segments[base..], h, e);
+        }
+        Err(e) => return Err(e),
+    };
+    content_headers(&req, &resolved, &mut h);
     match format {
         None => default_reply(&req, &resolved, h),
         Some(Format::Car) => car_reply(&req, &resolved, &accept_params, h),
@@ -469,6 +669,136 @@ fn prepare(
         // IpnsRecord was answered before resolution; the rest are IPLD codecs.
         Some(f) => codec_reply(&req, &resolved, Some(f), h),
     }
+}
+
+/// `X-Ipfs-Roots` and `Cache-Control` of a resolved path.
+fn content_headers(req: &Req<'_>, resolved: &Resolved, h: &mut HeaderMap) {
+    let roots: Vec<String> = resolved.roots.iter().map(Cid::to_string).collect();
+    set(h, hdr("x-ipfs-roots"), &roots.join(","));
+    if let Some(cc) = req.cache_control() {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cc));
+    }
+}
+
+/// A `_redirects` failure: the spec's 500.
+fn redirects_error(message: impl std::fmt::Display) -> HttpError {
+    HttpError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("trouble processing {}: {message}", redirects::FILE_NAME),
+    )
+}
+
+/// A `_redirects` file that is not valid: the spec's 500, in Kubo's words.
+fn unparsable(e: redirects::RedirectsError) -> HttpError {
+    HttpError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("could not parse {}: {e}", redirects::FILE_NAME),
+    )
+}
+
+/// `missing` (a 404 for `rel`, the path below the content root at `base`) answered through the
+/// content root's `_redirects` file, if it has one and a rule matches: a redirect, a rewrite
+/// (200: the target served in place), or an error page (404, 410, 451: the target served with
+/// that status). Anything else leaves the 404 as it was.
+fn redirects_reply(
+    req: &Req<'_>,
+    root: Cid,
+    base: &[String],
+    rel: &[String],
+    h: HeaderMap,
+    missing: HttpError,
+) -> Result<Reply, HttpError> {
+    let Ok(content_root) = resolve::resolve(req.blocks(), root, base) else {
+        return Err(missing);
+    };
+    let dir = content_root.terminal;
+    if dir.codec() != codec::DAG_PB {
+        return Err(missing);
+    }
+    let Ok(Some(file)) = reader::lookup(&req.blocks(), &dir, redirects::FILE_NAME) else {
+        return Err(missing);
+    };
+    let stat = reader::stat(&req.blocks(), &file).map_err(redirects_error)?;
+    if stat.kind != Kind::File {
+        return Err(redirects_error("it is not a file"));
+    }
+    if stat.filesize > redirects::MAX_FILE_SIZE as u64 {
+        return Err(unparsable(redirects::RedirectsError::TooLarge));
+    }
+    let mut text = BytesMut::with_capacity(stat.filesize as usize);
+    Content::File(file)
+        .write(req.blocks(), 0, stat.filesize, &mut text)
+        .map_err(|e| redirects_error(e.message))?;
+    let rules = Redirects::parse(&text).map_err(unparsable)?;
+    let rel_refs: Vec<&str> = rel.iter().map(String::as_str).collect();
+    let Some(hit) = rules.find(&rel_refs) else {
+        return Err(missing);
+    };
+    let mut h = h;
+    if (301..=308).contains(&hit.status) {
+        set(&mut h, header::LOCATION, &hit.location(req.uri.query()));
+        return Ok(Reply {
+            status: StatusCode::from_u16(hit.status).unwrap_or(StatusCode::MOVED_PERMANENTLY),
+            headers: h,
+            body: ReplyBody::Empty,
+        });
+    }
+    let Some(target) = hit.path() else {
+        return Err(redirects_error(format!(
+            "status {} needs a path, not the URL {}",
+            hit.status, hit.to
+        )));
+    };
+    let target_segments =
+        resolve::decode_segments(target, target, req.st.config.max_path_segments)?;
+    let mut segments = base.to_vec();
+    segments.extend(target_segments.iter().cloned());
+    let page = hit.status != 200;
+    let resolved = match resolve::resolve(req.blocks(), root, &segments) {
+        Ok(r) => r,
+        Err(e) if page => return Err(redirects_error(e.message)),
+        Err(e) => return Err(e),
+    };
+    // The target is served as if it had been asked for (its name gives the content type). An
+    // error page ignores the request's conditions and ranges.
+    let mut headers = req.headers.clone();
+    if page {
+        headers.remove(header::RANGE);
+        headers.remove(header::IF_NONE_MATCH);
+    }
+    let rewritten = Req {
+        st: req.st,
+        uri: req.uri,
+        headers: &headers,
+        query: req.query.clone(),
+        head: req.head,
+        path: ContentPath {
+            mutable: req.path.mutable,
+            root: req.path.root.clone(),
+            segments: target_segments,
+            // A rewritten directory is served, not redirected to a slash form of a URL that
+            // does not exist.
+            trailing_slash: true,
+        },
+        memo: resolve::Memo::default(),
+        budget: req.budget,
+        subdomain: req.subdomain.clone(),
+    };
+    content_headers(&rewritten, &resolved, &mut h);
+    if !page {
+        return default_reply(&rewritten, &resolved, h);
+    }
+    let t = resolved.terminal;
+    let stat = reader::stat(&rewritten.blocks(), &t).map_err(redirects_error)?;
+    if stat.kind != Kind::File {
+        return Err(redirects_error(format!(
+            "the {} page {target} is not a file",
+            hit.status
+        )));
+    }
+    let mut reply = file_reply(&rewritten, t, stat.filesize, Some("text/html"), h)?;
+    reply.status = StatusCode::from_u16(hit.status).unwrap_or(StatusCode::NOT_FOUND);
+    Ok(reply)
 }
 
 fn not_modified(req: &Req<'_>, etag: &str, h: &HeaderMap) -> Option<Reply> {
@@ -818,10 +1148,16 @@ fn dir_reply(req: &Req<'_>, dir: Cid, mut h: HeaderMap) -> Result<Reply, HttpErr
         });
     }
     let page = listing::page(req.blocks(), &dir, page_no, req.st.config.dir_page_size)?;
+    let gateway = req
+        .subdomain
+        .as_ref()
+        .map(|g| format!("//{g}"))
+        .unwrap_or_default();
     let html = listing::render(
         &req.path.display(),
         &dir,
         req.path.segments.is_empty(),
+        &gateway,
         page_no,
         &page,
     );

@@ -7,7 +7,12 @@
 //!   cbor blocks;
 //! - `?format=raw|car|dag-json|dag-cbor|json|cbor|ipns-record` or the matching `Accept` types:
 //!   verifiable raw blocks and CAR streams (`dag-scope`, `entity-bytes`, `order=dfs`, `dups`);
-//! - `GET /routing/v1/ipns/{name}`: the signed IPNS record.
+//! - `GET /routing/v1/ipns/{name}`: the signed IPNS record;
+//! - the [subdomain gateway] on the hosts of [`Config::subdomain_hosts`] (`localhost` by
+//!   default, as Kubo): `Host: {cid}.ipfs.localhost` serves `/ipfs/{cid}` at `/`, path requests
+//!   on `localhost` itself move there (301), and these origin-isolated requests honour the
+//!   content root's `_redirects` file ([`redirects`]). Other hosts (`127.0.0.1`) are a plain
+//!   path gateway.
 //!
 //! Everything the gateway needs from a node is behind [`Backend`]: blocks by CID, and IPNS. The
 //! gateway does the UnixFS and IPLD work itself with `ipfs-kit-unixfs` and `ipfs-kit-block`, so a
@@ -34,13 +39,16 @@
 //!
 //! [path gateway]: https://specs.ipfs.tech/http-gateways/path-gateway/
 //! [trustless gateway]: https://specs.ipfs.tech/http-gateways/trustless-gateway/
+//! [subdomain gateway]: https://specs.ipfs.tech/http-gateways/subdomain-gateway/
 //! [delegated routing]: https://specs.ipfs.tech/routing/http-routing-v1/
 
 mod car;
 pub mod content_type;
 mod handler;
+mod hostname;
 mod listing;
 pub mod parse;
+pub mod redirects;
 mod resolve;
 
 use ipfs_kit_block::{Bytes, Cid};
@@ -106,6 +114,11 @@ pub struct Config {
     /// Convert between dag-json, dag-cbor and dag-pb when a format other than the block's own
     /// codec is asked for. Off by default: IPIP-524 answers such requests with 406.
     pub allow_codec_conversion: bool,
+    /// Hostnames served as subdomain gateways (`{cid}.ipfs.{host}`, `{name}.ipns.{host}`),
+    /// compared without the port and case-insensitively. Path requests arriving with one of
+    /// these hosts are moved to their subdomain (301). Default: `localhost` (Kubo's default);
+    /// empty: a path gateway on every host.
+    pub subdomain_hosts: Vec<String>,
 }
 
 impl Default for Config {
@@ -118,6 +131,7 @@ impl Default for Config {
             max_ranges: 16,
             max_path_segments: 256,
             allow_codec_conversion: false,
+            subdomain_hosts: vec!["localhost".to_string()],
         }
     }
 }
@@ -156,6 +170,16 @@ impl Config {
     /// Sets [`Config::max_path_segments`].
     pub fn with_max_path_segments(mut self, n: usize) -> Self {
         self.max_path_segments = n;
+        self
+    }
+
+    /// Sets [`Config::subdomain_hosts`].
+    pub fn with_subdomain_hosts<I, S>(mut self, hosts: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.subdomain_hosts = hosts.into_iter().map(Into::into).collect();
         self
     }
 

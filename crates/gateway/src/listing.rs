@@ -93,8 +93,16 @@ fn human(n: u64) -> String {
 }
 
 /// Renders one listing page. `path` is the content path as requested (it ends with `/`);
-/// `at_root` hides the link to the parent.
-pub(crate) fn render(path: &str, dir: &Cid, at_root: bool, page_no: usize, page: &Page) -> String {
+/// `at_root` hides the link to the parent; `gateway` prefixes the links to entries' CIDs (empty
+/// on a path gateway; `//{host}` on a subdomain, whose own paths are below its root).
+pub(crate) fn render(
+    path: &str,
+    dir: &Cid,
+    at_root: bool,
+    gateway: &str,
+    page_no: usize,
+    page: &Page,
+) -> String {
     let title = escape_html(path);
     let mut html = format!(
         "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n<title>{title}</title>\n\
@@ -108,10 +116,11 @@ pub(crate) fn render(path: &str, dir: &Cid, at_root: bool, page_no: usize, page:
     for e in &page.entries {
         let href: String = utf8_percent_encode(&e.name, SEGMENT).collect();
         html.push_str(&format!(
-            "<tr><td><a href=\"./{href}\">{}</a></td><td class=\"cid\"><a href=\"/ipfs/{cid}\">{cid}</a></td><td>{}</td></tr>\n",
+            "<tr><td><a href=\"./{href}\">{}</a></td><td class=\"cid\"><a href=\"{gw}/ipfs/{cid}\">{cid}</a></td><td>{}</td></tr>\n",
             escape_html(&e.name),
             human(e.tsize),
             cid = e.cid,
+            gw = escape_html(gateway),
         ));
     }
     html.push_str("</table>\n");

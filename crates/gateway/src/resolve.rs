@@ -239,37 +239,18 @@ impl ContentPath {
         } else {
             return Err(HttpError::not_found("404 page not found"));
         };
-        let mut parts = rest.split('/');
-        let root = decode(parts.next().unwrap_or_default())?;
+        let (root, below) = rest.split_once('/').unwrap_or((rest, ""));
+        let root = decode(root)?;
         if root.is_empty() {
             return Err(HttpError::bad_request(format!(
                 "invalid path {url_path:?}: no {} after the namespace",
                 if mutable { "name" } else { "CID" }
             )));
         }
-        let mut segments = Vec::new();
-        for p in parts {
-            if p.is_empty() {
-                continue;
-            }
-            let seg = decode(p)?;
-            // A path must stay below its root: no dot segments, no names with '/' or NUL.
-            if seg == "." || seg == ".." || seg.contains(['/', '\0']) {
-                return Err(HttpError::bad_request(format!(
-                    "invalid path {url_path:?}: segment {seg:?} is not allowed"
-                )));
-            }
-            if segments.len() == max_segments {
-                return Err(HttpError::bad_request(format!(
-                    "invalid path: more than {max_segments} segments"
-                )));
-            }
-            segments.push(seg);
-        }
         Ok(ContentPath {
             mutable,
             root,
-            segments,
+            segments: decode_segments(below, url_path, max_segments)?,
             trailing_slash: url_path.ends_with('/'),
         })
     }
@@ -292,6 +273,35 @@ impl ContentPath {
     }
 }
 
+/// Decodes the still-encoded `/`-separated segments of a path below a content root (empty ones
+/// dropped), refusing what would leave the root; `url_path` names the path in errors.
+pub(crate) fn decode_segments(
+    below: &str,
+    url_path: &str,
+    max_segments: usize,
+) -> Result<Vec<String>, HttpError> {
+    let mut segments = Vec::new();
+    for p in below.split('/') {
+        if p.is_empty() {
+            continue;
+        }
+        let seg = decode(p)?;
+        // A path must stay below its root: no dot segments, no names with '/' or NUL.
+        if seg == "." || seg == ".." || seg.contains(['/', '\0']) {
+            return Err(HttpError::bad_request(format!(
+                "invalid path {url_path:?}: segment {seg:?} is not allowed"
+            )));
+        }
+        if segments.len() == max_segments {
+            return Err(HttpError::bad_request(format!(
+                "invalid path: more than {max_segments} segments"
+            )));
+        }
+        segments.push(seg);
+    }
+    Ok(segments)
+}
+
 fn decode(seg: &str) -> Result<String, HttpError> {
     percent_encoding::percent_decode_str(seg)
         .decode_utf8()
@@ -301,7 +311,7 @@ fn decode(seg: &str) -> Result<String, HttpError> {
 
 /// Parses the root CID of an `/ipfs/` path.
 pub(crate) fn root_cid(s: &str) -> Result<Cid, HttpError> {
-    parse_cid(s).map_err(|e| HttpError::bad_request(format!("invalid path: {e}")))
+    parse_cid(s).map_err(|e| HttpError::bad_request(format!("invalid path \"/ipfs/{s}\": {e}")))
 }
 
 /// A content path walked to its end.

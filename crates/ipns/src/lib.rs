@@ -1,12 +1,14 @@
 //! IPNS for ipfs-kit: keys, names and records, with no I/O.
 //!
-//! - [`Keypair`] / [`PublicKey`]: Ed25519 keys in libp2p's `PrivateKey` / `PublicKey` protobuf
-//!   encodings (what Kubo's keystore files and `key export` hold), plus PKCS#8 PEM for import.
+//! - [`Keypair`] / [`PublicKey`]: Ed25519 and RSA keys in libp2p's `PrivateKey` / `PublicKey`
+//!   protobuf encodings (what Kubo's keystore files and `key export` hold), plus PKCS#8 PEM.
 //! - [`PeerId`] and [`Name`]: the multihash of a public key, printed as a base58 peer ID
-//!   (`12D3KooW...`) or as an IPNS name (CIDv1, codec libp2p-key, base36: `k51...`).
+//!   (`12D3KooW...` for Ed25519, `Qm...` for RSA) or as an IPNS name (CIDv1, codec libp2p-key,
+//!   base36: `k51...`, `k2k4r8...`).
 //! - [`Record`]: the IPNS record (`IpnsEntry` protobuf) with the V2 signature over
 //!   `"ipns-signature:" + dag-cbor data`, optionally with the V1 fields Kubo still writes
-//!   (`--v1compat`); [`Record::verify`] applies the spec's checks.
+//!   (`--v1compat`), and the public key when the name does not inline it (RSA);
+//!   [`Record::verify`] applies the spec's checks.
 //!
 //! ```
 //! use std::time::{Duration, SystemTime};
@@ -31,7 +33,10 @@ mod pb;
 mod record;
 mod time;
 
-pub use keys::{Keypair, Name, PeerId, PublicKey, KEY_TYPE_ED25519, LIBP2P_KEY};
+pub use keys::{
+    KeyType, Keypair, Name, PeerId, PublicKey, KEY_TYPE_ED25519, KEY_TYPE_RSA, LIBP2P_KEY,
+    RSA_DEFAULT_BITS, RSA_MAX_BITS, RSA_MIN_BITS,
+};
 pub use record::{Record, RecordOptions, MAX_RECORD_SIZE};
 pub use time::{format_rfc3339, parse_go_duration, parse_rfc3339};
 
@@ -41,9 +46,18 @@ pub enum Error {
     /// Bytes that are not a valid key encoding.
     #[error("invalid key: {0}")]
     InvalidKey(String),
-    /// A key type ipfs-kit cannot use (only Ed25519 keys sign and verify here).
-    #[error("unsupported key type {0} (only ed25519 is supported)")]
+    /// A key type ipfs-kit cannot use (only Ed25519 and RSA keys sign and verify here).
+    #[error("unsupported key type {0} (only ed25519 and rsa are supported)")]
     UnsupportedKeyType(u64),
+    /// A key type name `key gen` does not know (Kubo's words).
+    #[error("unrecognized key type: {0}")]
+    UnrecognizedKeyType(String),
+    /// An RSA key under 2048 bits, generated or read (go-libp2p's words).
+    #[error("rsa keys must be >= 2048 bits to be useful")]
+    RsaKeyTooSmall,
+    /// An RSA key over 8192 bits, generated or read (go-libp2p's words).
+    #[error("rsa keys must be <= 8192 bits")]
+    RsaKeyTooBig,
     /// A string that is not a peer ID or IPNS name.
     #[error("invalid IPNS name {0:?}: {1}")]
     InvalidName(String, String),

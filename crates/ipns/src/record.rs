@@ -159,18 +159,28 @@ impl Record {
         let data = signed.encode();
         let mut msg = SIGNATURE_V2_PREFIX.to_vec();
         msg.extend_from_slice(&data);
-        let signature_v2 = key.sign(&msg);
+        let signature_v2 = key.sign(&msg)?;
         let v1 = opts.v1_compat;
+        let signature_v1 = if v1 {
+            Some(key.sign(&signature_v1_payload(&signed.value, &signed.validity))?)
+        } else {
+            None
+        };
+        let public = key.public();
         let record = Record {
             value_v1: v1.then(|| signed.value.clone()),
-            signature_v1: v1
-                .then(|| key.sign(&signature_v1_payload(&signed.value, &signed.validity))),
+            signature_v1,
             validity_type_v1: v1.then_some(VALIDITY_EOL),
             validity_v1: v1.then(|| signed.validity.clone()),
             sequence_v1: v1.then_some(signed.sequence),
             ttl_v1: v1.then_some(signed.ttl),
-            // Ed25519 keys are inlined in the name, so the record does not carry them (as Kubo).
-            public_key: None,
+            // Ed25519 keys are inlined in the name, so the record does not carry them (as
+            // Kubo); an RSA name is a hash, so the record must carry the key to be verifiable.
+            public_key: public
+                .peer_id()
+                .public_key()
+                .is_none()
+                .then(|| public.to_protobuf()),
             signature_v2,
             data,
             signed,
@@ -349,6 +359,12 @@ impl Record {
         parse_rfc3339(self.validity_str())
     }
 
+    /// The public key protobuf the record carries (`pubKey`), if any: present when the name
+    /// does not inline the key (RSA).
+    pub fn public_key(&self) -> Option<&[u8]> {
+        self.public_key.as_deref()
+    }
+
     /// Whether the record carries the V1 fields.
     pub fn has_v1_fields(&self) -> bool {
         self.signature_v1.is_some()
@@ -408,6 +424,47 @@ mod tests {
             foreign.verify(&name, now),
             Err(Error::WrongKey(_))
         ));
+    }
+
+    #[test]
+    fn rsa_records_carry_their_key() {
+        let key = crate::keys::tests::test_rsa_key();
+        let name = key.public().peer_id().to_name();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        for v1 in [true, false] {
+            let rec = Record::create(&key, b"/ipfs/bafkqaaa", &opts(7, v1)).unwrap();
+            assert_eq!(rec.public_key, Some(key.public().to_protobuf()));
+            let parsed = Record::decode(&rec.encode()).unwrap();
+            assert_eq!(parsed, rec);
+            parsed.verify(&name, now).unwrap();
+            assert!(parsed.encode().len() < MAX_RECORD_SIZE);
+        }
+        let rec = Record::create(&key, b"/ipfs/bafkqaaa", &opts(7, true)).unwrap();
+        // Without its key the record cannot be checked against a hashed name.
+        let mut keyless = rec.clone();
+        keyless.public_key = None;
+        assert!(matches!(
+            keyless.verify(&name, now),
+            Err(Error::InvalidRecord(_))
+        ));
+        // Another key (even one that signed the same data) does not hash to the name.
+        let other = Keypair::from_seed(&[5; 32]);
+        let mut swapped = Record::create(&other, b"/ipfs/bafkqaaa", &opts(7, true)).unwrap();
+        swapped.public_key = Some(other.public().to_protobuf());
+        assert!(matches!(
+            swapped.verify(&name, now),
+            Err(Error::WrongKey(_))
+        ));
+        // The right key with another key's signature fails the signature check.
+        let mut resigned = rec.clone();
+        resigned.signature_v2 = swapped.signature_v2.clone();
+        assert!(matches!(
+            resigned.verify(&name, now),
+            Err(Error::BadSignature)
+        ));
+        // An Ed25519 record embeds no key.
+        let ed = Record::create(&other, b"/ipfs/bafkqaaa", &opts(1, false)).unwrap();
+        assert_eq!(ed.public_key, None);
     }
 
     #[test]

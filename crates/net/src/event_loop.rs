@@ -85,7 +85,10 @@ pub(crate) struct EventLoop {
     store: Arc<dyn BlockStore>,
     client: Client,
     server: Server,
-    waiters: HashMap<Cid, Vec<oneshot::Sender<Block>>>,
+    waiters: HashMap<Cid, Vec<oneshot::Sender<Result<Block, String>>>>,
+    /// Received blocks waiting for room in the writer's queue (bounded by the client's
+    /// windows: only wanted blocks get here).
+    unstored: std::collections::VecDeque<Vec<Block>>,
     lookups: JoinSet<(PeerId, Vec<(Task, Found)>)>,
     store_tx: std::sync::mpsc::SyncSender<Vec<Block>>,
     stored_rx: mpsc::Receiver<Stored>,
@@ -141,6 +144,7 @@ impl EventLoop {
             commands,
             store,
             waiters: HashMap::new(),
+            unstored: std::collections::VecDeque::new(),
             lookups: JoinSet::new(),
             store_tx,
             stored_rx,
@@ -207,10 +211,32 @@ impl EventLoop {
                 }
                 _ = tick.tick() => self.on_tick(),
             }
+            self.flush_store();
             self.flush_client();
             self.pump_server();
         }
         tracing::info!("network stopped");
+    }
+
+    /// Hands received blocks to the writer thread as its queue has room; what does not fit
+    /// waits here (the writer's next report wakes the loop to try again).
+    fn flush_store(&mut self) {
+        while let Some(batch) = self.unstored.pop_front() {
+            match self.store_tx.try_send(batch) {
+                Ok(()) => {}
+                Err(std::sync::mpsc::TrySendError::Full(batch)) => {
+                    self.unstored.push_front(batch);
+                    break;
+                }
+                Err(std::sync::mpsc::TrySendError::Disconnected(batch)) => {
+                    for b in batch {
+                        for w in self.waiters.remove(b.cid()).unwrap_or_default() {
+                            let _ = w.send(Err("the block writer stopped".into()));
+                        }
+                    }
+                }
+            }
+        }
     }
 
     fn flush_client(&mut self) {
@@ -298,7 +324,7 @@ impl EventLoop {
                 for block in blocks {
                     if let Some(waiters) = self.waiters.remove(block.cid()) {
                         for w in waiters {
-                            let _ = w.send(block.clone());
+                            let _ = w.send(Ok(block.clone()));
                         }
                     }
                 }
@@ -306,9 +332,10 @@ impl EventLoop {
             }
             Stored::Failed(cids, e) => {
                 tracing::error!("storing {} received blocks failed: {e}", cids.len());
-                // The waiters see their wants time out; dropping them says so sooner.
                 for cid in cids {
-                    self.waiters.remove(&cid);
+                    for w in self.waiters.remove(&cid).unwrap_or_default() {
+                        let _ = w.send(Err(format!("storing the block failed: {e}")));
+                    }
                 }
             }
         }
@@ -318,6 +345,13 @@ impl EventLoop {
         match cmd {
             Command::Connect { addr, reply } => {
                 let opts = DialOpts::unknown_peer_id().address(addr.clone()).build();
+                if let Some(Protocol::P2p(peer)) = addr.iter().last() {
+                    // Kubo answers success for a peer already connected.
+                    if self.connections.contains_key(&peer) {
+                        let _ = reply.send(Ok(peer));
+                        return;
+                    }
+                }
                 let opts = match addr.iter().last() {
                     Some(Protocol::P2p(peer)) => DialOpts::peer_id(peer)
                         .addresses(vec![addr.clone()])
@@ -387,13 +421,12 @@ impl EventLoop {
             Command::PeerIdentity { peer, reply } => {
                 let _ = reply.send(self.identities.get(&peer).cloned());
             }
-            Command::Want { cid, reply } => {
-                match self.client.want(cid, Instant::now()) {
-                    Ok(()) => self.waiters.entry(cid).or_default().push(reply),
-                    // Dropping the reply tells the caller; the limit is logged once here.
-                    Err(e) => tracing::warn!("bitswap want {cid}: {e}"),
+            Command::Want { cid, reply } => match self.client.want(cid, Instant::now()) {
+                Ok(()) => self.waiters.entry(cid).or_default().push(reply),
+                Err(e) => {
+                    let _ = reply.send(Err(e.to_string()));
                 }
-            }
+            },
             Command::Unwant(cid) => {
                 if let Some(w) = self.waiters.get_mut(&cid) {
                     let before = w.len();
@@ -499,12 +532,16 @@ impl EventLoop {
                 endpoint,
                 ..
             } => {
-                let (addr, outbound) = match &endpoint {
+                let (mut addr, outbound) = match &endpoint {
                     ConnectedPoint::Dialer { address, .. } => (address.clone(), true),
                     ConnectedPoint::Listener { send_back_addr, .. } => {
                         (send_back_addr.clone(), false)
                     }
                 };
+                // Kubo lists transport addresses; the peer ID is reported beside them.
+                if matches!(addr.iter().last(), Some(Protocol::P2p(_))) {
+                    addr.pop();
+                }
                 self.connections.entry(peer_id).or_default().push((
                     connection_id,
                     addr,
@@ -629,15 +666,8 @@ impl EventLoop {
                         .count_duplicate(b.data().len());
                 }
                 if !received.blocks.is_empty() {
-                    let cids: Vec<Cid> = received.blocks.iter().map(|b| *b.cid()).collect();
-                    if self.store_tx.try_send(received.blocks).is_err() {
-                        // The writer is far behind (or gone): the wants time out and are
-                        // asked again, which is slower but loses nothing.
-                        tracing::warn!("block writer queue full: {} blocks dropped", cids.len());
-                        for cid in cids {
-                            self.waiters.remove(&cid);
-                        }
-                    }
+                    self.unstored.push_back(received.blocks);
+                    self.flush_store();
                 }
             }
         }

@@ -12,6 +12,7 @@
 mod dag;
 mod event_loop;
 mod pubsub;
+mod quic;
 mod swarm;
 
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 use ipfs_kit_block::{Block, Bytes, Cid};
 pub use libp2p::identity::Keypair;
+pub use libp2p::multiaddr::Protocol;
 pub use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot};
 
@@ -181,7 +183,7 @@ pub(crate) enum Command {
     },
     Want {
         cid: Cid,
-        reply: oneshot::Sender<Block>,
+        reply: oneshot::Sender<Result<Block, String>>,
     },
     Unwant(Cid),
     BitswapStat(oneshot::Sender<BitswapStat>),
@@ -313,7 +315,8 @@ impl Network {
         }
         let _unwant = Unwant(self.tx.clone(), cid);
         match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(block)) => Ok(block),
+            Ok(Ok(Ok(block))) => Ok(block),
+            Ok(Ok(Err(e))) => Err(Error::Store(e)),
             Ok(Err(_)) => Err(Error::Shutdown),
             Err(_) => Err(Error::NotFound(cid)),
         }

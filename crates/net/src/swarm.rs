@@ -42,7 +42,12 @@ pub fn build(config: &Config) -> Result<Swarm<Behaviour>, Error> {
             yamux::Config::default,
         )
         .map_err(|e| err(&e))?
-        .with_quic()
+        .with_other_transport(|key| {
+            use libp2p::core::Transport as _;
+            libp2p::quic::tokio::Transport::new(libp2p::quic::Config::new(key))
+                .map(|(peer, conn), _| (peer, crate::quic::Connection(conn)))
+        })
+        .map_err(|e| err(&e))?
         .with_behaviour(|key| {
             let peer_id = key.public().to_peer_id();
             let identify = identify::Behaviour::new(
@@ -54,6 +59,11 @@ pub fn build(config: &Config) -> Result<Swarm<Behaviour>, Error> {
             let kad = (config.routing != RoutingMode::None).then(|| {
                 let mut cfg = kad::Config::new(KAD_PROTOCOL);
                 cfg.set_query_timeout(Duration::from_secs(30));
+                if config.bootstrap.is_empty() {
+                    // A private node has nobody to bootstrap from; the routing table fills from
+                    // the peers it is told about.
+                    cfg.set_periodic_bootstrap_interval(None);
+                }
                 let mut kad = kad::Behaviour::with_config(
                     peer_id,
                     kad::store::MemoryStore::new(peer_id),

@@ -25,6 +25,8 @@ pub struct Config {
     pub addresses: Addresses,
     /// Who may use the RPC API, and its limits.
     pub api: Api,
+    /// The libp2p network: peers, routing, pubsub, connection limits.
+    pub network: Network,
     /// Settings under Kubo's names that ipfs-kit does not use (`Fruit`, `Addresses.Swarm`,
     /// `Discovery.MDNS.Enabled`…), kept so that Kubo clients can store and read them back. Only
     /// this table is free-form; the sections above reject unknown keys, so a typo in a setting
@@ -238,6 +240,11 @@ pub struct Addresses {
     pub api: Vec<String>,
     /// The HTTP gateway.
     pub gateway: Vec<String>,
+    /// The libp2p swarm (`/ip4/…/tcp/…`, `/ip4/…/udp/…/quic-v1`). Loopback by default: the node
+    /// is reachable from this machine only until told otherwise.
+    pub swarm: Vec<String>,
+    /// Addresses announced to peers instead of the swarm listen addresses, when set.
+    pub announce: Vec<String>,
 }
 
 impl Default for Addresses {
@@ -245,9 +252,63 @@ impl Default for Addresses {
         Addresses {
             api: vec!["/ip4/127.0.0.1/tcp/5001".into()],
             gateway: vec!["/ip4/127.0.0.1/tcp/8080".into()],
+            swarm: vec![
+                "/ip4/127.0.0.1/tcp/4001".into(),
+                "/ip4/127.0.0.1/udp/4001/quic-v1".into(),
+            ],
+            announce: Vec::new(),
         }
     }
 }
+
+/// The libp2p network. Private by default: no bootstrap peers, no mDNS, so the node talks only
+/// to peers it is told about (`swarm connect`, this list, cluster peers).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Network {
+    /// Peers dialed at start (`/ip4/…/tcp/…/p2p/<id>`), as Kubo's `Bootstrap`.
+    pub bootstrap: Vec<String>,
+    /// DHT participation, as Kubo's `Routing.Type`: `dht` (auto), `dhtclient`, `dhtserver` or
+    /// `none`.
+    pub routing: String,
+    /// Gossipsub pubsub (Kubo's `Pubsub.Enabled`; the daemon's `--enable-pubsub-experiment`).
+    pub pubsub: bool,
+    /// Local-network discovery (Kubo's `Discovery.MDNS.Enabled`).
+    pub mdns: bool,
+    /// Connection manager: trim to this many peers…
+    pub conn_low_water: usize,
+    /// …when more than this many are connected…
+    pub conn_high_water: usize,
+    /// …sparing connections younger than this (a Go duration such as `20s`).
+    pub conn_grace_period: String,
+    /// Seconds a `cat`, `get`, `pin add` or gateway request waits for a block from the network.
+    pub fetch_timeout_secs: u64,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network {
+            bootstrap: Vec::new(),
+            routing: "dht".into(),
+            pubsub: false,
+            mdns: false,
+            conn_low_water: 32,
+            conn_high_water: 96,
+            conn_grace_period: "20s".into(),
+            fetch_timeout_secs: 60,
+        }
+    }
+}
+
+/// Kubo's default bootstrap peers, which `init --profile public` puts in the config. Never used
+/// by default: these machines, and tests, stay off the public network.
+pub const PUBLIC_BOOTSTRAP: &[&str] = &[
+    "/dnsaddr/bootstrap.libp2p.io/p2p/QmNnooDu7bfjPFoTZYxMNLWUQJyrVwtbZg5gBMjTezGAJN",
+    "/dnsaddr/bootstrap.libp2p.io/p2p/QmQCU2EcMqAqQPR2i9bChDtGNJchTbq5TbXJJ16u19uLTa",
+    "/dnsaddr/bootstrap.libp2p.io/p2p/QmbLHAnMoJPWSCR5Zhtx6BHJX9KiKNN6tpvbUcqanj75Nb",
+    "/dnsaddr/bootstrap.libp2p.io/p2p/QmcZf59bWwK5XFi76CZX8cbJ4BhTzzA3gU1ZjYZcYW3dwt",
+    "/ip4/104.131.131.82/tcp/4001/p2p/QmaCpDMGvV2BGHeYERUEnRQAwe3N8SzbUtfsmvsqQLuvuJ",
+];
 
 const HEADER: &str = "\
 # ipfs-kit repo config. Edit with `ipfs-kit config set KEY VALUE` or by hand.
@@ -260,14 +321,17 @@ const HEADER: &str = "\
 #                leaves, 1 MiB chunks) or kubo-v0.22; `add` flags override it. hamt_threshold:
 #                estimated directory size past which add and MFS shard a directory (256KiB;
 #                1B shards every non-empty directory, 0 never shards).
-# [addresses]    api and gateway listen multiaddrs for the daemon.
+# [addresses]    api, gateway and swarm listen multiaddrs for the daemon; announce (what peers
+#                are told instead of the swarm addresses).
+# [network]      bootstrap peers, routing (dht, dhtclient, dhtserver, none), pubsub, mdns, the
+#                connection manager's water marks and grace period, fetch_timeout_secs.
 # [api]          authorizations (named secrets, Kubo's API.Authorizations: auth_secret
 #                bearer:TOKEN or basic:USER:PASSWORD, allowed_paths such as /api/v0/cat),
 #                allowed_origins (CORS), http_headers, and the request limits.
 # [extra]        Kubo settings ipfs-kit stores for clients but does not use, under Kubo's names.
 #
 # Over the RPC API (`config KEY VALUE`) keys take Kubo's names (Addresses.API, Datastore.HashOnRead)
-# or the ones here. import settings apply to the next add or files command; datastore, addresses and api settings
+# or the ones here. import settings apply to the next add or files command; datastore, addresses, api and network settings
 # take effect when the daemon restarts.
 
 ";
@@ -307,6 +371,7 @@ impl Config {
                 "api.max_concurrent_requests and api.max_connections must be at least 1".into(),
             ));
         }
+        crate::net::validate(&self.addresses, &self.network)?;
         if self.datastore.segment_size < 1 << 20 {
             return Err(Error::Config(
                 "datastore.segment_size must be at least 1048576".into(),

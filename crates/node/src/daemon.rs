@@ -76,18 +76,30 @@ pub struct DaemonOptions {
     /// How long in-flight requests may run on after the shutdown signal before they are cut
     /// (`None`: 5 seconds), so a stalled client cannot hold the daemon up.
     pub shutdown_grace: Option<std::time::Duration>,
+    /// Run without the libp2p network (`--offline`).
+    pub offline: bool,
+    /// Command-line changes to the network settings.
+    pub net: crate::NetOverrides,
 }
 
 /// The node behind the RPC API.
 pub struct NodeBackend {
     repo: Arc<Repo>,
     metrics: NodeMetrics,
+    /// The network, when the daemon runs online.
+    online: Option<Arc<crate::Online>>,
 }
 
 impl NodeBackend {
-    /// Serves `repo`, reporting `metrics`.
+    /// Serves `repo`, reporting `metrics`; network commands use the repo's network if it is
+    /// online now.
     pub fn new(repo: Arc<Repo>, metrics: NodeMetrics) -> Self {
-        NodeBackend { repo, metrics }
+        let online = repo.online();
+        NodeBackend {
+            repo,
+            metrics,
+            online,
+        }
     }
 }
 
@@ -358,6 +370,19 @@ impl Backend for NodeBackend {
 
     fn id(&self) -> Result<serde_json::Value, RpcError> {
         Ok(self.repo.id_info())
+    }
+
+    fn network(&self) -> Option<&dyn ipfs_kit_rpc::NetworkApi> {
+        self.online
+            .as_deref()
+            .map(|o| o as &dyn ipfs_kit_rpc::NetworkApi)
+    }
+
+    fn default_bootstrap(&self) -> Vec<String> {
+        crate::config::PUBLIC_BOOTSTRAP
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
     }
 
     fn version(&self) -> serde_json::Value {
@@ -709,8 +734,13 @@ impl Backend for NodeBackend {
         r.map_err(rpc)
     }
 
-    fn key_gen(&self, name: &str) -> Result<ipfs_kit_rpc::KeyEntry, RpcError> {
-        crate::rpc_names::key_gen(&self.repo, name)
+    fn key_gen(
+        &self,
+        name: &str,
+        kind: &str,
+        size: Option<i64>,
+    ) -> Result<ipfs_kit_rpc::KeyEntry, RpcError> {
+        crate::rpc_names::key_gen(&self.repo, name, kind, size)
     }
 
     fn key_list(&self) -> Result<Vec<ipfs_kit_rpc::KeyEntry>, RpcError> {
@@ -848,6 +878,20 @@ pub async fn serve(
     if !access.authorizations.is_empty() {
         tracing::info!("RPC API access is limited by the rules in api.authorizations");
     }
+    let online = if opts.offline {
+        None
+    } else {
+        let online = crate::net::start(&repo, &opts.net).await?;
+        let (listen, _) = online
+            .network()
+            .addrs()
+            .await
+            .map_err(|e| Error::Network(e.to_string()))?;
+        for a in listen {
+            tracing::info!("Swarm listening on {a}");
+        }
+        Some(online)
+    };
     let metrics = NodeMetrics::default();
     let limits = Limits {
         concurrent_requests: api.max_concurrent_requests,
@@ -895,6 +939,9 @@ pub async fn serve(
     {
         tracing::warn!("requests still running after {grace:?}; closing them");
         servers.shutdown().await;
+    }
+    if let Some(online) = online {
+        online.stop(&repo).await;
     }
     let _ = std::fs::remove_file(&api_file);
     crate::gateway::cleanup(&repo);

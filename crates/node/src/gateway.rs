@@ -132,10 +132,16 @@ async fn observe(
     use tracing::Instrument as _;
     let started = std::time::Instant::now();
     let id = o.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let kind = match request.uri().path().split('/').nth(1) {
-        Some("ipfs") => "ipfs",
-        Some("ipns") => "ipns",
-        Some("routing") => "routing",
+    // Subdomain requests ({cid}.ipfs.localhost) name their namespace in the host.
+    let host_ns = request
+        .headers()
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.split('.').nth(1));
+    let kind = match (request.uri().path().split('/').nth(1), host_ns) {
+        (Some("routing"), _) => "routing",
+        (Some("ipfs"), _) | (_, Some("ipfs")) => "ipfs",
+        (Some("ipns"), _) | (_, Some("ipns")) => "ipns",
         _ => "other",
     };
     let path = request.uri().path().to_string();

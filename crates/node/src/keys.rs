@@ -1,11 +1,11 @@
-//! The keystore: named Ed25519 keys under `$REPO/keystore`, one file per key (see
+//! The keystore: named Ed25519 and RSA keys under `$REPO/keystore`, one file per key (see
 //! docs/keys-ipns.md). `self` is the node identity from the config and is never stored here.
 
 use std::fs;
 use std::path::PathBuf;
 
 use base64::Engine;
-use ipfs_kit_ipns::{Keypair, PeerId};
+use ipfs_kit_ipns::{KeyType, Keypair, PeerId, RSA_DEFAULT_BITS};
 
 use crate::{Error, Repo};
 
@@ -126,20 +126,26 @@ impl Repo {
         Ok(Keypair::from_protobuf(&bytes)?)
     }
 
-    fn store_key(&self, name: &str, key: &Keypair) -> Result<KeyInfo, Error> {
+    /// Kubo's checks of a new key's name: not `self`, valid, not taken.
+    fn check_new_name(&self, name: &str) -> Result<(), Error> {
         if name == SELF_KEY {
             return Err(Error::Invalid(format!(
                 "cannot create key with name '{SELF_KEY}'"
             )));
         }
         check_name(name)?;
-        self.ensure_keystore()?;
-        let path = self.key_path(name);
-        if path.exists() {
+        if self.key_path(name).exists() {
             return Err(Error::Invalid(format!(
                 "key with name '{name}' already exists"
             )));
         }
+        Ok(())
+    }
+
+    fn store_key(&self, name: &str, key: &Keypair) -> Result<KeyInfo, Error> {
+        self.check_new_name(name)?;
+        self.ensure_keystore()?;
+        let path = self.key_path(name);
         crate::write_atomic_mode(&path, &key.to_protobuf(), 0o600)?;
         Ok(KeyInfo {
             name: name.to_string(),
@@ -147,9 +153,18 @@ impl Repo {
         })
     }
 
-    /// Generates and stores a new Ed25519 key called `name`.
-    pub fn key_gen(&self, name: &str) -> Result<KeyInfo, Error> {
-        self.store_key(name, &Keypair::generate()?)
+    /// Generates and stores a new key called `name`, as Kubo's `key gen`: `kind` is `ed25519`
+    /// or `rsa`; `size` is the RSA modulus in bits (`None` or -1: 2048; 2048 to 8192 accepted)
+    /// and is ignored for Ed25519. The name is checked before the (slow, for RSA) generation.
+    pub fn key_gen(&self, name: &str, kind: &str, size: Option<i64>) -> Result<KeyInfo, Error> {
+        self.check_new_name(name)?;
+        let kind: KeyType = kind.parse()?;
+        let bits = match size {
+            None | Some(-1) => RSA_DEFAULT_BITS,
+            // Out-of-range sizes get go-libp2p's errors from the generator.
+            Some(n) => usize::try_from(n).unwrap_or(0),
+        };
+        self.store_key(name, &Keypair::generate_of(kind, Some(bits))?)
     }
 
     /// Stores an exported key (protobuf or PEM, told apart by content) as `name`.
@@ -169,7 +184,7 @@ impl Repo {
         let key = self.keypair(name)?;
         Ok(match format {
             KeyFormat::Libp2pProtobuf => key.to_protobuf(),
-            KeyFormat::PemPkcs8 => key.to_pkcs8_pem().into_bytes(),
+            KeyFormat::PemPkcs8 => key.to_pkcs8_pem()?.into_bytes(),
         })
     }
 

@@ -26,6 +26,7 @@ pub mod identity;
 mod ipns;
 mod keys;
 mod mfs;
+mod net;
 mod object;
 mod ops;
 mod path;
@@ -50,6 +51,7 @@ pub use config::Config;
 pub use ipns::{parse_go_duration, PublishOptions, OFFLINE_PUBLISH};
 pub use keys::{KeyFormat, KeyInfo};
 pub use mfs::{MfsEntry, MfsStat, WriteOptions};
+pub use net::{keypair, NetOverrides, Online};
 pub use object::ObjectEdit;
 pub use ops::{
     BlockStat, CarReaders, CarSource, DagImportResult, LsEntry, RefEdge, RefsOptions, RefsWalker,
@@ -128,6 +130,9 @@ pub enum Error {
     /// The metadata database failed.
     #[error("metadata: {0}")]
     Meta(String),
+    /// The libp2p network failed.
+    #[error("network: {0}")]
+    Network(String),
 }
 
 impl Error {
@@ -180,6 +185,8 @@ pub struct Repo {
     meta: Arc<redb::Database>,
     /// Serialises MFS edits (read root, edit, commit root).
     mfs_lock: parking_lot::Mutex<()>,
+    /// The network while the daemon runs online: blocks missing locally are fetched from it.
+    pub(crate) online: RwLock<Option<Arc<Online>>>,
     _lock: File,
 }
 
@@ -353,6 +360,7 @@ impl Repo {
             busy: Default::default(),
             meta,
             mfs_lock: parking_lot::Mutex::new(()),
+            online: RwLock::new(None),
             _lock: lock,
         })
     }
@@ -410,9 +418,17 @@ impl Repo {
         &self.pins
     }
 
-    /// The node's identity as Kubo's `id` reports it. Offline, so no addresses or protocols
-    /// (empty lists, not null: clients require arrays).
+    /// The network, while the daemon runs online.
+    pub fn online(&self) -> Option<Arc<Online>> {
+        self.online.read().clone()
+    }
+
+    /// The node's identity as Kubo's `id` reports it: with addresses and protocols online;
+    /// offline, empty lists (not null: clients require arrays).
     pub fn id_info(&self) -> serde_json::Value {
+        if let Some(info) = self.online().and_then(|o| o.id_info().ok()) {
+            return info;
+        }
         serde_json::json!({
             "ID": self.config().identity.peer_id,
             "PublicKey": "",
@@ -433,12 +449,38 @@ impl Repo {
         self.blocks.get_cached(cid)
     }
 
-    /// The bytes of a block, from the store or, for identity CIDs, from the CID itself.
+    /// The bytes of a block: from the store, for identity CIDs from the CID itself, and when
+    /// online from the network (verified and stored on arrival).
     pub fn block_bytes(&self, cid: &Cid) -> Result<Bytes, Error> {
         if cid.hash().code() == IDENTITY {
             return Ok(Bytes::copy_from_slice(cid.hash().digest()));
         }
-        self.blocks.get(cid)?.ok_or(Error::NotFound(*cid))
+        if let Some(data) = self.blocks.get(cid)? {
+            return Ok(data);
+        }
+        match self.online() {
+            Some(online) => online.fetch_block(cid),
+            None => Err(Error::NotFound(*cid)),
+        }
+    }
+
+    /// When online and `root` is not stored, starts fetching its whole DAG in the background,
+    /// so reading it runs at the network's speed rather than one round trip per block. The
+    /// fetch stops when the guard is dropped.
+    pub(crate) fn prefetch(&self, root: &Cid) -> Option<net::Prefetch> {
+        let online = self.online()?;
+        match self.blocks.has(root) {
+            Ok(false) => Some(online.prefetch(root)),
+            _ => None,
+        }
+    }
+
+    /// When online, fetches every missing block of the DAG under `root` and waits for them.
+    pub(crate) fn fetch_missing(&self, root: &Cid) -> Result<(), Error> {
+        if let Some(online) = self.online() {
+            online.fetch_dag(root)?;
+        }
+        Ok(())
     }
 }
 

@@ -296,6 +296,7 @@ impl Repo {
         out: &mut dyn Write,
     ) -> Result<u64, Error> {
         let cid = self.resolve(path)?;
+        let _prefetch = self.prefetch(&cid);
         let mut written = 0;
         let (threads, _busy) = self.threads();
         for chunk in FileReader::new(self, &cid, offset, length).with_threads(threads) {
@@ -349,6 +350,7 @@ impl Repo {
         if fs::symlink_metadata(out).is_ok() {
             return Err(Error::Invalid(format!("{} already exists", out.display())));
         }
+        let _prefetch = self.prefetch(&cid);
         self.export_node(&cid, out)
     }
 
@@ -576,6 +578,15 @@ impl Repo {
             PinMode::Direct
         };
         let _gc = self.gc_lock.read();
+        if recursive {
+            for cid in &cids {
+                self.fetch_missing(cid)?;
+            }
+        } else {
+            for cid in &cids {
+                self.block_bytes(cid)?;
+            }
+        }
         self.pins.add(&self.blocks, &cids, mode)?;
         Ok(cids)
     }
@@ -665,6 +676,7 @@ impl Repo {
     /// Writes the DAG under `path` as a CARv1 (depth-first, each block once) to `out`.
     pub fn dag_export(&self, path: &str, out: &mut dyn Write) -> Result<u64, Error> {
         let root = self.resolve(path)?;
+        let _prefetch = self.prefetch(&root);
         let mut car = CarWriter::new(out, &[root])?;
         let mut seen = HashSet::new();
         let mut stack = vec![root];

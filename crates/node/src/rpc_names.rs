@@ -81,8 +81,13 @@ pub(crate) fn files_write(
     repo.files_write(path, data, &opts).map_err(rpc)
 }
 
-pub(crate) fn key_gen(repo: &Repo, name: &str) -> Result<KeyEntry, RpcError> {
-    repo.key_gen(name).map(key_entry).map_err(rpc)
+pub(crate) fn key_gen(
+    repo: &Repo,
+    name: &str,
+    kind: &str,
+    size: Option<i64>,
+) -> Result<KeyEntry, RpcError> {
+    repo.key_gen(name, kind, size).map(key_entry).map_err(rpc)
 }
 
 pub(crate) fn key_list(repo: &Repo) -> Result<Vec<KeyEntry>, RpcError> {

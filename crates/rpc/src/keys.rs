@@ -48,17 +48,10 @@ pub(crate) async fn run(
     Ok(match cmd {
         "key/gen" => {
             let name = req.arg(0, "name")?.to_string();
-            match req.string(&["type", "t"]).unwrap_or("ed25519") {
-                // `size` means nothing for Ed25519 (ipfshttpclient always sends 2048).
-                "ed25519" => {}
-                "rsa" | "secp256k1" | "ecdsa" => {
-                    return Err(RpcError::normal(
-                        "only ed25519 keys are supported by ipfs-kit",
-                    ))
-                }
-                other => return Err(RpcError::normal(format!("unrecognized key type: {other}"))),
-            }
-            let k = blocking(move || b.key_gen(&name)).await?;
+            let kind = req.string(&["type", "t"]).unwrap_or("ed25519").to_string();
+            // `size` means nothing for Ed25519 (ipfshttpclient always sends 2048).
+            let size = req.int(&["size", "s"])?;
+            let k = blocking(move || b.key_gen(&name, &kind, size)).await?;
             json_response(&entry(&req, &k))
         }
         "key/list" => {

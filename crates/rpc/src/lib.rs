@@ -14,6 +14,7 @@ mod files;
 mod keys;
 mod metrics;
 mod name;
+mod network;
 mod request;
 mod server;
 mod upload;
@@ -24,8 +25,9 @@ pub use files::{FilesEntry, FilesStat, FilesWrite};
 pub use keys::KeyEntry;
 pub use metrics::Metrics;
 pub use name::NamePublish;
+pub use network::{NetworkApi, PubsubMessage, SwarmPeer};
 pub use request::Request;
-pub use server::{router, Limits};
+pub use server::{call_deadline, router, Limits};
 pub use upload::{AddEvent, AddParams, Upload, UploadKind};
 
 use std::io::{Read, Write};
@@ -284,8 +286,10 @@ pub trait Backend: Send + Sync + 'static {
         cid_version: Option<u8>,
         hash: Option<&str>,
     ) -> Result<(), RpcError>;
-    /// `key/gen` (Ed25519).
-    fn key_gen(&self, name: &str) -> Result<KeyEntry, RpcError>;
+    /// `key/gen` of a key of type `kind` (`ed25519`, `rsa`; others refused with Kubo's
+    /// `unrecognized key type`); `size` is the RSA size in bits (`None`: Kubo's default).
+    /// RSA generation is slow: the router calls this on a blocking thread.
+    fn key_gen(&self, name: &str, kind: &str, size: Option<i64>) -> Result<KeyEntry, RpcError>;
     /// `key/list`, `self` first.
     fn key_list(&self) -> Result<Vec<KeyEntry>, RpcError>;
     /// `key/rename`: the key under its new name and whether one was overwritten.
@@ -304,4 +308,16 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Result<(String, String, String), RpcError>;
     /// `name/resolve` of a name (`None`: the node's own).
     fn name_resolve(&self, name: Option<&str>, recursive: bool) -> Result<String, RpcError>;
+
+    // The network.
+
+    /// The running network, when the node is online (`None`: network commands answer Kubo's
+    /// offline errors).
+    fn network(&self) -> Option<&dyn NetworkApi> {
+        None
+    }
+    /// The bootstrap peers `bootstrap add default` adds (Kubo's public list).
+    fn default_bootstrap(&self) -> Vec<String> {
+        Vec::new()
+    }
 }

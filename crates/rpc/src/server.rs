@@ -100,6 +100,26 @@ tokio::task_local! {
 /// The message Go clients know for a request past its deadline.
 const DEADLINE_EXCEEDED: &str = "context deadline exceeded";
 
+thread_local! {
+    /// The deadline of the request whose backend call runs on this blocking thread.
+    static CALL_DEADLINE: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// The `timeout` deadline of the request the calling backend code serves, if it set one. Work
+/// that may wait long (fetching from the network) should give up by then, so the command can
+/// report it in its own output as Kubo does.
+pub fn call_deadline() -> Option<Instant> {
+    CALL_DEADLINE.with(|d| d.get())
+}
+
+/// Runs `f` with [`call_deadline`] answering `deadline`.
+fn with_deadline<T>(deadline: Option<Instant>, f: impl FnOnce() -> T) -> T {
+    CALL_DEADLINE.with(|d| d.set(deadline));
+    let out = f();
+    CALL_DEADLINE.with(|d| d.set(None));
+    out
+}
+
 pub(crate) fn json_response<T: serde::Serialize>(value: &T) -> Response {
     match serde_json::to_vec(value) {
         Ok(mut body) => {
@@ -132,7 +152,8 @@ pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, RpcError> + Send + 'static,
 ) -> Result<T, RpcError> {
     let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || span.in_scope(f))
+    let deadline = DEADLINE.try_with(|d| *d).ok().flatten();
+    tokio::task::spawn_blocking(move || with_deadline(deadline, || span.in_scope(f)))
         .await
         .unwrap_or_else(|e| {
             Err(RpcError {
@@ -181,6 +202,12 @@ impl Write for ChannelWriter {
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        if self.tx.is_closed() {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "client went away",
+            ));
+        }
         Ok(())
     }
 }
@@ -208,7 +235,7 @@ pub(crate) async fn stream_response(
             },
             first: Some(first_tx),
         };
-        let result = produce(&mut w);
+        let result = with_deadline(deadline, || produce(&mut w));
         match (result, w.first.take()) {
             // Nothing was written yet: the error (or the empty success) decides the status.
             (r, Some(first)) => {
@@ -280,8 +307,13 @@ impl Write for FirstWrite {
         self.inner.write(buf)
     }
 
+    /// Sends the headers now (a subscription that may stay silent for long still answers at
+    /// once, as Kubo flushes), and fails once the client has gone away.
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        if let Some(first) = self.first.take() {
+            let _ = first.send(Ok(()));
+        }
+        self.inner.flush()
     }
 }
 
@@ -445,8 +477,8 @@ fn in_base(cid: &str, base: &str) -> Result<String, RpcError> {
 fn command_label(cmd: &str) -> &'static str {
     COMMANDS
         .iter()
-        .chain(NEEDS_NETWORK)
-        .chain(["stats/bw", "bitswap/stat", "stats/bitswap"].iter())
+        .chain(crate::network::COMMANDS)
+        .chain(crate::network::GROUPS)
         .find(|c| **c == cmd)
         .copied()
         .unwrap_or("unknown")
@@ -466,28 +498,8 @@ const BLOCK_LIMIT: usize = 1024 * 1024;
 /// The largest block accepted even with `allow-big-block`.
 const MAX_BIG_BLOCK: usize = 64 << 20;
 
-/// Kubo's answer to a command that needs the network on a node without one (`ErrNotOnline`).
-const NOT_ONLINE: &str = "this command must be run in online mode. Try running 'ipfs daemon' first";
-/// Kubo's CoreAPI wording of the same (`ErrOffline`), which pubsub answers with.
-const OFFLINE_ACTION: &str =
-    "this action must be run in online mode, try running 'ipfs daemon' first";
 /// Largest config accepted by `config/replace` (Kubo's are a few KiB).
 const MAX_CONFIG_FILE: usize = 1 << 20;
-
-/// Command groups that need the libp2p network, which this node does not run yet: they answer
-/// Kubo's offline errors rather than 404, so clients report the real reason.
-const NEEDS_NETWORK: &[&str] = &[
-    "swarm",
-    "ping",
-    "routing",
-    "dht",
-    "provide",
-    "bitswap",
-    "stats/dht",
-    "stats/provide",
-    "pubsub",
-    "p2p",
-];
 
 /// The commands this server answers (for `commands`).
 const COMMANDS: &[&str] = &[
@@ -688,7 +700,16 @@ async fn run(
                 }
             }
         }
-        "id" => json_response(&blocking(move || b.id()).await?),
+        "id" => match req.args.first().cloned() {
+            None => json_response(&blocking(move || b.id()).await?),
+            Some(peer) => json_response(
+                &blocking(move || match b.network() {
+                    Some(n) => n.peer_id_info(&peer),
+                    None => Err(RpcError::normal(crate::network::NOT_ONLINE)),
+                })
+                .await?,
+            ),
+        },
         "version" => json_response(&b.version()),
         "cat" => {
             let path = req.arg(0, "ipfs-path")?.to_string();
@@ -1035,24 +1056,17 @@ async fn run(
                 plain: Some(StatusCode::NOT_IMPLEMENTED),
             })
         }
-        "stats/bw" | "bitswap/stat" | "stats/bitswap" => {
-            return Err(RpcError::client(format!(
-                "unable to run offline: {NOT_ONLINE}"
-            )))
-        }
-        c if NEEDS_NETWORK
-            .iter()
-            .any(|p| c == *p || c.starts_with(&format!("{p}/"))) =>
-        {
-            return Err(RpcError::normal(if c.starts_with("pubsub") {
-                OFFLINE_ACTION
+        c if crate::network::is_network(c) => {
+            let upload = if c == "pubsub/pub" {
+                Some(state.upload(cmd, request, "data").await?)
             } else {
-                NOT_ONLINE
-            }))
+                None
+            };
+            crate::network::run(b, state.limits, c, req, upload).await?
         }
         "commands" => json_response(&json!({
             "Name": "ipfs",
-            "Subcommands": COMMANDS.iter().map(|c| json!({ "Name": c, "Subcommands": [], "Options": [] })).collect::<Vec<_>>(),
+            "Subcommands": COMMANDS.iter().chain(crate::network::COMMANDS).map(|c| json!({ "Name": c, "Subcommands": [], "Options": [] })).collect::<Vec<_>>(),
             "Options": [],
         })),
         c if c.starts_with("files/") || c.starts_with("key/") => {

@@ -17,6 +17,11 @@ impl Daemon {
     /// Starts `ipfs-kit daemon` on an ephemeral loopback port and a Unix socket, and waits for
     /// "Daemon is ready" on its output.
     fn start(node: &Node) -> Daemon {
+        Daemon::start_with(node, &[])
+    }
+
+    /// [`Daemon::start`] with more daemon arguments (`--offline`).
+    fn start_with(node: &Node, extra: &[&str]) -> Daemon {
         let socket = node.dir.path().join("api.sock");
         let mut child = node
             .cmd(&[
@@ -25,10 +30,13 @@ impl Daemon {
                 "/ip4/127.0.0.1/tcp/0",
                 "--api",
                 &format!("/unix{}", socket.display()),
-                // Not the default 8080: tests run side by side.
+                // Not the default 8080 and 4001: tests run side by side.
                 "--gateway",
                 "/ip4/127.0.0.1/tcp/0",
+                "--swarm",
+                "/ip4/127.0.0.1/tcp/0",
             ])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -815,6 +823,38 @@ fn rpc_files_keys_and_names() {
     assert_eq!(imported["Id"], id.as_str());
     let rm = json(&d.call("POST", "/api/v0/key/rm?arg=k2&arg=k3").1);
     assert_eq!(rm["Keys"].as_array().expect("keys").len(), 2);
+    // RSA keys as interface-ipfs-core asks for them; Kubo's words for bad sizes and types.
+    let rsa = json(
+        &d.call("POST", "/api/v0/key/gen?arg=r1&type=rsa&size=2048")
+            .1,
+    );
+    let rsa_id = rsa["Id"].as_str().expect("id").to_string();
+    assert!(rsa_id.starts_with("k2k4r8"), "{rsa_id}");
+    let b58 = json(&d.call("POST", "/api/v0/key/list?ipns-base=b58mh").1);
+    assert!(b58["Keys"][1]["Id"].as_str().expect("id").starts_with("Qm"));
+    assert_eq!(
+        json(
+            &d.call("POST", "/api/v0/key/gen?arg=r2&type=rsa&size=1024")
+                .1
+        )["Message"],
+        "rsa keys must be >= 2048 bits to be useful"
+    );
+    assert_eq!(
+        json(&d.call("POST", "/api/v0/key/gen?arg=r2&type=dsa").1)["Message"],
+        "unrecognized key type: dsa"
+    );
+    let (status, body) = d.call("POST", "/api/v0/key/gen?arg=r2&type=rsa&size=big");
+    assert_eq!(
+        (status, String::from_utf8_lossy(&body).into_owned()),
+        (
+            400,
+            "could not convert value \"big\" to type \"int\" (for option \"-size\")\n".into()
+        )
+    );
+    let renamed = json(&d.call("POST", "/api/v0/key/rename?arg=r1&arg=r3").1);
+    assert_eq!(renamed["Id"], rsa_id.as_str());
+    let rm = json(&d.call("POST", "/api/v0/key/rm?arg=r3").1);
+    assert_eq!(rm["Keys"][0]["Id"], rsa_id.as_str());
 
     // Names: offline publishing needs --allow-offline; resolve goes through /ipns paths.
     let added = json(&upload(&d, "add", &hello).1);
@@ -1015,7 +1055,7 @@ fn rpc_get_tar_offline_errors_and_timeouts() {
         .ok(&["add", "-Q", "-r", dir.to_str().expect("p")])
         .trim()
         .to_string();
-    let d = Daemon::start(&node);
+    let d = Daemon::start_with(&node, &["--offline"]);
     // get: a plain USTAR stream, file data right after the first header.
     let (status, body) = d.call("POST", &format!("/api/v0/get?arg=/ipfs/{root}/a.txt"));
     assert_eq!(status, 200);
@@ -1223,6 +1263,38 @@ fn gateway_serves_files_directories_and_cars() {
     assert_eq!(status, 404);
     let (status, _) = curl(&["-X", "POST", &format!("{}/ipfs/{dir}/hello.txt", d.gateway)]);
     assert_eq!(status, 405);
+    // On the localhost name, path requests move to the subdomain gateway (as Kubo), which
+    // serves the root at /; on 127.0.0.1 (above) it is a path gateway.
+    let port = d.gateway.rsplit(':').next().expect("port");
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{redirect_url}",
+        ])
+        .args(["-H", &format!("Host: localhost:{port}")])
+        .arg(format!("{}/ipfs/{dir}/hello.txt", d.gateway))
+        .output()
+        .expect("curl");
+    let out = String::from_utf8_lossy(&out.stdout).into_owned();
+    let label = out
+        .strip_prefix("301 http://")
+        .and_then(|r| r.split_once(".ipfs.localhost:"))
+        .map(|(label, _)| label.to_string())
+        .unwrap_or_else(|| panic!("not a move to the subdomain: {out}"));
+    assert!(label.starts_with("bafybei"), "{label}");
+    assert_eq!(
+        out,
+        format!("301 http://{label}.ipfs.localhost:{port}/hello.txt")
+    );
+    let (status, body) = curl(&[
+        "-H",
+        &format!("Host: {label}.ipfs.localhost:{port}"),
+        &format!("{}/hello.txt", d.gateway),
+    ]);
+    assert_eq!((status, &body[..]), (200, &b"hello gateway\n"[..]));
     // No name system yet: IPNS is not found.
     let (status, _) = curl(&[&format!(
         "{}/routing/v1/ipns/k51qzi5uqu5dlvj2baxnqndepeb86cbk3ng7n3i46uzyxzyqj2xjonzllnv0v8",
@@ -1295,7 +1367,7 @@ fn rpc_config_set_get_replace_and_refusals() {
     assert_eq!(call("config?arg=datastore.verify_reads").1["Value"], false);
     assert_eq!(
         call("config?arg=Addresses.Swarm").1["Value"],
-        serde_json::json!([])
+        serde_json::json!(["/ip4/127.0.0.1/tcp/4001", "/ip4/127.0.0.1/udp/4001/quic-v1"])
     );
     // Bad values change nothing.
     assert_eq!(

@@ -3,6 +3,7 @@
 
 mod crash;
 mod daemon;
+mod interop;
 mod names;
 
 use std::path::{Path, PathBuf};

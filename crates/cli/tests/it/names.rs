@@ -37,7 +37,18 @@ fn cli_files_keys_and_names() {
     assert!(id.starts_with("k51"), "{id}");
     assert_eq!(node.ok(&["key", "list"]), "self\nmykey\n");
     node.fails(&["key", "gen", "mykey"], "already exists");
-    node.fails(&["key", "gen", "--type", "rsa", "r"], "only ed25519");
+    node.fails(
+        &["key", "gen", "--type", "rsa", "--size", "1024", "r"],
+        "rsa keys must be >= 2048 bits to be useful",
+    );
+    node.fails(
+        &["key", "gen", "--type", "dsa", "r"],
+        "unrecognized key type: dsa",
+    );
+    let rsa = node.ok(&["key", "gen", "--type=rsa", "rsakey"]);
+    assert!(rsa.starts_with("k2k4r8"), "{rsa}");
+    assert_eq!(node.ok(&["key", "list"]), "self\nmykey\nrsakey\n");
+    node.ok(&["key", "rm", "rsakey"]);
 
     let cid = node.ok(&[
         "add",

@@ -984,3 +984,461 @@ async fn answers_from_memory_match_the_blocking_path() {
         f.big_bytes
     );
 }
+
+/// The spec's `_redirects` example site, a site whose `_redirects` forces a rule (refused), one
+/// whose file is over 64 KiB, and a name for the first one.
+struct Sites {
+    app: Router,
+    example: Cid,
+    forced: Cid,
+    too_large: Cid,
+    hello: Cid,
+}
+
+const EXAMPLE_REDIRECTS: &str = "/redirect-one /one.html\n\
+/301-redirect-one /one.html 301\n\
+/302-redirect-two /two.html 302\n\
+/200-index /index.html 200\n\
+/posts/:year/:month/:day/:title /articles/:year/:month/:day/:title 301\n\
+/splat/* /redirected-splat/:splat 301\n\
+/not-found/* /404.html 404\n\
+/gone/* /410.html 410\n\
+/unavail/* /451.html 451\n\
+/missing-page/* /nope.html 404\n\
+/to-url/* https://example.net/:splat 200\n\
+/* /index.html 200\n";
+
+fn sites(config: Config) -> Sites {
+    let profile = ImportProfile::default();
+    let mut blocks = Vec::new();
+    let file = |blocks: &mut Vec<Block>, text: &str| import(&profile, blocks, text.as_bytes());
+    let one = file(&mut blocks, "one\n");
+    let two = file(&mut blocks, "two\n");
+    let index = file(&mut blocks, "<html>index</html>\n");
+    let p404 = file(&mut blocks, "<html>404</html>\n");
+    let p410 = file(&mut blocks, "<html>410</html>\n");
+    let p451 = file(&mut blocks, "<html>451</html>\n");
+    let rules = file(&mut blocks, EXAMPLE_REDIRECTS);
+    let hello = file(&mut blocks, "hello\n");
+    let articles = dir(&profile, &mut blocks, &[("hello.txt", &hello)]);
+    let example = dir(
+        &profile,
+        &mut blocks,
+        &[
+            ("404.html", &p404),
+            ("410.html", &p410),
+            ("451.html", &p451),
+            ("_redirects", &rules),
+            ("articles", &articles),
+            ("index.html", &index),
+            ("one.html", &one),
+            ("two.html", &two),
+        ],
+    );
+    let forced_rules = file(&mut blocks, "/a /one.html 301!\n");
+    let forced = dir(
+        &profile,
+        &mut blocks,
+        &[("_redirects", &forced_rules), ("one.html", &one)],
+    );
+    let mut big = "# padding\n".repeat(7000);
+    big.push_str("/* /one.html 200\n");
+    let big_rules = file(&mut blocks, &big);
+    let too_large = dir(
+        &profile,
+        &mut blocks,
+        &[("_redirects", &big_rules), ("one.html", &one)],
+    );
+    let store = MemBlockstore::default();
+    store.put_many(blocks).expect("put");
+    let mut names = HashMap::new();
+    names.insert(
+        "k51qzi5uqu5dk3v4rmjber23h16xnr23bsggmqqil9z2gduiis5se8dht36dam".to_string(),
+        (format!("/ipfs/{}", example.cid), b"record".to_vec()),
+    );
+    let store = Arc::new(Store {
+        blocks: store,
+        names,
+        memory: true,
+        reads: Default::default(),
+    });
+    Sites {
+        app: router(store, config),
+        example: example.cid,
+        forced: forced.cid,
+        too_large: too_large.cid,
+        hello: hello.cid,
+    }
+}
+
+fn b32(cid: &Cid) -> String {
+    Cid::new_v1(cid.codec(), *cid.hash()).to_string()
+}
+
+const K51: &str = "k51qzi5uqu5dk3v4rmjber23h16xnr23bsggmqqil9z2gduiis5se8dht36dam";
+
+#[tokio::test]
+async fn subdomain_gateway_on_localhost() {
+    let s = sites(Config::default());
+    let app = &s.app;
+    let v0 = s.example.to_string();
+    assert!(v0.starts_with("Qm"));
+    let label = b32(&s.example);
+
+    // Path requests on localhost move to the subdomain (CIDv0 as base32 CIDv1), path and query
+    // kept; the body still comes, for clients that do not follow redirects (as Kubo).
+    let r = call(
+        app,
+        Method::GET,
+        &format!("/ipfs/{v0}/one.html?a=b%20c"),
+        &[("host", "localhost:8080")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(
+        r.h("location"),
+        format!("http://{label}.ipfs.localhost:8080/one.html?a=b%20c")
+    );
+    assert_eq!(r.text(), "one\n");
+    let r = call(
+        app,
+        Method::HEAD,
+        &format!("/ipfs/{v0}"),
+        &[("host", "localhost")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(r.h("location"), format!("http://{label}.ipfs.localhost/"));
+    // A missing path keeps its status, with the new location.
+    let r = call(
+        app,
+        Method::GET,
+        &format!("/ipfs/{v0}/nope"),
+        &[("host", "localhost")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        r.h("location"),
+        format!("http://{label}.ipfs.localhost/nope")
+    );
+    // Behind a TLS proxy the new URL is https.
+    let r = call(
+        app,
+        Method::GET,
+        &format!("/ipfs/{v0}/"),
+        &[("host", "localhost"), ("x-forwarded-proto", "https")],
+    )
+    .await;
+    assert_eq!(r.h("location"), format!("https://{label}.ipfs.localhost/"));
+    // IPNS names move too, peer IDs as base36 libp2p-key CIDs.
+    let r = call(
+        app,
+        Method::GET,
+        "/ipns/12D3KooWLQzUv2FHWGVPXTXSZpdHs7oHbXub2G5WC8Tx4NQhyd2d/one.html",
+        &[("host", "localhost:8080")],
+    )
+    .await;
+    assert_eq!(
+        r.h("location"),
+        format!("http://{K51}.ipns.localhost:8080/one.html")
+    );
+    // A CID too long for a DNS label, even in base36: 400, as Kubo.
+    let sha512 = Cid::new_v1(0x55, HashAlg::Sha2_512.digest(b"x"));
+    let r = call(
+        app,
+        Method::GET,
+        &format!("/ipfs/{sha512}"),
+        &[("host", "localhost")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r
+        .text()
+        .starts_with("CID incompatible with DNS label length limit of 63"));
+    // Not a CID: the path gateway's 400 naming the path, no move.
+    let r = call(
+        app,
+        Method::GET,
+        "/ipfs/QmInvalidCID",
+        &[("host", "localhost")],
+    )
+    .await;
+    assert_eq!((r.status, r.h("location")), (StatusCode::BAD_REQUEST, ""));
+    assert!(
+        r.text().contains("invalid path \"/ipfs/QmInvalidCID\""),
+        "{}",
+        r.text()
+    );
+
+    // On 127.0.0.1 (an IP, not a subdomain gateway) it stays a path gateway.
+    let r = call(
+        app,
+        Method::GET,
+        &format!("/ipfs/{v0}/one.html"),
+        &[("host", "127.0.0.1:8080")],
+    )
+    .await;
+    assert_eq!((r.status, r.h("location")), (StatusCode::OK, ""));
+    // So does localhost when no subdomain hosts are configured.
+    let plain = sites(Config::default().with_subdomain_hosts(Vec::<String>::new()));
+    let r = call(
+        &plain.app,
+        Method::GET,
+        &format!("/ipfs/{v0}/one.html"),
+        &[("host", "localhost")],
+    )
+    .await;
+    assert_eq!((r.status, r.h("location")), (StatusCode::OK, ""));
+
+    // Subdomain requests serve the root at /.
+    let host = format!("{label}.ipfs.localhost:8080");
+    let r = call(app, Method::GET, "/", &[("host", &host)]).await;
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (StatusCode::OK, "<html>index</html>\n")
+    );
+    assert_eq!(r.h("x-ipfs-path"), format!("/ipfs/{label}/"));
+    let r = call(app, Method::GET, "/one.html", &[("host", &host)]).await;
+    assert_eq!(r.text(), "one\n");
+    assert!(r.h("cache-control").contains("immutable"));
+    let r = call(app, Method::GET, "/articles", &[("host", &host)]).await;
+    assert_eq!(
+        (r.status, r.h("location")),
+        (StatusCode::MOVED_PERMANENTLY, "/articles/")
+    );
+    // Listings link other CIDs through the gateway host, not below this origin.
+    let r = call(app, Method::GET, "/articles/", &[("host", &host)]).await;
+    assert!(
+        r.text()
+            .contains(&format!("href=\"//localhost:8080/ipfs/{}\"", s.hello)),
+        "{}",
+        r.text()
+    );
+    // IPNS names as subdomains.
+    let r = call(
+        app,
+        Method::GET,
+        "/two.html",
+        &[("host", &format!("{K51}.ipns.localhost"))],
+    )
+    .await;
+    assert_eq!((r.status, r.text().as_str()), (StatusCode::OK, "two\n"));
+    // A key CID with another codec is moved to libp2p-key; a base32 label too long for DNS to
+    // base36.
+    let key = ipfs_kit_block::parse_cid(K51).expect("cid");
+    let dag_pb_key = Cid::new_v1(0x70, *key.hash());
+    let r = call(
+        app,
+        Method::GET,
+        "/x?y=1",
+        &[("host", &format!("{dag_pb_key}.ipns.localhost"))],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(
+        r.h("location"),
+        format!("http://{K51}.ipns.localhost/x?y=1")
+    );
+    let long = Cid::new_v1(
+        0x0129,
+        ipfs_kit_block::Multihash::wrap(0xb220, &[7; 32]).expect("mh"),
+    );
+    let r = call(
+        app,
+        Method::GET,
+        "/",
+        &[("host", &format!("{long}.ipfs.localhost"))],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::MOVED_PERMANENTLY);
+    let to = r.h("location").to_string();
+    assert!(
+        to.starts_with("http://k") && to.ends_with(".ipfs.localhost/"),
+        "{to}"
+    );
+    // Namespaces localhost does not serve as subdomains.
+    let r = call(
+        app,
+        Method::GET,
+        "/",
+        &[("host", &format!("{label}.p2p.localhost"))],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // Delegated routing answers on any host.
+    let r = call(
+        app,
+        Method::GET,
+        &format!("/routing/v1/ipns/{K51}"),
+        &[("host", &host)],
+    )
+    .await;
+    assert_eq!((r.status, &r.body[..]), (StatusCode::OK, &b"record"[..]));
+    // A configured gateway name behind a proxy (X-Forwarded-Host wins over Host).
+    let dweb = sites(Config::default().with_subdomain_hosts(["dweb.link"]));
+    let r = call(
+        &dweb.app,
+        Method::GET,
+        &format!("/ipfs/{v0}/"),
+        &[
+            ("host", "127.0.0.1:8080"),
+            ("x-forwarded-host", "dweb.link"),
+        ],
+    )
+    .await;
+    assert_eq!(r.h("location"), format!("http://{label}.ipfs.dweb.link/"));
+}
+
+#[tokio::test]
+async fn protocol_handler_uri_router() {
+    let s = sites(Config::default());
+    let app = &s.app;
+    let label = b32(&s.example);
+    let r = get(app, &format!("/ipfs/?uri=ipfs%3A%2F%2F{label}%2Fone.html")).await;
+    assert_eq!(r.status, StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(r.h("location"), format!("/ipfs/{label}/one.html"));
+    let r = get(app, &format!("/ipns/?uri=ipns://{K51}/a%20b?x=1")).await;
+    assert_eq!(r.h("location"), format!("/ipns/{K51}/a%20b?x=1"));
+    assert_eq!(
+        get(app, "/ipfs/?uri=https%3A%2F%2Fexample.com")
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        get(app, "/ipfs/?uri=nonsense").await.status,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn redirects_file_on_origin_isolated_requests() {
+    let s = sites(Config::default());
+    let app = &s.app;
+    let host = format!("{}.ipfs.localhost:8080", b32(&s.example));
+    let sub = |path: &str| {
+        let host = host.clone();
+        let path = path.to_string();
+        async move { call(app, Method::GET, &path, &[("host", &host)]).await }
+    };
+    for (path, status, location) in [
+        ("/redirect-one", 301, "/one.html"),
+        ("/301-redirect-one", 301, "/one.html"),
+        ("/302-redirect-two", 302, "/two.html"),
+        (
+            "/posts/2022/06/15/hello-world",
+            301,
+            "/articles/2022/06/15/hello-world",
+        ),
+        ("/splat/one.html", 301, "/redirected-splat/one.html"),
+        ("/splat/a/b%20c", 301, "/redirected-splat/a/b%20c"),
+        // The request's query goes along.
+        ("/redirect-one?x=1&y=2", 301, "/one.html?x=1&y=2"),
+    ] {
+        let r = sub(path).await;
+        assert_eq!(r.status.as_u16(), status, "{path}");
+        assert_eq!(r.h("location"), location, "{path}");
+    }
+    // Rewrites serve the target in place.
+    let r = sub("/200-index").await;
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (StatusCode::OK, "<html>index</html>\n")
+    );
+    assert_eq!(r.h("content-type"), "text/html; charset=utf-8");
+    let r = sub("/some/spa/route").await;
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (StatusCode::OK, "<html>index</html>\n")
+    );
+    // Custom error pages with their status.
+    for (path, status, body) in [
+        ("/not-found/x", 404, "<html>404</html>\n"),
+        ("/gone/x/y", 410, "<html>410</html>\n"),
+        ("/unavail/x", 451, "<html>451</html>\n"),
+    ] {
+        let r = sub(path).await;
+        assert_eq!(
+            (r.status.as_u16(), r.text().as_str()),
+            (status, body),
+            "{path}"
+        );
+        assert_eq!(r.h("content-type"), "text/html");
+        // The page's own ETag and caching, as the gateway-conformance suite expects.
+        assert!(r.h("etag").starts_with("\"Qm"), "{}", r.h("etag"));
+        assert!(r.h("cache-control").contains("immutable"));
+    }
+    let r = call(
+        app,
+        Method::HEAD,
+        "/not-found/x",
+        &[("host", &host), ("range", "bytes=0-1")],
+    )
+    .await;
+    assert_eq!(r.status.as_u16(), 404);
+    assert!(r.body.is_empty());
+    // Existing paths are never intercepted, not even by the catch-all.
+    let r = sub("/one.html").await;
+    assert_eq!((r.status, r.text().as_str()), (StatusCode::OK, "one\n"));
+    let r = sub("/articles/hello.txt").await;
+    assert_eq!(r.text(), "hello\n");
+    // A 404 page that does not exist and a rewrite to a URL are the file's errors: 500.
+    assert_eq!(
+        sub("/missing-page/x").await.status,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    assert_eq!(
+        sub("/to-url/x").await.status,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    // Only for deserialized responses: a missing block asked as raw stays a 404.
+    assert_eq!(sub("/nope?format=raw").await.status, StatusCode::NOT_FOUND);
+    // IPNS subdomains are origin-isolated too.
+    let r = call(
+        app,
+        Method::GET,
+        "/redirect-one",
+        &[("host", &format!("{K51}.ipns.localhost"))],
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.h("location")),
+        (StatusCode::MOVED_PERMANENTLY, "/one.html")
+    );
+
+    // A path gateway never applies _redirects: one origin for every CID.
+    for host in ["127.0.0.1:8080", "localhost:8080"] {
+        let r = call(
+            app,
+            Method::GET,
+            &format!("/ipfs/{}/redirect-one", s.example),
+            &[("host", host)],
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{host}");
+    }
+
+    // Broken files are the spec's 500, with the reason; existing paths are unaffected.
+    let forced = format!("{}.ipfs.localhost", b32(&s.forced));
+    let r = call(app, Method::GET, "/a", &[("host", &forced)]).await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        r.text()
+            .starts_with("could not parse _redirects: line 1: forced redirects (or \"shadowing\") are not supported"),
+        "{}",
+        r.text()
+    );
+    let r = call(app, Method::GET, "/one.html", &[("host", &forced)]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let big = format!("{}.ipfs.localhost", b32(&s.too_large));
+    let r = call(app, Method::GET, "/x", &[("host", &big)]).await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        r.text().starts_with(
+            "could not parse _redirects: redirects file size cannot exceed 65536 bytes"
+        ),
+        "{}",
+        r.text()
+    );
+}

@@ -85,11 +85,26 @@ fn broken_records_from_boxo_are_refused() {
 }
 
 #[test]
-fn rsa_records_parse_but_cannot_be_verified_here() {
+fn rsa_record_from_kubo_verifies_with_its_embedded_key() {
+    // Kubo's RSA-keyed record (gateway-conformance t0124): the name is a sha2-256 peer ID, so
+    // the record carries the public key; the key must hash to the name and sign the data.
     let file = "QmVujd5Vb7moysJj8itnGufN7MEtPRCNHkKpNuA4onsRa3.ipns-record";
-    let rec = Record::decode(&fixture(file)).unwrap();
+    let rec = check(file).unwrap_or_else(|e| panic!("{file}: {e}"));
+    assert_eq!(
+        rec.value(),
+        b"/ipfs/bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am"
+    );
     assert_eq!(rec.sequence(), 0);
-    assert!(matches!(check(file), Err(Error::UnsupportedKeyType(0))));
+    assert_eq!(rec.validity_str(), "2123-04-12T13:43:57.238038Z");
+    assert_eq!(rec.encode(), fixture(file));
+    // Another name (an Ed25519 one) is refused: the embedded key does not hash to it.
+    let other: Name = "k51qzi5uqu5dlkw8pxuw9qmqayfdeh4kfebhmreauqdc6a7c3y7d5i9fi8mk9w"
+        .parse()
+        .unwrap();
+    assert!(matches!(
+        rec.verify(&other, SystemTime::now()),
+        Err(Error::WrongKey(_))
+    ));
 }
 
 #[test]

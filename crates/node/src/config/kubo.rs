@@ -108,7 +108,7 @@ const ALLOW_ORIGIN: &str = "Access-Control-Allow-Origin";
 /// Kubo settings clients read that the node has no value of its own for, with what it shows
 /// when none is stored: it runs no swarm yet, so it listens on no swarm address. Storing the
 /// shown value is storing nothing, so a shown config sent back adds nothing to `extra`.
-const SHOWN_DEFAULTS: &[(&str, &str)] = &[("Addresses", "Swarm")];
+const SHOWN_DEFAULTS: &[(&str, &str)] = &[];
 
 fn is_shown_default(section: &str, name: &str, v: &Value) -> bool {
     SHOWN_DEFAULTS.contains(&(section, name)) && *v == Value::Array(Vec::new())
@@ -264,6 +264,7 @@ pub fn ours_spelling(key: &str) -> bool {
         "import",
         "addresses",
         "api",
+        "network",
         "extra",
     ]
     .contains(&first)
@@ -309,7 +310,7 @@ impl Config {
             let mut sec = Map::new();
             for (field, v) in fields {
                 let v = match (section.as_str(), field.as_str()) {
-                    ("addresses", _) => strings_to_kubo(v),
+                    ("addresses", "api" | "gateway") => strings_to_kubo(v),
                     ("api", "allowed_origins") => continue,
                     ("api", "authorizations") | ("identity", "private_key") if redact => continue,
                     ("api", "authorizations") => rename_entries(v, kubo_name),
@@ -543,7 +544,10 @@ mod tests {
         assert_eq!(v["Identity"], json!({ "PeerID": "12D3KooWtest" }));
         assert!(v["API"].get("Authorizations").is_none());
         assert_eq!(v["Addresses"]["API"], "/ip4/127.0.0.1/tcp/5001");
-        assert_eq!(v["Addresses"]["Swarm"], json!([]));
+        assert_eq!(
+            v["Addresses"]["Swarm"],
+            json!(["/ip4/127.0.0.1/tcp/4001", "/ip4/127.0.0.1/udp/4001/quic-v1"])
+        );
         assert_eq!(v["Datastore"]["HashOnRead"], true);
         assert_eq!(
             v["API"]["HTTPHeaders"],

@@ -401,7 +401,7 @@ fn gc_keeps_mfs_content() {
 #[test]
 fn keys_live_in_the_keystore() {
     let (dir, repo) = repo();
-    let k = repo.key_gen("k1").unwrap();
+    let k = repo.key_gen("k1", "ed25519", None).unwrap();
     assert!(k.id.to_string().starts_with("12D3KooW"));
     let file = std::fs::read_dir(dir.path().join("repo/keystore"))
         .unwrap()
@@ -417,11 +417,11 @@ fn keys_live_in_the_keystore() {
         .collect();
     assert_eq!(names, ["self", "k1"]);
     assert_eq!(
-        repo.key_gen("k1").unwrap_err().to_string(),
+        repo.key_gen("k1", "ed25519", None).unwrap_err().to_string(),
         "key with name 'k1' already exists"
     );
     assert_eq!(
-        repo.key_gen("self").unwrap_err().to_string(),
+        repo.key_gen("self", "rsa", None).unwrap_err().to_string(),
         "cannot create key with name 'self'"
     );
     let (renamed, overwrote) = repo.key_rename("k1", "k2", false).unwrap();
@@ -438,6 +438,91 @@ fn keys_live_in_the_keystore() {
     );
     assert!(repo.key_rm(&["self".into()]).is_err());
     assert_eq!(repo.key_import("k5", &pb).unwrap().id, k.id);
+}
+
+#[test]
+fn rsa_keys_in_the_keystore_and_in_names() {
+    let (dir, repo) = repo();
+    for (size, message) in [
+        (Some(1024), "rsa keys must be >= 2048 bits to be useful"),
+        (Some(-5), "rsa keys must be >= 2048 bits to be useful"),
+        (Some(8200), "rsa keys must be <= 8192 bits"),
+    ] {
+        assert_eq!(
+            repo.key_gen("r", "rsa", size).unwrap_err().to_string(),
+            message
+        );
+    }
+    assert_eq!(
+        repo.key_gen("r", "secp256k1", None)
+            .unwrap_err()
+            .to_string(),
+        "unrecognized key type: secp256k1"
+    );
+    // The name is checked before the type, as Kubo does.
+    assert_eq!(
+        repo.key_gen("self", "dsa", None).unwrap_err().to_string(),
+        "cannot create key with name 'self'"
+    );
+    let k = repo.key_gen("r", "rsa", Some(-1)).unwrap();
+    assert!(k.id.to_string().starts_with("Qm"), "{}", k.id);
+    assert!(k.id.to_name().to_string().starts_with("k2k4r8"));
+    let path = dir.path().join("repo/keystore").join(
+        std::fs::read_dir(dir.path().join("repo/keystore"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .file_name(),
+    );
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // The file is the PrivateKey protobuf with type RSA (0), as Kubo's keystore holds.
+    assert_eq!(&std::fs::read(&path).unwrap()[..2], &[0x08, 0x00]);
+    // Both export formats import back to the same key.
+    let pb = repo.key_export("r", KeyFormat::Libp2pProtobuf).unwrap();
+    let pem = repo.key_export("r", KeyFormat::PemPkcs8).unwrap();
+    assert!(pem.starts_with(b"-----BEGIN PRIVATE KEY-----\n"));
+    assert_eq!(repo.key_import("r-pb", &pb).unwrap().id, k.id);
+    assert_eq!(repo.key_import("r-pem", &pem).unwrap().id, k.id);
+    let (renamed, _) = repo.key_rename("r", "r2", false).unwrap();
+    assert_eq!(renamed.id, k.id);
+    let listed: Vec<_> = repo
+        .key_list()
+        .unwrap()
+        .into_iter()
+        .map(|k| (k.name, k.id))
+        .collect();
+    assert_eq!(
+        listed[1..],
+        [
+            ("r-pb".to_string(), k.id),
+            ("r-pem".to_string(), k.id),
+            ("r2".to_string(), k.id)
+        ]
+    );
+    // An IPNS record signed with the RSA key resolves through its k2k4r8 name and carries the key.
+    let added = repo
+        .add_reader(&mut &b"rsa target\n"[..], &AddOptions::default())
+        .unwrap();
+    let opts = PublishOptions {
+        allow_offline: true,
+        key: "r2".into(),
+        ..Default::default()
+    };
+    let (name, value) = repo.name_publish(&added.cid.to_string(), &opts).unwrap();
+    assert_eq!(name, k.id.to_name());
+    assert_eq!(repo.name_resolve(&name.to_string(), true).unwrap(), value);
+    assert_eq!(
+        repo.name_resolve(&format!("/ipns/{}", k.id), true).unwrap(),
+        value
+    );
+    let record = repo.ipns_record(&name).unwrap().unwrap();
+    assert!(record.public_key().is_some());
+    let removed = repo.key_rm(&["r2".into(), "r-pb".into()]).unwrap();
+    assert!(removed.iter().all(|r| r.id == k.id));
 }
 
 #[test]
@@ -461,7 +546,7 @@ fn names_publish_and_resolve_locally() {
     assert_eq!(repo.name_resolve(&name.to_string(), true).unwrap(), path);
     assert_eq!(repo.ipns_record(&name).unwrap().unwrap().sequence(), 0);
     // A key's name pointing at self's name resolves through both.
-    repo.key_gen("other").unwrap();
+    repo.key_gen("other", "ed25519", None).unwrap();
     let other = PublishOptions {
         key: "other".into(),
         ..opts.clone()

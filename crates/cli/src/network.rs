@@ -1,0 +1,398 @@
+//! The network commands (`swarm`, `bitswap`, `pubsub`, `routing`, `bootstrap`): all but
+//! `bootstrap` talk to the running daemon, which owns the libp2p node.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::Subcommand;
+use ipfs_kit_node::Repo;
+use serde_json::Value;
+
+use crate::remote::{self, Api};
+
+/// Kubo's words for a network command run with no daemon.
+const NEED_DAEMON: &str =
+    "this command must be run in online mode. Try running 'ipfs-kit daemon' first";
+
+/// `swarm`: connections to other peers.
+#[derive(Subcommand, Debug)]
+pub enum SwarmCmd {
+    /// Open a connection to a peer: a multiaddr ending in /p2p/<peer ID>.
+    Connect {
+        /// Addresses to dial.
+        #[arg(required = true)]
+        addrs: Vec<String>,
+    },
+    /// Close every connection to the peers these multiaddrs (or peer IDs) name.
+    Disconnect {
+        /// Addresses or peer IDs.
+        #[arg(required = true)]
+        addrs: Vec<String>,
+    },
+    /// List connected peers, one address per line.
+    Peers,
+    /// Addresses: of known peers (no argument), or this node's.
+    Addrs {
+        /// `local` (announced) or `listen`.
+        #[command(subcommand)]
+        which: Option<AddrsCmd>,
+    },
+}
+
+/// `swarm addrs local|listen`.
+#[derive(Subcommand, Debug)]
+pub enum AddrsCmd {
+    /// The addresses this node announces.
+    Local {
+        /// Append /p2p/<our peer ID>.
+        #[arg(long)]
+        id: bool,
+    },
+    /// The addresses this node listens on.
+    Listen,
+}
+
+/// `bitswap`: the block exchange.
+#[derive(Subcommand, Debug)]
+pub enum BitswapCmd {
+    /// Counters, our wantlist and our bitswap partners.
+    Stat,
+    /// The blocks we want, or (with --peer) what a peer wants from us.
+    Wantlist {
+        /// A peer ID.
+        #[arg(long, short)]
+        peer: Option<String>,
+    },
+    /// What we exchanged with a peer.
+    Ledger {
+        /// The peer ID.
+        peer: String,
+    },
+}
+
+/// `pubsub`: gossipsub messaging (the daemon needs --enable-pubsub-experiment or
+/// network.pubsub).
+#[derive(Subcommand, Debug)]
+pub enum PubsubCmd {
+    /// Publish a message read from FILE (or standard input).
+    Pub {
+        /// The topic.
+        topic: String,
+        /// The message; `-` or nothing reads standard input.
+        file: Option<PathBuf>,
+    },
+    /// Print messages on a topic as they arrive, until interrupted.
+    Sub {
+        /// The topic.
+        topic: String,
+    },
+    /// Topics this node is subscribed to.
+    Ls,
+    /// Peers we exchange pubsub messages with (on TOPIC, or any).
+    Peers {
+        /// The topic.
+        topic: Option<String>,
+    },
+}
+
+/// `routing`: the Kademlia DHT.
+#[derive(Subcommand, Debug)]
+pub enum RoutingCmd {
+    /// Find peers that provide a CID.
+    Findprovs {
+        /// The CID.
+        cid: String,
+        /// Stop after this many.
+        #[arg(long, short = 'n', default_value_t = 20)]
+        num_providers: u64,
+    },
+    /// Find the addresses of a peer.
+    Findpeer {
+        /// The peer ID.
+        peer: String,
+    },
+    /// Announce to the DHT that this node provides CIDs.
+    Provide {
+        /// The CIDs.
+        #[arg(required = true)]
+        cids: Vec<String>,
+    },
+}
+
+/// `bootstrap`: the peers the daemon dials at start (network.bootstrap).
+#[derive(Subcommand, Debug)]
+pub enum BootstrapCmd {
+    /// Show the list.
+    List,
+    /// Add peers (multiaddrs ending in /p2p/<peer ID>); --default adds Kubo's public list.
+    Add {
+        /// Addresses.
+        addrs: Vec<String>,
+        /// Add the public IPFS bootstrap peers (never on machines that must stay private).
+        #[arg(long)]
+        default: bool,
+    },
+    /// Remove peers; --all empties the list.
+    Rm {
+        /// Addresses.
+        addrs: Vec<String>,
+        /// Remove every peer.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+/// A network command, for dispatch.
+pub enum NetCmd {
+    /// `swarm …`.
+    Swarm(SwarmCmd),
+    /// `bitswap …`.
+    Bitswap(BitswapCmd),
+    /// `pubsub …`.
+    Pubsub(PubsubCmd),
+    /// `routing …`.
+    Routing(RoutingCmd),
+    /// `bootstrap …`.
+    Bootstrap(BootstrapCmd),
+}
+
+fn arg(v: &str) -> (&'static str, String) {
+    ("arg", v.to_string())
+}
+
+/// Kubo's multibase (base64url) for pubsub topics.
+fn topic(t: &str) -> (&'static str, String) {
+    ("arg", multibase::encode(multibase::Base::Base64Url, t))
+}
+
+fn strings(v: &Value, key: &str) -> Vec<String> {
+    v[key]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn print_lines(out: &mut dyn Write, lines: &[String]) -> Result<()> {
+    for l in lines {
+        writeln!(out, "{l}")?;
+    }
+    Ok(())
+}
+
+/// Runs a network command with no daemon: only `bootstrap`, which edits the config.
+pub fn run_local(repo: &Repo, cmd: NetCmd, out: &mut dyn Write) -> Result<()> {
+    let NetCmd::Bootstrap(cmd) = cmd else {
+        bail!("{NEED_DAEMON}");
+    };
+    let current = repo.config().network.bootstrap.clone();
+    let (new, shown) = match cmd {
+        BootstrapCmd::List => (None, current),
+        BootstrapCmd::Add { addrs, default } => {
+            let add: Vec<String> = if default {
+                ipfs_kit_node::config::PUBLIC_BOOTSTRAP
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            } else {
+                addrs
+            };
+            let mut new = current.clone();
+            let added: Vec<String> = add.into_iter().filter(|a| !current.contains(a)).collect();
+            new.extend(added.iter().cloned());
+            (Some(new), added)
+        }
+        BootstrapCmd::Rm { addrs, all } => {
+            let removed: Vec<String> = current
+                .iter()
+                .filter(|a| all || addrs.contains(a))
+                .cloned()
+                .collect();
+            let new = current
+                .into_iter()
+                .filter(|a| !removed.contains(a))
+                .collect();
+            (Some(new), removed)
+        }
+    };
+    if let Some(new) = new {
+        repo.update_config(|c| {
+            let mut c = c.clone();
+            c.network.bootstrap = new;
+            Ok(c)
+        })?;
+    }
+    print_lines(out, &shown)
+}
+
+/// Runs a network command through the daemon.
+pub fn run_remote(api: &Api, cmd: NetCmd, out: &mut dyn Write) -> Result<()> {
+    match cmd {
+        NetCmd::Swarm(c) => match c {
+            SwarmCmd::Connect { addrs } => {
+                let q: Vec<_> = addrs.iter().map(|a| arg(a)).collect();
+                print_lines(out, &strings(&api.json("swarm/connect", &q)?, "Strings"))?;
+            }
+            SwarmCmd::Disconnect { addrs } => {
+                let q: Vec<_> = addrs.iter().map(|a| arg(a)).collect();
+                print_lines(out, &strings(&api.json("swarm/disconnect", &q)?, "Strings"))?;
+            }
+            SwarmCmd::Peers => {
+                let v = api.json("swarm/peers", &[])?;
+                for p in v["Peers"].as_array().into_iter().flatten() {
+                    let (addr, peer) = (p["Addr"].as_str(), p["Peer"].as_str());
+                    writeln!(out, "{}/p2p/{}", addr.unwrap_or(""), peer.unwrap_or(""))?;
+                }
+            }
+            SwarmCmd::Addrs { which: None } => {
+                let v = api.json("swarm/addrs", &[])?;
+                for (peer, addrs) in v["Addrs"].as_object().into_iter().flatten() {
+                    let addrs: Vec<&str> = addrs
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .collect();
+                    writeln!(out, "{peer} ({})", addrs.len())?;
+                    for a in addrs {
+                        writeln!(out, "\t{a}")?;
+                    }
+                }
+            }
+            SwarmCmd::Addrs {
+                which: Some(AddrsCmd::Local { id }),
+            } => {
+                let v = api.json("swarm/addrs/local", &[("id", id.to_string())])?;
+                print_lines(out, &strings(&v, "Strings"))?;
+            }
+            SwarmCmd::Addrs {
+                which: Some(AddrsCmd::Listen),
+            } => {
+                let v = api.json("swarm/addrs/listen", &[])?;
+                print_lines(out, &strings(&v, "Strings"))?;
+            }
+        },
+        NetCmd::Bitswap(c) => match c {
+            BitswapCmd::Stat => {
+                let v = api.json("bitswap/stat", &[])?;
+                let n = |k: &str| v[k].as_u64().unwrap_or(0);
+                writeln!(out, "bitswap status")?;
+                writeln!(out, "\tblocks received: {}", n("BlocksReceived"))?;
+                writeln!(out, "\tblocks sent: {}", n("BlocksSent"))?;
+                writeln!(out, "\tdata received: {}", n("DataReceived"))?;
+                writeln!(out, "\tdata sent: {}", n("DataSent"))?;
+                writeln!(out, "\tdup blocks received: {}", n("DupBlksReceived"))?;
+                writeln!(out, "\tdup data received: {}", n("DupDataReceived"))?;
+                let wants: Vec<&Value> = v["Wantlist"].as_array().into_iter().flatten().collect();
+                writeln!(out, "\twantlist [{} keys]", wants.len())?;
+                for w in wants {
+                    writeln!(out, "\t\t{}", w["/"].as_str().unwrap_or(""))?;
+                }
+                let peers = strings(&v, "Peers");
+                writeln!(out, "\tpartners [{}]", peers.len())?;
+                for p in peers {
+                    writeln!(out, "\t\t{p}")?;
+                }
+            }
+            BitswapCmd::Wantlist { peer } => {
+                let q: Vec<_> = peer.iter().map(|p| ("peer", p.clone())).collect();
+                let v = api.json("bitswap/wantlist", &q)?;
+                for k in v["Keys"].as_array().into_iter().flatten() {
+                    writeln!(out, "{}", k["/"].as_str().unwrap_or(""))?;
+                }
+            }
+            BitswapCmd::Ledger { peer } => {
+                let v = api.json("bitswap/ledger", &[arg(&peer)])?;
+                writeln!(out, "Ledger for {}", v["Peer"].as_str().unwrap_or(""))?;
+                writeln!(out, "Debt ratio:\t{}", v["Value"])?;
+                writeln!(out, "Exchanges:\t{}", v["Exchanged"])?;
+                writeln!(out, "Bytes sent:\t{}", v["Sent"])?;
+                writeln!(out, "Bytes received:\t{}", v["Recv"])?;
+            }
+        },
+        NetCmd::Pubsub(c) => match c {
+            PubsubCmd::Pub { topic: t, file } => {
+                api.lines(
+                    "pubsub/pub",
+                    &[topic(&t)],
+                    Some(remote::input_part(&file)),
+                    &mut |_| Ok(()),
+                )?;
+            }
+            PubsubCmd::Sub { topic: t } => {
+                api.lines("pubsub/sub", &[topic(&t)], None, &mut |v| {
+                    let data = v["data"].as_str().unwrap_or("");
+                    let bytes = multibase::decode(data).map(|(_, b)| b).unwrap_or_default();
+                    out.write_all(&bytes)?;
+                    out.write_all(b"\n")?;
+                    out.flush()?;
+                    Ok(())
+                })?;
+            }
+            PubsubCmd::Ls => {
+                let v = api.json("pubsub/ls", &[])?;
+                for t in strings(&v, "Strings") {
+                    let name = multibase::decode(&t)
+                        .ok()
+                        .and_then(|(_, b)| String::from_utf8(b).ok())
+                        .unwrap_or(t);
+                    writeln!(out, "{name}")?;
+                }
+            }
+            PubsubCmd::Peers { topic: t } => {
+                let q: Vec<_> = t.iter().map(|t| topic(t)).collect();
+                print_lines(out, &strings(&api.json("pubsub/peers", &q)?, "Strings"))?;
+            }
+        },
+        NetCmd::Routing(c) => match c {
+            RoutingCmd::Findprovs { cid, num_providers } => {
+                let q = [arg(&cid), ("num-providers", num_providers.to_string())];
+                api.lines("routing/findprovs", &q, None, &mut |v| {
+                    for r in v["Responses"].as_array().into_iter().flatten() {
+                        writeln!(out, "{}", r["ID"].as_str().unwrap_or(""))?;
+                    }
+                    Ok(())
+                })?;
+            }
+            RoutingCmd::Findpeer { peer } => {
+                api.lines("routing/findpeer", &[arg(&peer)], None, &mut |v| {
+                    for r in v["Responses"].as_array().into_iter().flatten() {
+                        for a in r["Addrs"].as_array().into_iter().flatten() {
+                            writeln!(out, "{}", a.as_str().unwrap_or(""))?;
+                        }
+                    }
+                    Ok(())
+                })?;
+            }
+            RoutingCmd::Provide { cids } => {
+                let q: Vec<_> = cids.iter().map(|c| arg(c)).collect();
+                api.lines("routing/provide", &q, None, &mut |_| Ok(()))?;
+            }
+        },
+        NetCmd::Bootstrap(c) => {
+            let v = match c {
+                BootstrapCmd::List => api.json("bootstrap/list", &[])?,
+                BootstrapCmd::Add { addrs, default } => {
+                    let mut q: Vec<_> = addrs.iter().map(|a| arg(a)).collect();
+                    if default {
+                        q.push(("default", "true".into()));
+                    }
+                    api.json("bootstrap/add", &q)?
+                }
+                BootstrapCmd::Rm { addrs, all } => {
+                    let mut q: Vec<_> = addrs.iter().map(|a| arg(a)).collect();
+                    if all {
+                        q.push(("all", "true".into()));
+                    }
+                    api.json("bootstrap/rm", &q)?
+                }
+            };
+            print_lines(out, &strings(&v, "Peers"))?;
+        }
+    }
+    Ok(())
+}

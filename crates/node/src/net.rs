@@ -1,0 +1,514 @@
+//! The node online: starting the libp2p network from the config, the block store it reads and
+//! writes, fetching missing blocks for the content operations, and the RPC network commands.
+//!
+//! Content operations are synchronous (they run on blocking threads); they reach the network
+//! by spawning onto the daemon's runtime and waiting on a plain channel, which is safe from
+//! any thread.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use ipfs_kit_block::{Block, Bytes, Cid};
+use ipfs_kit_net::{Keypair, Multiaddr, Network, PeerId, RoutingMode};
+use ipfs_kit_rpc::{NetworkApi, PubsubMessage, RpcError, SwarmPeer};
+use serde_json::{json, Value};
+
+use crate::config::{Addresses, Network as NetConfig};
+use crate::{Error, Repo};
+
+/// Checks the network settings: addresses parse, the routing type and durations are known.
+pub(crate) fn validate(addresses: &Addresses, network: &NetConfig) -> Result<(), Error> {
+    for a in addresses
+        .swarm
+        .iter()
+        .chain(&addresses.announce)
+        .chain(&network.bootstrap)
+    {
+        a.parse::<Multiaddr>()
+            .map_err(|e| Error::Config(format!("bad multiaddr {a:?}: {e}")))?;
+    }
+    RoutingMode::parse(&network.routing)
+        .map_err(|e| Error::Config(format!("network.routing: {e}")))?;
+    ipfs_kit_ipns::parse_go_duration(&network.conn_grace_period).map_err(|_| {
+        Error::Config(format!(
+            "network.conn_grace_period: {:?} is not a duration such as 20s",
+            network.conn_grace_period
+        ))
+    })?;
+    if network.conn_low_water > network.conn_high_water {
+        return Err(Error::Config(
+            "network.conn_low_water must not exceed network.conn_high_water".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The node's libp2p key from the config's `identity.private_key`.
+pub fn keypair(repo: &Repo) -> Result<Keypair, Error> {
+    let b64 = repo.config().identity.private_key.clone();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|e| Error::Identity(format!("private key is not base64: {e}")))?;
+    Keypair::from_protobuf_encoding(&bytes)
+        .map_err(|e| Error::Identity(format!("private key: {e}")))
+}
+
+/// What the daemon's command line changes in the network settings.
+#[derive(Clone, Debug, Default)]
+pub struct NetOverrides {
+    /// Swarm listen addresses instead of `addresses.swarm`.
+    pub swarm: Vec<String>,
+    /// Turn pubsub on (`--enable-pubsub-experiment`).
+    pub pubsub: bool,
+    /// Routing type instead of `network.routing`.
+    pub routing: Option<String>,
+}
+
+/// The block store the network reads and writes: the repo's, never the network fallback.
+struct RepoStore(Arc<Repo>);
+
+impl ipfs_kit_net::BlockStore for RepoStore {
+    fn get(&self, cid: &Cid) -> Result<Option<Bytes>, String> {
+        self.0.blocks().get(cid).map_err(|e| e.to_string())
+    }
+
+    fn size(&self, cid: &Cid) -> Result<Option<u64>, String> {
+        self.0.blocks().size(cid).map_err(|e| e.to_string())
+    }
+
+    fn put_many(&self, blocks: Vec<Block>) -> Result<(), String> {
+        self.0.blocks().put_many(blocks).map_err(|e| e.to_string())
+    }
+}
+
+/// The running network as the node uses it.
+pub struct Online {
+    net: Network,
+    runtime: tokio::runtime::Handle,
+    fetch_timeout: Duration,
+    task: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// Starts the network for `repo` and attaches it, so content operations fetch what is missing.
+pub async fn start(repo: &Arc<Repo>, overrides: &NetOverrides) -> Result<Arc<Online>, Error> {
+    let cfg = repo.config();
+    let parse = |list: &[String]| -> Result<Vec<Multiaddr>, Error> {
+        list.iter()
+            .map(|a| {
+                a.parse()
+                    .map_err(|e| Error::Config(format!("bad multiaddr {a:?}: {e}")))
+            })
+            .collect()
+    };
+    let mut config = ipfs_kit_net::Config::new(keypair(repo)?);
+    config.listen = parse(if overrides.swarm.is_empty() {
+        &cfg.addresses.swarm
+    } else {
+        &overrides.swarm
+    })?;
+    config.announce = parse(&cfg.addresses.announce)?;
+    config.bootstrap = parse(&cfg.network.bootstrap)?;
+    config.mdns = cfg.network.mdns;
+    config.pubsub = cfg.network.pubsub || overrides.pubsub;
+    let routing = overrides.routing.as_deref().unwrap_or(&cfg.network.routing);
+    config.routing = RoutingMode::parse(routing).map_err(|e| Error::Config(e.to_string()))?;
+    config.conn_low_water = cfg.network.conn_low_water;
+    config.conn_high_water = cfg.network.conn_high_water;
+    config.conn_grace = ipfs_kit_ipns::parse_go_duration(&cfg.network.conn_grace_period)
+        .map_err(|_| Error::Config("network.conn_grace_period".into()))?;
+    let (net, task) = Network::start(config, Arc::new(RepoStore(repo.clone())))
+        .await
+        .map_err(|e| Error::Network(e.to_string()))?;
+    let online = Arc::new(Online {
+        net,
+        runtime: tokio::runtime::Handle::current(),
+        fetch_timeout: Duration::from_secs(cfg.network.fetch_timeout_secs.max(1)),
+        task: parking_lot::Mutex::new(Some(task)),
+    });
+    *repo.online.write() = Some(online.clone());
+    Ok(online)
+}
+
+impl Online {
+    /// The network handle.
+    pub fn network(&self) -> &Network {
+        &self.net
+    }
+
+    /// Stops the network (connections close) and detaches it from `repo`.
+    pub async fn stop(&self, repo: &Repo) {
+        *repo.online.write() = None;
+        self.net.shutdown().await;
+        let task = self.task.lock().take();
+        if let Some(t) = task {
+            let _ = t.await;
+        }
+    }
+
+    /// Runs `fut` on the daemon's runtime and waits for it from this (blocking) thread.
+    fn wait<T: Send + 'static>(
+        &self,
+        fut: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> Result<T, Error> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.runtime.spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        rx.recv()
+            .map_err(|_| Error::Network("the network stopped".into()))
+    }
+
+    /// How long a fetch may wait: `network.fetch_timeout_secs`, cut to just before the
+    /// deadline of the API request being served (so the command can still report the timeout
+    /// in its own output, as Kubo's commands report their context's), if it has one.
+    fn timeout(&self) -> Result<Duration, Error> {
+        let Some(deadline) = ipfs_kit_rpc::call_deadline() else {
+            return Ok(self.fetch_timeout);
+        };
+        let left = deadline
+            .saturating_duration_since(std::time::Instant::now())
+            .saturating_sub(Duration::from_millis(100));
+        if left.is_zero() {
+            return Err(Error::Network("context deadline exceeded".into()));
+        }
+        Ok(left.min(self.fetch_timeout))
+    }
+
+    /// One block from the network (verified and stored on arrival).
+    pub(crate) fn fetch_block(&self, cid: &Cid) -> Result<Bytes, Error> {
+        let (net, cid, timeout) = (self.net.clone(), *cid, self.timeout()?);
+        match self.wait(async move { net.get_block(cid, timeout).await })? {
+            Ok(block) => Ok(block.into_parts().1),
+            Err(ipfs_kit_net::Error::NotFound(cid)) => Err(Error::NotFound(cid)),
+            Err(e) => Err(Error::Network(e.to_string())),
+        }
+    }
+
+    /// Fetches the whole DAG under `root` and waits for it.
+    pub(crate) fn fetch_dag(&self, root: &Cid) -> Result<ipfs_kit_net::FetchStats, Error> {
+        let (net, root, timeout) = (self.net.clone(), *root, self.timeout()?);
+        // Under a request deadline the whole walk must end by then, not each block.
+        let whole = ipfs_kit_rpc::call_deadline().map(|_| timeout);
+        self.wait(async move {
+            match whole {
+                Some(t) => tokio::time::timeout(t, net.fetch_dag(root, timeout))
+                    .await
+                    .unwrap_or(Err(ipfs_kit_net::Error::NotFound(root))),
+                None => net.fetch_dag(root, timeout).await,
+            }
+        })?
+        .map_err(|e| match e {
+            ipfs_kit_net::Error::NotFound(cid) => Error::NotFound(cid),
+            e => Error::Network(e.to_string()),
+        })
+    }
+
+    /// Starts fetching the DAG under `root` in the background; the fetch stops when the
+    /// returned guard is dropped (the reader finished or went away).
+    pub(crate) fn prefetch(&self, root: &Cid) -> Prefetch {
+        let (net, root, timeout) = (self.net.clone(), *root, self.fetch_timeout);
+        Prefetch(Some(self.runtime.spawn(async move {
+            if let Err(e) = net.fetch_dag(root, timeout).await {
+                tracing::debug!("prefetch of {root}: {e}");
+            }
+        })))
+    }
+
+    fn ask<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(
+            Network,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<T, ipfs_kit_net::Error>> + Send>,
+        >,
+    ) -> Result<T, RpcError> {
+        let fut = f(self.net.clone());
+        self.wait(fut)
+            .map_err(rpc_err)?
+            .map_err(|e| RpcError::normal(e.to_string()))
+    }
+
+    /// `id` for this node, with its addresses and protocols.
+    pub(crate) fn id_info(&self) -> Result<Value, Error> {
+        let net = self.net.clone();
+        let (_, announced) = self
+            .wait(async move { net.addrs().await })?
+            .map_err(|e| Error::Network(e.to_string()))?;
+        let peer = self.net.peer_id();
+        Ok(json!({
+            "ID": peer.to_string(),
+            "PublicKey": base64::engine::general_purpose::STANDARD
+                .encode(self.net.public_key().encode_protobuf()),
+            "Addresses": announced.iter().map(|a| format!("{a}/p2p/{peer}")).collect::<Vec<_>>(),
+            "AgentVersion": format!("ipfs-kit/{}", env!("CARGO_PKG_VERSION")),
+            "ProtocolVersion": "ipfs/0.1.0",
+            "Protocols": PROTOCOLS,
+        }))
+    }
+}
+
+/// The protocols this node speaks, as `id` lists them.
+const PROTOCOLS: &[&str] = &[
+    "/ipfs/bitswap",
+    "/ipfs/bitswap/1.0.0",
+    "/ipfs/bitswap/1.1.0",
+    "/ipfs/bitswap/1.2.0",
+    "/ipfs/id/1.0.0",
+    "/ipfs/id/push/1.0.0",
+    "/ipfs/kad/1.0.0",
+    "/ipfs/ping/1.0.0",
+    "/meshsub/1.0.0",
+    "/meshsub/1.1.0",
+];
+
+/// A background DAG fetch, cancelled when dropped.
+pub(crate) struct Prefetch(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        if let Some(t) = self.0.take() {
+            t.abort();
+        }
+    }
+}
+
+fn rpc_err(e: Error) -> RpcError {
+    RpcError::normal(e.to_string())
+}
+
+fn parse_peer(s: &str) -> Result<PeerId, RpcError> {
+    s.parse()
+        .map_err(|_| RpcError::normal(format!("invalid peer ID {s:?}")))
+}
+
+/// The peer a multiaddr ends with (`…/p2p/<id>`), or a bare peer ID.
+fn peer_of(s: &str) -> Result<PeerId, RpcError> {
+    if let Ok(p) = s.parse::<PeerId>() {
+        return Ok(p);
+    }
+    let addr: Multiaddr = s
+        .parse()
+        .map_err(|e| RpcError::normal(format!("invalid multiaddr {s:?}: {e}")))?;
+    match addr.iter().last() {
+        Some(ipfs_kit_net::Protocol::P2p(p)) => Ok(p),
+        _ => Err(RpcError::normal(format!(
+            "{s:?} does not name a peer (it must end in /p2p/<peer ID>)"
+        ))),
+    }
+}
+
+impl NetworkApi for Online {
+    fn connect(&self, addr: &str) -> Result<String, RpcError> {
+        let addr: Multiaddr = addr
+            .parse()
+            .map_err(|e| RpcError::normal(format!("invalid multiaddr {addr:?}: {e}")))?;
+        let peer = self.ask(|n| Box::pin(async move { n.connect(addr).await }))?;
+        Ok(peer.to_string())
+    }
+
+    fn disconnect(&self, addr: &str) -> Result<String, RpcError> {
+        let peer = peer_of(addr)?;
+        if !self.ask(move |n| Box::pin(async move { n.disconnect(peer).await }))? {
+            return Err(RpcError::normal(format!("not connected to {peer}")));
+        }
+        Ok(peer.to_string())
+    }
+
+    fn peers(&self) -> Result<Vec<SwarmPeer>, RpcError> {
+        Ok(self
+            .ask(|n| Box::pin(async move { n.peers().await }))?
+            .into_iter()
+            .map(|p| SwarmPeer {
+                peer: p.peer.to_string(),
+                addr: p.addr.to_string(),
+                outbound: p.outbound,
+                latency: p.latency,
+            })
+            .collect())
+    }
+
+    fn known_addrs(&self) -> Result<BTreeMap<String, Vec<String>>, RpcError> {
+        Ok(self
+            .ask(|n| Box::pin(async move { n.known_addrs().await }))?
+            .into_iter()
+            .map(|(p, a)| (p.to_string(), a.iter().map(|a| a.to_string()).collect()))
+            .collect())
+    }
+
+    fn local_addrs(&self) -> Result<(Vec<String>, Vec<String>), RpcError> {
+        let (l, a) = self.ask(|n| Box::pin(async move { n.addrs().await }))?;
+        let s = |v: Vec<Multiaddr>| v.iter().map(|a| a.to_string()).collect();
+        Ok((s(l), s(a)))
+    }
+
+    fn peer_id_info(&self, peer: &str) -> Result<Value, RpcError> {
+        let p = parse_peer(peer)?;
+        if p == self.net.peer_id() {
+            return self.id_info().map_err(rpc_err);
+        }
+        let id = self
+            .ask(move |n| Box::pin(async move { n.peer_identity(p).await }))?
+            .ok_or_else(|| {
+                RpcError::normal(format!(
+                    "no identify information for {p} (connect to it first)"
+                ))
+            })?;
+        Ok(json!({
+            "ID": p.to_string(),
+            "PublicKey": base64::engine::general_purpose::STANDARD.encode(&id.public_key),
+            "Addresses": id.addrs.iter().map(|a| format!("{a}/p2p/{p}")).collect::<Vec<_>>(),
+            "AgentVersion": id.agent_version,
+            "ProtocolVersion": id.protocol_version,
+            "Protocols": id.protocols,
+        }))
+    }
+
+    fn bitswap_stat(&self) -> Result<Value, RpcError> {
+        let s = self.ask(|n| Box::pin(async move { n.bitswap_stat().await }))?;
+        Ok(json!({
+            "ProvideBufLen": 0,
+            "Wantlist": s.wantlist.iter().map(|c| json!({ "/": c.to_string() })).collect::<Vec<_>>(),
+            "Peers": s.peers.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            "BlocksReceived": s.stats.blocks_received,
+            "DataReceived": s.stats.data_received,
+            "BlocksSent": s.stats.blocks_sent,
+            "DataSent": s.stats.data_sent,
+            "DupBlksReceived": s.stats.dup_blocks_received,
+            "DupDataReceived": s.stats.dup_data_received,
+            "MessagesReceived": s.stats.messages_received,
+        }))
+    }
+
+    fn wantlist(&self, peer: Option<&str>) -> Result<Vec<String>, RpcError> {
+        let peer = peer.map(parse_peer).transpose()?;
+        Ok(self
+            .ask(move |n| Box::pin(async move { n.wantlist(peer).await }))?
+            .iter()
+            .map(|c| c.to_string())
+            .collect())
+    }
+
+    fn ledger(&self, peer: &str) -> Result<Value, RpcError> {
+        let p = parse_peer(peer)?;
+        let l = self.ask(move |n| Box::pin(async move { n.ledger(p).await }))?;
+        let value = if l.bytes_received == 0 {
+            0.0
+        } else {
+            l.bytes_sent as f64 / (l.bytes_received as f64 + 1.0)
+        };
+        Ok(json!({
+            "Peer": p.to_string(),
+            "Value": value,
+            "Sent": l.bytes_sent,
+            "Recv": l.bytes_received,
+            "Exchanged": l.exchanged,
+        }))
+    }
+
+    fn publish(&self, topic: &str, data: Vec<u8>) -> Result<(), RpcError> {
+        let topic = topic.to_string();
+        self.ask(move |n| Box::pin(async move { n.publish(topic, data).await }))
+    }
+
+    fn subscribe(
+        &self,
+        topic: &str,
+        emit: &mut dyn FnMut(Option<PubsubMessage>) -> io::Result<()>,
+    ) -> Result<(), RpcError> {
+        let topic = topic.to_string();
+        let mut sub = self.ask(move |n| Box::pin(async move { n.subscribe(topic).await }))?;
+        if emit(None).is_err() {
+            return Ok(());
+        }
+        loop {
+            // Wake up now and then to notice a client that went away while nothing arrived:
+            // an empty write fails once the response channel is closed.
+            let next = self
+                .runtime
+                .block_on(async { tokio::time::timeout(Duration::from_secs(5), sub.next()).await });
+            let msg = match next {
+                Ok(Some(m)) => m,
+                Ok(None) => return Ok(()),
+                Err(_) if emit(None).is_err() => return Ok(()),
+                Err(_) => continue,
+            };
+            let sent = emit(Some(PubsubMessage {
+                from: msg.from.to_string(),
+                data: msg.data,
+                seqno: msg.seqno,
+                topic: msg.topic,
+            }));
+            if sent.is_err() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn topics(&self) -> Result<Vec<String>, RpcError> {
+        self.ask(|n| Box::pin(async move { n.pubsub_topics().await }))
+    }
+
+    fn pubsub_peers(&self, topic: Option<&str>) -> Result<Vec<String>, RpcError> {
+        let topic = topic.map(str::to_string);
+        Ok(self
+            .ask(move |n| Box::pin(async move { n.pubsub_peers(topic).await }))?
+            .iter()
+            .map(|p| p.to_string())
+            .collect())
+    }
+
+    fn find_providers(
+        &self,
+        cid: &str,
+        limit: usize,
+        emit: &mut dyn FnMut(String, Vec<String>) -> io::Result<()>,
+    ) -> Result<(), RpcError> {
+        let cid = ipfs_kit_block::parse_cid(cid).map_err(|e| RpcError::normal(e.to_string()))?;
+        let mut rx =
+            self.ask(move |n| Box::pin(async move { n.find_providers(cid, limit).await }))?;
+        while let Some(p) = self.runtime.block_on(rx.recv()) {
+            let addrs = if p.addr.is_empty() {
+                Vec::new()
+            } else {
+                vec![p.addr.to_string()]
+            };
+            if emit(p.peer.to_string(), addrs).is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn find_peer(&self, peer: &str) -> Result<Vec<String>, RpcError> {
+        let p = parse_peer(peer)?;
+        Ok(self
+            .ask(move |n| Box::pin(async move { n.find_peer(p).await }))?
+            .iter()
+            .map(|a| a.to_string())
+            .collect())
+    }
+
+    fn provide(&self, cids: &[String], _recursive: bool) -> Result<usize, RpcError> {
+        let cids = cids
+            .iter()
+            .map(|c| ipfs_kit_block::parse_cid(c).map_err(|e| RpcError::normal(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.ask(move |n| Box::pin(async move { n.provide(cids).await }))
+    }
+
+    fn bandwidth(&self, protocol: Option<&str>) -> Result<(u64, u64), RpcError> {
+        let s = self.ask(|n| Box::pin(async move { n.bitswap_stat().await }))?;
+        match protocol {
+            None => Ok((s.stats.data_received, s.stats.data_sent)),
+            Some(p) if p.starts_with("/ipfs/bitswap") => {
+                Ok((s.stats.data_received, s.stats.data_sent))
+            }
+            Some(p) => Err(RpcError::normal(format!(
+                "bandwidth is tracked for bitswap only, not {p}"
+            ))),
+        }
+    }
+}
