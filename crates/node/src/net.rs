@@ -394,11 +394,8 @@ impl NetworkApi for Online {
     fn ledger(&self, peer: &str) -> Result<Value, RpcError> {
         let p = parse_peer(peer)?;
         let l = self.ask(move |n| Box::pin(async move { n.ledger(p).await }))?;
-        let value = if l.bytes_received == 0 {
-            0.0
-        } else {
-            l.bytes_sent as f64 / (l.bytes_received as f64 + 1.0)
-        };
+        // Kubo's debt ratio: what we sent over what we received, plus one.
+        let value = l.bytes_sent as f64 / (l.bytes_received as f64 + 1.0);
         Ok(json!({
             "Peer": p.to_string(),
             "Value": value,
