@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::Subcommand;
 use ipfs_kit_node::Repo;
+use ipfs_kit_rpc::BootstrapEdit;
 use serde_json::Value;
 
 use crate::remote::{self, Api};
@@ -184,49 +185,23 @@ fn print_lines(out: &mut dyn Write, lines: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// The edit a `bootstrap` subcommand asks for (`None`: list).
+fn bootstrap_edit(cmd: BootstrapCmd) -> Option<BootstrapEdit> {
+    match cmd {
+        BootstrapCmd::List => None,
+        BootstrapCmd::Add { default: true, .. } => Some(BootstrapEdit::AddDefault),
+        BootstrapCmd::Add { addrs, .. } => Some(BootstrapEdit::Add(addrs)),
+        BootstrapCmd::Rm { all: true, .. } => Some(BootstrapEdit::RemoveAll),
+        BootstrapCmd::Rm { addrs, .. } => Some(BootstrapEdit::Remove(addrs)),
+    }
+}
+
 /// Runs a network command with no daemon: only `bootstrap`, which edits the config.
 pub fn run_local(repo: &Repo, cmd: NetCmd, out: &mut dyn Write) -> Result<()> {
     let NetCmd::Bootstrap(cmd) = cmd else {
         bail!("{NEED_DAEMON}");
     };
-    let current = repo.config().network.bootstrap.clone();
-    let (new, shown) = match cmd {
-        BootstrapCmd::List => (None, current),
-        BootstrapCmd::Add { addrs, default } => {
-            let add: Vec<String> = if default {
-                ipfs_kit_node::config::PUBLIC_BOOTSTRAP
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect()
-            } else {
-                addrs
-            };
-            let mut new = current.clone();
-            let added: Vec<String> = add.into_iter().filter(|a| !current.contains(a)).collect();
-            new.extend(added.iter().cloned());
-            (Some(new), added)
-        }
-        BootstrapCmd::Rm { addrs, all } => {
-            let removed: Vec<String> = current
-                .iter()
-                .filter(|a| all || addrs.contains(a))
-                .cloned()
-                .collect();
-            let new = current
-                .into_iter()
-                .filter(|a| !removed.contains(a))
-                .collect();
-            (Some(new), removed)
-        }
-    };
-    if let Some(new) = new {
-        repo.update_config(|c| {
-            let mut c = c.clone();
-            c.network.bootstrap = new;
-            Ok(c)
-        })?;
-    }
-    print_lines(out, &shown)
+    print_lines(out, &repo.bootstrap(bootstrap_edit(cmd))?)
 }
 
 /// Runs a network command through the daemon.

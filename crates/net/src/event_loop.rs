@@ -97,7 +97,6 @@ pub(crate) struct EventLoop {
     latency: HashMap<PeerId, Duration>,
     identities: HashMap<PeerId, Identity>,
     provider_queries: HashMap<kad::QueryId, ProviderQuery>,
-    provide_queries: HashMap<kad::QueryId, ()>,
     peer_queries: HashMap<kad::QueryId, (PeerId, AddrsReply)>,
     subscribers: Subscribers,
     pubsub_seq: u64,
@@ -153,7 +152,6 @@ impl EventLoop {
             latency: HashMap::new(),
             identities: HashMap::new(),
             provider_queries: HashMap::new(),
-            provide_queries: HashMap::new(),
             peer_queries: HashMap::new(),
             subscribers: Subscribers::default(),
             pubsub_seq: 0,
@@ -488,10 +486,7 @@ impl EventLoop {
                 let mut n = 0;
                 for cid in cids {
                     match kad.start_providing(kad::RecordKey::new(&cid.hash().to_bytes())) {
-                        Ok(id) => {
-                            self.provide_queries.insert(id, ());
-                            n += 1;
-                        }
+                        Ok(_) => n += 1,
                         Err(e) => {
                             let _ = reply.send(Err(Error::Routing(format!("provide {cid}: {e}"))));
                             return;
@@ -736,12 +731,6 @@ impl EventLoop {
                     }
                 }
             }
-            kad::QueryResult::GetProviders(_) if step.last => {
-                self.provider_queries.remove(&id);
-            }
-            kad::QueryResult::StartProviding(_) if step.last => {
-                self.provide_queries.remove(&id);
-            }
             kad::QueryResult::GetClosestPeers(result) if step.last => {
                 if let Some((peer, reply)) = self.peer_queries.remove(&id) {
                     let found = match result {
@@ -756,6 +745,7 @@ impl EventLoop {
             }
             _ => {}
         }
+        // A provider query's last step (found enough or not) ends it.
         if step.last {
             self.provider_queries.remove(&id);
         }

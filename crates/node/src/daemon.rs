@@ -378,11 +378,11 @@ impl Backend for NodeBackend {
             .map(|o| o as &dyn ipfs_kit_rpc::NetworkApi)
     }
 
-    fn default_bootstrap(&self) -> Vec<String> {
-        crate::config::PUBLIC_BOOTSTRAP
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+    fn bootstrap(
+        &self,
+        edit: Option<ipfs_kit_rpc::BootstrapEdit>,
+    ) -> Result<Vec<String>, RpcError> {
+        self.repo.bootstrap(edit).map_err(rpc)
     }
 
     fn version(&self) -> serde_json::Value {
@@ -882,11 +882,7 @@ pub async fn serve(
         None
     } else {
         let online = crate::net::start(&repo, &opts.net).await?;
-        let (listen, _) = online
-            .network()
-            .addrs()
-            .await
-            .map_err(|e| Error::Network(e.to_string()))?;
+        let (listen, _) = online.network().addrs().await?;
         for a in listen {
             tracing::info!("Swarm listening on {a}");
         }

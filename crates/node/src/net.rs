@@ -13,10 +13,10 @@ use std::time::Duration;
 use base64::Engine;
 use ipfs_kit_block::{Block, Bytes, Cid};
 use ipfs_kit_net::{Keypair, Multiaddr, Network, PeerId, RoutingMode};
-use ipfs_kit_rpc::{NetworkApi, PubsubMessage, RpcError, SwarmPeer};
+use ipfs_kit_rpc::{BootstrapEdit, NetworkApi, PubsubMessage, RpcError, SwarmPeer};
 use serde_json::{json, Value};
 
-use crate::config::{Addresses, Network as NetConfig};
+use crate::config::{Addresses, Network as NetConfig, PUBLIC_BOOTSTRAP};
 use crate::{Error, Repo};
 
 /// Checks the network settings: addresses parse, the routing type and durations are known.
@@ -54,6 +54,51 @@ pub fn keypair(repo: &Repo) -> Result<Keypair, Error> {
         .map_err(|e| Error::Identity(format!("private key is not base64: {e}")))?;
     Keypair::from_protobuf_encoding(&bytes)
         .map_err(|e| Error::Identity(format!("private key: {e}")))
+}
+
+impl Repo {
+    /// `bootstrap`: the list (`None`), or applies `edit` to `network.bootstrap` in one config
+    /// update and answers the entries it added or removed.
+    pub fn bootstrap(&self, edit: Option<BootstrapEdit>) -> Result<Vec<String>, Error> {
+        let Some(edit) = edit else {
+            return Ok(self.config().network.bootstrap.clone());
+        };
+        let add = match &edit {
+            BootstrapEdit::Add(addrs) => addrs.clone(),
+            BootstrapEdit::AddDefault => PUBLIC_BOOTSTRAP.iter().map(|s| s.to_string()).collect(),
+            BootstrapEdit::Remove(_) | BootstrapEdit::RemoveAll => Vec::new(),
+        };
+        if let Some(a) = add
+            .iter()
+            .find(|a| !a.contains("/p2p/") && !a.contains("/ipfs/"))
+        {
+            return Err(Error::Invalid(format!(
+                "invalid bootstrap address {a:?}: it must end in /p2p/<peer ID>"
+            )));
+        }
+        let mut changed = Vec::new();
+        self.update_config(|c| {
+            let mut c = c.clone();
+            let list = &mut c.network.bootstrap;
+            match &edit {
+                BootstrapEdit::Remove(addrs) => {
+                    changed = list.iter().filter(|a| addrs.contains(a)).cloned().collect();
+                    list.retain(|a| !addrs.contains(a));
+                }
+                BootstrapEdit::RemoveAll => changed = std::mem::take(list),
+                BootstrapEdit::Add(_) | BootstrapEdit::AddDefault => {
+                    for a in &add {
+                        if !list.contains(a) {
+                            list.push(a.clone());
+                            changed.push(a.clone());
+                        }
+                    }
+                }
+            }
+            Ok(c)
+        })?;
+        Ok(changed)
+    }
 }
 
 /// What the daemon's command line changes in the network settings.
@@ -119,9 +164,7 @@ pub async fn start(repo: &Arc<Repo>, overrides: &NetOverrides) -> Result<Arc<Onl
     config.conn_high_water = cfg.network.conn_high_water;
     config.conn_grace = ipfs_kit_ipns::parse_go_duration(&cfg.network.conn_grace_period)
         .map_err(|_| Error::Config("network.conn_grace_period".into()))?;
-    let (net, task) = Network::start(config, Arc::new(RepoStore(repo.clone())))
-        .await
-        .map_err(|e| Error::Network(e.to_string()))?;
+    let (net, task) = Network::start(config, Arc::new(RepoStore(repo.clone()))).await?;
     let online = Arc::new(Online {
         net,
         runtime: tokio::runtime::Handle::current(),
@@ -180,11 +223,8 @@ impl Online {
     /// One block from the network (verified and stored on arrival).
     pub(crate) fn fetch_block(&self, cid: &Cid) -> Result<Bytes, Error> {
         let (net, cid, timeout) = (self.net.clone(), *cid, self.timeout()?);
-        match self.wait(async move { net.get_block(cid, timeout).await })? {
-            Ok(block) => Ok(block.into_parts().1),
-            Err(ipfs_kit_net::Error::NotFound(cid)) => Err(Error::NotFound(cid)),
-            Err(e) => Err(Error::Network(e.to_string())),
-        }
+        let block = self.wait(async move { net.get_block(cid, timeout).await })??;
+        Ok(block.into_parts().1)
     }
 
     /// Fetches the whole DAG under `root` and waits for it.
@@ -200,10 +240,7 @@ impl Online {
                 None => net.fetch_dag(root, timeout).await,
             }
         })?
-        .map_err(|e| match e {
-            ipfs_kit_net::Error::NotFound(cid) => Error::NotFound(cid),
-            e => Error::Network(e.to_string()),
-        })
+        .map_err(Error::from)
     }
 
     /// Starts fetching the DAG under `root` in the background; the fetch stops when the
@@ -217,14 +254,12 @@ impl Online {
         })))
     }
 
-    fn ask<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(
-            Network,
-        ) -> std::pin::Pin<
-            Box<dyn std::future::Future<Output = Result<T, ipfs_kit_net::Error>> + Send>,
-        >,
-    ) -> Result<T, RpcError> {
+    /// Runs a network call made by `f` and waits for it, for the RPC commands.
+    fn ask<T, F>(&self, f: impl FnOnce(Network) -> F) -> Result<T, RpcError>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = Result<T, ipfs_kit_net::Error>> + Send + 'static,
+    {
         let fut = f(self.net.clone());
         self.wait(fut)
             .map_err(rpc_err)?
@@ -234,9 +269,7 @@ impl Online {
     /// `id` for this node, with its addresses and protocols.
     pub(crate) fn id_info(&self) -> Result<Value, Error> {
         let net = self.net.clone();
-        let (_, announced) = self
-            .wait(async move { net.addrs().await })?
-            .map_err(|e| Error::Network(e.to_string()))?;
+        let (_, announced) = self.wait(async move { net.addrs().await })??;
         let peer = self.net.peer_id();
         Ok(json!({
             "ID": peer.to_string(),
@@ -263,6 +296,16 @@ const PROTOCOLS: &[&str] = &[
     "/meshsub/1.0.0",
     "/meshsub/1.1.0",
 ];
+
+impl From<ipfs_kit_net::Error> for Error {
+    /// A block nobody sent in time is "not found", as offline; anything else is the network's.
+    fn from(e: ipfs_kit_net::Error) -> Self {
+        match e {
+            ipfs_kit_net::Error::NotFound(cid) => Error::NotFound(cid),
+            e => Error::Network(e.to_string()),
+        }
+    }
+}
 
 /// A background DAG fetch, cancelled when dropped.
 pub(crate) struct Prefetch(Option<tokio::task::JoinHandle<()>>);
@@ -305,13 +348,13 @@ impl NetworkApi for Online {
         let addr: Multiaddr = addr
             .parse()
             .map_err(|e| RpcError::normal(format!("invalid multiaddr {addr:?}: {e}")))?;
-        let peer = self.ask(|n| Box::pin(async move { n.connect(addr).await }))?;
+        let peer = self.ask(|n| async move { n.connect(addr).await })?;
         Ok(peer.to_string())
     }
 
     fn disconnect(&self, addr: &str) -> Result<String, RpcError> {
         let peer = peer_of(addr)?;
-        if !self.ask(move |n| Box::pin(async move { n.disconnect(peer).await }))? {
+        if !self.ask(move |n| async move { n.disconnect(peer).await })? {
             return Err(RpcError::normal(format!("not connected to {peer}")));
         }
         Ok(peer.to_string())
@@ -319,7 +362,7 @@ impl NetworkApi for Online {
 
     fn peers(&self) -> Result<Vec<SwarmPeer>, RpcError> {
         Ok(self
-            .ask(|n| Box::pin(async move { n.peers().await }))?
+            .ask(|n| async move { n.peers().await })?
             .into_iter()
             .map(|p| SwarmPeer {
                 peer: p.peer.to_string(),
@@ -332,14 +375,14 @@ impl NetworkApi for Online {
 
     fn known_addrs(&self) -> Result<BTreeMap<String, Vec<String>>, RpcError> {
         Ok(self
-            .ask(|n| Box::pin(async move { n.known_addrs().await }))?
+            .ask(|n| async move { n.known_addrs().await })?
             .into_iter()
             .map(|(p, a)| (p.to_string(), a.iter().map(|a| a.to_string()).collect()))
             .collect())
     }
 
     fn local_addrs(&self) -> Result<(Vec<String>, Vec<String>), RpcError> {
-        let (l, a) = self.ask(|n| Box::pin(async move { n.addrs().await }))?;
+        let (l, a) = self.ask(|n| async move { n.addrs().await })?;
         let s = |v: Vec<Multiaddr>| v.iter().map(|a| a.to_string()).collect();
         Ok((s(l), s(a)))
     }
@@ -350,7 +393,7 @@ impl NetworkApi for Online {
             return self.id_info().map_err(rpc_err);
         }
         let id = self
-            .ask(move |n| Box::pin(async move { n.peer_identity(p).await }))?
+            .ask(move |n| async move { n.peer_identity(p).await })?
             .ok_or_else(|| {
                 RpcError::normal(format!(
                     "no identify information for {p} (connect to it first)"
@@ -367,7 +410,7 @@ impl NetworkApi for Online {
     }
 
     fn bitswap_stat(&self) -> Result<Value, RpcError> {
-        let s = self.ask(|n| Box::pin(async move { n.bitswap_stat().await }))?;
+        let s = self.ask(|n| async move { n.bitswap_stat().await })?;
         Ok(json!({
             "ProvideBufLen": 0,
             "Wantlist": s.wantlist.iter().map(|c| json!({ "/": c.to_string() })).collect::<Vec<_>>(),
@@ -385,7 +428,7 @@ impl NetworkApi for Online {
     fn wantlist(&self, peer: Option<&str>) -> Result<Vec<String>, RpcError> {
         let peer = peer.map(parse_peer).transpose()?;
         Ok(self
-            .ask(move |n| Box::pin(async move { n.wantlist(peer).await }))?
+            .ask(move |n| async move { n.wantlist(peer).await })?
             .iter()
             .map(|c| c.to_string())
             .collect())
@@ -393,7 +436,7 @@ impl NetworkApi for Online {
 
     fn ledger(&self, peer: &str) -> Result<Value, RpcError> {
         let p = parse_peer(peer)?;
-        let l = self.ask(move |n| Box::pin(async move { n.ledger(p).await }))?;
+        let l = self.ask(move |n| async move { n.ledger(p).await })?;
         // Kubo's debt ratio: what we sent over what we received, plus one.
         let value = l.bytes_sent as f64 / (l.bytes_received as f64 + 1.0);
         Ok(json!({
@@ -407,7 +450,7 @@ impl NetworkApi for Online {
 
     fn publish(&self, topic: &str, data: Vec<u8>) -> Result<(), RpcError> {
         let topic = topic.to_string();
-        self.ask(move |n| Box::pin(async move { n.publish(topic, data).await }))
+        self.ask(move |n| async move { n.publish(topic, data).await })
     }
 
     fn subscribe(
@@ -416,7 +459,7 @@ impl NetworkApi for Online {
         emit: &mut dyn FnMut(Option<PubsubMessage>) -> io::Result<()>,
     ) -> Result<(), RpcError> {
         let topic = topic.to_string();
-        let mut sub = self.ask(move |n| Box::pin(async move { n.subscribe(topic).await }))?;
+        let mut sub = self.ask(move |n| async move { n.subscribe(topic).await })?;
         if emit(None).is_err() {
             return Ok(());
         }
@@ -445,13 +488,13 @@ impl NetworkApi for Online {
     }
 
     fn topics(&self) -> Result<Vec<String>, RpcError> {
-        self.ask(|n| Box::pin(async move { n.pubsub_topics().await }))
+        self.ask(|n| async move { n.pubsub_topics().await })
     }
 
     fn pubsub_peers(&self, topic: Option<&str>) -> Result<Vec<String>, RpcError> {
         let topic = topic.map(str::to_string);
         Ok(self
-            .ask(move |n| Box::pin(async move { n.pubsub_peers(topic).await }))?
+            .ask(move |n| async move { n.pubsub_peers(topic).await })?
             .iter()
             .map(|p| p.to_string())
             .collect())
@@ -464,8 +507,7 @@ impl NetworkApi for Online {
         emit: &mut dyn FnMut(String, Vec<String>) -> io::Result<()>,
     ) -> Result<(), RpcError> {
         let cid = ipfs_kit_block::parse_cid(cid).map_err(|e| RpcError::normal(e.to_string()))?;
-        let mut rx =
-            self.ask(move |n| Box::pin(async move { n.find_providers(cid, limit).await }))?;
+        let mut rx = self.ask(move |n| async move { n.find_providers(cid, limit).await })?;
         while let Some(p) = self.runtime.block_on(rx.recv()) {
             let addrs = if p.addr.is_empty() {
                 Vec::new()
@@ -482,7 +524,7 @@ impl NetworkApi for Online {
     fn find_peer(&self, peer: &str) -> Result<Vec<String>, RpcError> {
         let p = parse_peer(peer)?;
         Ok(self
-            .ask(move |n| Box::pin(async move { n.find_peer(p).await }))?
+            .ask(move |n| async move { n.find_peer(p).await })?
             .iter()
             .map(|a| a.to_string())
             .collect())
@@ -493,11 +535,11 @@ impl NetworkApi for Online {
             .iter()
             .map(|c| ipfs_kit_block::parse_cid(c).map_err(|e| RpcError::normal(e.to_string())))
             .collect::<Result<Vec<_>, _>>()?;
-        self.ask(move |n| Box::pin(async move { n.provide(cids).await }))
+        self.ask(move |n| async move { n.provide(cids).await })
     }
 
     fn bandwidth(&self, protocol: Option<&str>) -> Result<(u64, u64), RpcError> {
-        let s = self.ask(|n| Box::pin(async move { n.bitswap_stat().await }))?;
+        let s = self.ask(|n| async move { n.bitswap_stat().await })?;
         match protocol {
             None => Ok((s.stats.data_received, s.stats.data_sent)),
             Some(p) if p.starts_with("/ipfs/bitswap") => {
@@ -507,5 +549,47 @@ impl NetworkApi for Online {
                 "bandwidth is tracked for bitswap only, not {p}"
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bootstrap_edits_the_config_and_answers_what_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repo::init(dir.path(), crate::InitOptions::default()).unwrap();
+        let peer =
+            "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWEbVBxPj33sFXuFNn4PrD27ygaqLxfNSYghu8q52y7xYh";
+        assert!(
+            repo.bootstrap(None).unwrap().is_empty(),
+            "private by default"
+        );
+        let add = |a: &str| repo.bootstrap(Some(BootstrapEdit::Add(vec![a.to_string()])));
+        assert_eq!(add(peer).unwrap(), vec![peer.to_string()]);
+        assert!(add(peer).unwrap().is_empty(), "already listed");
+        assert!(matches!(
+            add("/ip4/127.0.0.1/tcp/1"),
+            Err(Error::Invalid(_))
+        ));
+        assert_eq!(repo.bootstrap(None).unwrap(), vec![peer.to_string()]);
+        let defaults = repo.bootstrap(Some(BootstrapEdit::AddDefault)).unwrap();
+        assert_eq!(defaults.len(), PUBLIC_BOOTSTRAP.len());
+        let removed = repo
+            .bootstrap(Some(BootstrapEdit::Remove(vec![peer.to_string()])))
+            .unwrap();
+        assert_eq!(removed, vec![peer.to_string()]);
+        assert_eq!(
+            repo.bootstrap(Some(BootstrapEdit::RemoveAll)).unwrap(),
+            defaults
+        );
+        // Written through: a reopened repo sees the empty list.
+        drop(repo);
+        assert!(Repo::open(dir.path())
+            .unwrap()
+            .bootstrap(None)
+            .unwrap()
+            .is_empty());
     }
 }

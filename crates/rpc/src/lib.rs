@@ -316,8 +316,20 @@ pub trait Backend: Send + Sync + 'static {
     fn network(&self) -> Option<&dyn NetworkApi> {
         None
     }
-    /// The bootstrap peers `bootstrap add default` adds (Kubo's public list).
-    fn default_bootstrap(&self) -> Vec<String> {
-        Vec::new()
-    }
+    /// `bootstrap`: the list (`None`), or applies `edit` and answers the entries it added or
+    /// removed. Works offline too: it only edits the config.
+    fn bootstrap(&self, edit: Option<BootstrapEdit>) -> Result<Vec<String>, RpcError>;
+}
+
+/// A change to the bootstrap list (`bootstrap add|rm`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BootstrapEdit {
+    /// Add these multiaddrs (each must name its peer, `/p2p/<id>`).
+    Add(Vec<String>),
+    /// Add Kubo's public bootstrap peers.
+    AddDefault,
+    /// Remove these.
+    Remove(Vec<String>),
+    /// Remove every peer.
+    RemoveAll,
 }

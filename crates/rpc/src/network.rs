@@ -10,7 +10,7 @@ use axum::response::Response;
 use serde_json::{json, Value};
 
 use crate::server::{blocking, json_response, stream_response};
-use crate::{Backend, Limits, Request, RpcError};
+use crate::{Backend, BootstrapEdit, Limits, Request, RpcError};
 
 /// A connected peer, as `swarm/peers` lists it.
 #[derive(Clone, Debug)]
@@ -388,58 +388,17 @@ pub(crate) async fn run(
 
 /// `bootstrap list|add|add/default|rm|rm/all`: edits `network.bootstrap` in the config.
 async fn bootstrap(b: Arc<dyn Backend>, cmd: &str, req: Request) -> Result<Response, RpcError> {
-    const KEY: &str = "network.bootstrap";
-    let current = {
-        let b = b.clone();
-        blocking(move || b.config_get(KEY)).await?
-    };
-    let current: Vec<String> = serde_json::from_value(current).unwrap_or_default();
-    let args: Vec<String> = req.args.clone();
-    let all = req.flag(&["all"], false)?;
-    let default = req.flag(&["default"], false)?;
-    let (new, answer) = match cmd {
-        "bootstrap" | "bootstrap/list" => return Ok(json_response(&json!({ "Peers": current }))),
-        "bootstrap/add" | "bootstrap/add/default" => {
-            let add: Vec<String> = if default || cmd.ends_with("/default") {
-                b.default_bootstrap()
-            } else {
-                args
-            };
-            for a in &add {
-                if !a.contains("/p2p/") && !a.contains("/ipfs/") {
-                    return Err(RpcError::normal(format!(
-                        "invalid bootstrap address {a:?}: it must end in /p2p/<peer ID>"
-                    )));
-                }
-            }
-            let mut new = current.clone();
-            let mut added = Vec::new();
-            for a in add {
-                if !new.contains(&a) {
-                    new.push(a.clone());
-                    added.push(a);
-                }
-            }
-            (new, added)
-        }
-        "bootstrap/rm" | "bootstrap/rm/all" => {
-            if all || cmd.ends_with("/all") {
-                (Vec::new(), current.clone())
-            } else {
-                let removed: Vec<String> = current
-                    .iter()
-                    .filter(|a| args.contains(a))
-                    .cloned()
-                    .collect();
-                (
-                    current.into_iter().filter(|a| !args.contains(a)).collect(),
-                    removed,
-                )
-            }
-        }
+    let args = req.args.clone();
+    let edit = match cmd {
+        "bootstrap" | "bootstrap/list" => None,
+        "bootstrap/add/default" => Some(BootstrapEdit::AddDefault),
+        "bootstrap/add" if req.flag(&["default"], false)? => Some(BootstrapEdit::AddDefault),
+        "bootstrap/add" => Some(BootstrapEdit::Add(args)),
+        "bootstrap/rm/all" => Some(BootstrapEdit::RemoveAll),
+        "bootstrap/rm" if req.flag(&["all"], false)? => Some(BootstrapEdit::RemoveAll),
+        "bootstrap/rm" => Some(BootstrapEdit::Remove(args)),
         _ => return Err(RpcError::normal(format!("unknown command {cmd:?}"))),
     };
-    let value = json!(new);
-    blocking(move || b.config_set(KEY, value)).await?;
-    Ok(json_response(&json!({ "Peers": answer })))
+    let peers = blocking(move || b.bootstrap(edit)).await?;
+    Ok(json_response(&json!({ "Peers": peers })))
 }
