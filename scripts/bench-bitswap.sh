@@ -6,6 +6,8 @@
 #   kit3->kit    ipfs-kit Y cats a file three ipfs-kit providers all have
 #   kubo->kit    ipfs-kit Y cats a file Kubo A added
 #   1KiB         time to the first (and only) byte of a 1 KiB file, kubo->kubo and kit->kit
+#   dir10k       a directory of 10,000 small files (1-4 KiB), fetched whole and written out:
+#                Kubo B `get` from Kubo A, ipfs-kit Y `get` from ipfs-kit X
 # Reports wall seconds, MiB/s and the receiver's CPU seconds; medians over the rounds.
 # Usage: scripts/bench-bitswap.sh [SIZE_MIB=256] [ROUNDS=3]   (BIN=target/release/ipfs-kit)
 set -euo pipefail
@@ -54,6 +56,15 @@ ycat() { curl -sf -X POST "$yapi/api/v0/cat?arg=$1" -o "$2"; }
 declare -A results
 record() { results[$1]+="$2 "; }
 gen() { head -c "$1" /dev/urandom >"$tmp/data"; }
+gendir() { # 10,000 files of 1-4 KiB of fresh random bytes in $tmp/dir
+  rm -rf "$tmp/dir"; python3 - "$tmp/dir" <<'GEN'
+import os, random, sys
+d = sys.argv[1]; os.makedirs(d)
+for i in range(10000):
+    with open(os.path.join(d, f"f{i:05}"), "wb") as f:
+        f.write(os.urandom(random.randint(1024, 4096)))
+GEN
+}
 
 echo "== bitswap ${SIZE} MiB, ${ROUNDS} rounds, load $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq 1 "$ROUNDS"); do
@@ -84,6 +95,15 @@ for r in $(seq 1 "$ROUNDS"); do
   gen 1024; cid=$(on X add -Q "$tmp/data")
   t0=$(date +%s.%N); ycat "$cid" /dev/null; t1=$(date +%s.%N)
   record ttfb_kit "$(echo "$t1 - $t0" | bc):0"
+  # 10,000 small files, written out as a directory on both sides
+  gendir; cid=$($K add kA "$tmp/dir")
+  c0=$(kubo_cpu kB); s=$($K get kB "$cid" "$tmp/out-k" | python3 -c 'import json,sys; print(json.loads(sys.stdin.read().splitlines()[-1])["seconds"])'); c1=$(kubo_cpu kB)
+  diff -rq "$tmp/dir" "$tmp/out-k" >/dev/null || { echo "kubo->kubo dir differs"; exit 1; }
+  record dir_kubo "$s:$(echo "$c1 - $c0" | bc)"; rm -rf "$tmp/out-k"
+  gendir; cid=$(on X add -Q -r "$tmp/dir")
+  c0=$(cpu_of "$ypid"); t0=$(date +%s.%N); on Y get "$cid" -o "$tmp/out-y" >/dev/null; t1=$(date +%s.%N); c1=$(cpu_of "$ypid")
+  diff -rq "$tmp/dir" "$tmp/out-y" >/dev/null || { echo "kit->kit dir differs"; exit 1; }
+  record dir_kit "$(echo "$t1 - $t0" | bc):$(echo "$c1 - $c0" | bc)"; rm -rf "$tmp/out-y"
   echo "  round $r done (load $(cut -d' ' -f1 /proc/loadavg))"
 done
 
@@ -99,5 +119,6 @@ for k in ["kubo", "kit", "kit3", "kubokit"]:
     w = med(k, 0)
     print(f"{k:<12}{w:>9.2f}{size / w:>9.1f}{med(k, 1):>12.2f}")
 print(f"kit/kubo throughput ratio: {med('kubo', 0) / med('kit', 0):.1f}x;  kit3 vs kit: {med('kit', 0) / med('kit3', 0):.2f}x")
+print(f"10k small files: kubo->kubo {med('dir_kubo', 0):.2f} s (CPU {med('dir_kubo', 1):.2f}), kit->kit {med('dir_kit', 0):.2f} s (CPU {med('dir_kit', 1):.2f}): {med('dir_kubo', 0) / med('dir_kit', 0):.1f}x")
 print(f"1 KiB fetch: kubo->kubo {med('ttfb_kubo', 0) * 1000:.1f} ms, kit->kit {med('ttfb_kit', 0) * 1000:.1f} ms (an RPC round trip with curl included)")
 PY

@@ -35,6 +35,9 @@ impl Default for ClientConfig {
     }
 }
 
+/// The most peers that hear a want-have alongside one want-block.
+pub const MAX_HAVE_FANOUT: usize = 32;
+
 struct Want {
     refs: usize,
     priority: i32,
@@ -336,15 +339,16 @@ impl Client {
         let priority = w.priority;
         match self.pick(w) {
             Some(peer) => {
-                let known =
-                    w.have.contains(&peer) || self.peers.get(&peer).is_some_and(|i| i.useful > 0);
-                let broadcast = !known && w.last_broadcast.is_none();
+                // Unless the peer said it has the block, the others hear a want-have with the
+                // want-block: whoever has it answers in the same round trip (with the block
+                // itself when it is small), instead of one DONT_HAVE round trip per peer tried.
+                let broadcast = !w.have.contains(&peer) && w.last_broadcast.is_none();
                 self.send_want(peer, cid, priority, WantType::Block);
                 if let Some(info) = self.peers.get_mut(&peer) {
                     info.inflight += 1;
                 }
-                let others: Vec<PeerId> = if broadcast {
-                    self.peers.keys().filter(|p| **p != peer).copied().collect()
+                let others = if broadcast {
+                    self.have_fanout(peer)
                 } else {
                     Vec::new()
                 };
@@ -377,6 +381,18 @@ impl Client {
                 }
             }
         }
+    }
+
+    /// The peers besides `chosen` that hear a want-have: the most useful first, at most
+    /// [`MAX_HAVE_FANOUT`] (others are reached by the rebroadcast and provider discovery).
+    fn have_fanout(&self, chosen: PeerId) -> Vec<PeerId> {
+        let mut others: Vec<(&PeerId, &PeerInfo)> =
+            self.peers.iter().filter(|(p, _)| **p != chosen).collect();
+        if others.len() > MAX_HAVE_FANOUT {
+            others.select_nth_unstable_by_key(MAX_HAVE_FANOUT, |(_, i)| u64::MAX - i.useful);
+            others.truncate(MAX_HAVE_FANOUT);
+        }
+        others.into_iter().map(|(p, _)| *p).collect()
     }
 
     /// Gives queued wants the slots that opened.
@@ -515,22 +531,29 @@ mod tests {
         });
         for p in &peers {
             c.peer_connected(*p, now);
-            // Every peer has proved useful, so no want-have broadcasts.
-            c.peers.get_mut(p).unwrap().useful = 1;
         }
         let blocks: Vec<Block> = (0..20).map(block).collect();
         for b in &blocks {
             c.want(*b.cid(), now).unwrap();
         }
         let out = c.take_outbox();
+        let block_wants = |out: &[(PeerId, Message)], p: PeerId| {
+            wants_of(out, p)
+                .into_iter()
+                .filter(|(_, t, _)| *t == WantType::Block)
+                .count()
+        };
         for p in &peers {
-            let w = wants_of(&out, *p);
-            assert_eq!(w.len(), 4, "window of 4 per peer");
-            assert!(w.iter().all(|(_, t, _)| *t == WantType::Block));
+            assert_eq!(block_wants(&out, *p), 4, "window of 4 per peer");
+            // The other peers' 8 want-blocks came with a want-have here.
+            assert_eq!(wants_of(&out, *p).len(), 4 + 8);
         }
         assert_eq!(c.queue.len(), 8);
         // Answering one block frees one slot for one queued want.
-        let (cid, _, _) = wants_of(&out, peers[0])[0];
+        let (cid, _, _) = wants_of(&out, peers[0])
+            .into_iter()
+            .find(|(_, t, _)| *t == WantType::Block)
+            .unwrap();
         let b = blocks.iter().find(|b| *b.cid() == cid).unwrap().clone();
         c.on_message(
             peers[0],
@@ -540,8 +563,35 @@ mod tests {
             },
             now,
         );
-        assert_eq!(wants_of(&c.take_outbox(), peers[0]).len(), 1);
+        assert_eq!(block_wants(&c.take_outbox(), peers[0]), 1);
         assert_eq!(c.queue.len(), 7);
+    }
+
+    #[test]
+    fn want_haves_reach_useful_peers_and_are_bounded() {
+        let now = Instant::now();
+        let mut c = Client::new(ClientConfig::default());
+        let peers: Vec<PeerId> = (0..MAX_HAVE_FANOUT + 5).map(|_| PeerId::random()).collect();
+        for p in &peers {
+            c.peer_connected(*p, now);
+        }
+        // A peer that served us before is asked first, but the rest still hear a want-have:
+        // having served other blocks says nothing about this one.
+        c.peers.get_mut(&peers[0]).unwrap().useful = 5;
+        c.peers.get_mut(&peers[1]).unwrap().useful = 3;
+        let cid = *block(1).cid();
+        c.want(cid, now).unwrap();
+        let out = c.take_outbox();
+        assert_eq!(
+            wants_of(&out, peers[0]),
+            vec![(cid, WantType::Block, false)]
+        );
+        assert_eq!(wants_of(&out, peers[1]), vec![(cid, WantType::Have, false)]);
+        let haves = out
+            .iter()
+            .filter(|(_, m)| m.wantlist.iter().any(|e| e.want_type == WantType::Have))
+            .count();
+        assert_eq!(haves, MAX_HAVE_FANOUT);
     }
 
     #[test]

@@ -183,10 +183,10 @@ impl ConnectionHandler for Handler {
                 Outbound::Idle(mut stream, protocol) => match self.queue.pop_front() {
                     Some(msg) => {
                         let size = msg.approx_size();
-                        let frame = msg.encode(protocol::dialect(&protocol));
+                        let encoded = msg.encode_parts(protocol::dialect(&protocol));
                         self.outbound = Outbound::Sending(
                             async move {
-                                protocol::write_frame(&mut stream, &frame).await?;
+                                protocol::write_message(&mut stream, &encoded).await?;
                                 Ok((stream, protocol))
                             }
                             .boxed(),

@@ -112,7 +112,20 @@ impl Message {
     /// Encodes for `dialect`. Parts a dialect cannot carry are left out (1.0.0 and 1.1.0 get
     /// no presences; 1.0.0 gets only CIDv0 blocks and block wants).
     pub fn encode(&self, dialect: Dialect) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.approx_size() + 16);
+        let encoded = self.encode_parts(dialect);
+        let mut out = Vec::with_capacity(encoded.len);
+        for part in &encoded.parts {
+            out.extend_from_slice(part);
+        }
+        out
+    }
+
+    /// Encodes for `dialect` as a sequence of parts whose concatenation is [`Message::encode`]:
+    /// block data appear as the blocks' own [`Bytes`], so a writer sends them without copying
+    /// them into a frame first (they are the bulk of what a server sends).
+    pub fn encode_parts(&self, dialect: Dialect) -> Encoded {
+        let mut enc = Encoded::default();
+        let mut out = Vec::new();
         if !self.wantlist.is_empty() || self.full {
             let mut wl = Vec::new();
             for e in &self.wantlist {
@@ -143,17 +156,23 @@ impl Message {
             put_field_bytes(&mut out, 1, &wl);
         }
         for b in &self.blocks {
+            let data = b.data();
             if dialect == Dialect::V100 {
                 if b.cid().version() == cid::Version::V0 {
-                    put_field_bytes(&mut out, 2, b.data());
+                    put_field_head(&mut out, 2, data.len());
+                    enc.push(std::mem::take(&mut out));
+                    enc.push_data(data.clone());
                 }
                 continue;
             }
             let prefix = prefix(b.cid());
-            let mut block = Vec::with_capacity(b.data().len() + prefix.len() + 12);
-            put_field_bytes(&mut block, 1, &prefix);
-            put_field_bytes(&mut block, 2, b.data());
-            put_field_bytes(&mut out, 3, &block);
+            let mut head = Vec::with_capacity(prefix.len() + 12);
+            put_field_bytes(&mut head, 1, &prefix);
+            put_field_head(&mut head, 2, data.len());
+            put_field_head(&mut out, 3, head.len() + data.len());
+            out.extend_from_slice(&head);
+            enc.push(std::mem::take(&mut out));
+            enc.push_data(data.clone());
         }
         if dialect == Dialect::V120 {
             for (cid, presence) in &self.presences {
@@ -168,31 +187,89 @@ impl Message {
         if self.pending_bytes != 0 {
             put_field_varint(&mut out, 5, self.pending_bytes as i64 as u64);
         }
-        out
+        enc.push(out);
+        enc
     }
 
     /// Decodes a message. Blocks are hashed to compute their CIDs; a block whose prefix names a
     /// hash function we do not have is an error (its sender cannot have meant us to trust it).
     pub fn decode(buf: &[u8]) -> Result<Message, Error> {
+        Self::decode_shared(&Bytes::copy_from_slice(buf))
+    }
+
+    /// [`Message::decode`] of bytes already shared: block data are slices of `buf`, not copies.
+    pub fn decode_shared(buf: &Bytes) -> Result<Message, Error> {
         let mut msg = Message::default();
         let mut r = Reader::new(buf);
         while let Some((field, value)) = r.next()? {
-            match (field, value) {
-                (1, Value::Bytes(wl)) => decode_wantlist(wl, &mut msg)?,
-                (2, Value::Bytes(data)) => {
-                    let data = Bytes::copy_from_slice(data);
-                    msg.blocks
-                        .push(Block::encode(codec::DAG_PB, HashAlg::Sha2_256, 0, data));
-                }
-                (3, Value::Bytes(block)) => msg.blocks.push(decode_payload(block)?),
-                (4, Value::Bytes(p)) => msg.presences.push(decode_presence(p)?),
-                (5, Value::Varint(v)) => msg.pending_bytes = v as i32,
-                (1..=5, _) => return Err(Error::Decode("wrong wire type for a known field")),
-                _ => {}
-            }
+            msg.decode_field(field, value.shared(buf))?;
         }
         Ok(msg)
     }
+
+    /// Applies one top-level field, for decoders that read a message field by field (each
+    /// length-delimited field in a buffer of its own, so a kept block holds no more memory than
+    /// its own field's).
+    pub fn decode_field(&mut self, field: u64, value: Field) -> Result<(), Error> {
+        match (field, value) {
+            (1, Field::Bytes(wl)) => decode_wantlist(&wl, self),
+            (2, Field::Bytes(data)) => {
+                self.blocks
+                    .push(Block::encode(codec::DAG_PB, HashAlg::Sha2_256, 0, data));
+                Ok(())
+            }
+            (3, Field::Bytes(block)) => {
+                self.blocks.push(decode_payload(&block)?);
+                Ok(())
+            }
+            (4, Field::Bytes(p)) => {
+                self.presences.push(decode_presence(&p)?);
+                Ok(())
+            }
+            (5, Field::Varint(v)) => {
+                self.pending_bytes = v as i32;
+                Ok(())
+            }
+            (1..=5, _) => Err(Error::Decode("wrong wire type for a known field")),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A message encoded as parts (see [`Message::encode_parts`]).
+#[derive(Clone, Debug, Default)]
+pub struct Encoded {
+    /// The parts, in order; small protobuf framing and whole block data alternate.
+    pub parts: Vec<Bytes>,
+    /// Total length of the parts.
+    pub len: usize,
+}
+
+impl Encoded {
+    fn push(&mut self, part: Vec<u8>) {
+        if !part.is_empty() {
+            self.len += part.len();
+            self.parts.push(Bytes::from(part));
+        }
+    }
+
+    fn push_data(&mut self, data: Bytes) {
+        if !data.is_empty() {
+            self.len += data.len();
+            self.parts.push(data);
+        }
+    }
+}
+
+/// The value of one top-level protobuf field, as [`Message::decode_field`] takes it.
+#[derive(Clone, Debug)]
+pub enum Field {
+    /// Wire type 0.
+    Varint(u64),
+    /// Wire type 2.
+    Bytes(Bytes),
+    /// Wire types 1 and 5 (no field of the schema has them; skipped).
+    Fixed,
 }
 
 /// The CID prefix bitswap 1.1+ sends with a block: version, codec, hash code, digest length.
@@ -246,7 +323,7 @@ fn decode_entry(buf: &[u8]) -> Result<WantEntry, Error> {
     Ok(entry)
 }
 
-fn decode_payload(buf: &[u8]) -> Result<Block, Error> {
+fn decode_payload(buf: &Bytes) -> Result<Block, Error> {
     let mut r = Reader::new(buf);
     let (mut prefix, mut data) = (None, None);
     while let Some((field, value)) = r.next()? {
@@ -258,7 +335,7 @@ fn decode_payload(buf: &[u8]) -> Result<Block, Error> {
         }
     }
     let prefix = prefix.ok_or(Error::Decode("block without a prefix"))?;
-    let data = Bytes::copy_from_slice(data.unwrap_or_default());
+    let data = data.map_or_else(Bytes::new, |d| buf.slice_ref(d));
     let mut pos = 0;
     let mut next = || get_varint(prefix, &mut pos).map_err(|_| Error::Decode("bad CID prefix"));
     let (version, codec, code, len) = (next()?, next()?, next()?, next()?);
@@ -317,15 +394,31 @@ fn put_field_varint(out: &mut Vec<u8>, field: u64, v: u64) {
 }
 
 fn put_field_bytes(out: &mut Vec<u8>, field: u64, bytes: &[u8]) {
-    put_varint(out, (field << 3) | 2);
-    put_varint(out, bytes.len() as u64);
+    put_field_head(out, field, bytes.len());
     out.extend_from_slice(bytes);
+}
+
+/// The key and length of a length-delimited field whose bytes follow separately.
+fn put_field_head(out: &mut Vec<u8>, field: u64, len: usize) {
+    put_varint(out, (field << 3) | 2);
+    put_varint(out, len as u64);
 }
 
 enum Value<'a> {
     Varint(u64),
     Bytes(&'a [u8]),
     Fixed,
+}
+
+impl Value<'_> {
+    /// As a [`Field`], its bytes a slice of `buf` (which they must lie in).
+    fn shared(self, buf: &Bytes) -> Field {
+        match self {
+            Value::Varint(v) => Field::Varint(v),
+            Value::Bytes(b) => Field::Bytes(buf.slice_ref(b)),
+            Value::Fixed => Field::Fixed,
+        }
+    }
 }
 
 struct Reader<'a> {

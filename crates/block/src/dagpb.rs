@@ -192,6 +192,12 @@ impl PbNode {
         Self::decode_with(buf, &|s| buf.slice_ref(s))
     }
 
+    /// The links of a dag-pb block, validated as strictly as [`PbNode::decode`] but without
+    /// copying the data field (a file leaf's whole content) that link walks never look at.
+    pub fn decode_links(buf: &[u8]) -> Result<Vec<PbLink>, Error> {
+        Ok(Self::decode_with(buf, &|_| Bytes::new())?.links)
+    }
+
     fn decode_with(buf: &[u8], share: &dyn Fn(&[u8]) -> Bytes) -> Result<Self, Error> {
         let mut pos = 0;
         let mut node = PbNode::default();

@@ -60,8 +60,7 @@ pub fn transcode(from: u64, to: u64, data: &[u8]) -> Result<Vec<u8>, Error> {
 pub fn links(codec: u64, data: &[u8]) -> Result<Vec<Cid>, Error> {
     match codec {
         codec::RAW => Ok(Vec::new()),
-        codec::DAG_PB => Ok(PbNode::decode(data)?
-            .links
+        codec::DAG_PB => Ok(PbNode::decode_links(data)?
             .into_iter()
             .map(|l| l.cid)
             .collect()),

@@ -611,7 +611,9 @@ fn cmd_add(repo: &Repo, args: &AddArgs) -> Result<()> {
 
 /// glibc's allocator hands the 256 KiB-1 MiB block buffers back to the kernel after each block
 /// and faults fresh zeroed pages in for the next (16k `brk` calls per GiB read); mimalloc keeps
-/// them, which halves the system time of `cat`.
+/// them, which halves the system time of `cat`. Without transparent huge pages (`no_thp`): with
+/// them each fresh 2 MiB of heap is a huge-page fault that compacts and zeroes memory, which took
+/// half the CPU of reading 256 MiB cold from the repo (0.9 s against 0.42 s; docs/benchmarks.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
