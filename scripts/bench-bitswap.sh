@@ -101,9 +101,9 @@ for r in $(seq 1 "$ROUNDS"); do
   diff -rq "$tmp/dir" "$tmp/out-k" >/dev/null || { echo "kubo->kubo dir differs"; exit 1; }
   record dir_kubo "$s:$(echo "$c1 - $c0" | bc)"; rm -rf "$tmp/out-k"
   gendir; cid=$(on X add -Q -r "$tmp/dir")
-  c0=$(cpu_of "$ypid"); t0=$(date +%s.%N); on Y get "$cid" -o "$tmp/out-y" >/dev/null; t1=$(date +%s.%N); c1=$(cpu_of "$ypid")
-  diff -rq "$tmp/dir" "$tmp/out-y" >/dev/null || { echo "kit->kit dir differs"; exit 1; }
-  record dir_kit "$(echo "$t1 - $t0" | bc):$(echo "$c1 - $c0" | bc)"; rm -rf "$tmp/out-y"
+  c0=$(cpu_of "$ypid"); t0=$(date +%s.%N); on Y get "$cid" -o "$tmp/out-ydir" >/dev/null; t1=$(date +%s.%N); c1=$(cpu_of "$ypid")
+  diff -rq "$tmp/dir" "$tmp/out-ydir" >/dev/null || { echo "kit->kit dir differs"; exit 1; }
+  record dir_kit "$(echo "$t1 - $t0" | bc):$(echo "$c1 - $c0" | bc)"; rm -rf "$tmp/out-ydir"
   echo "  round $r done (load $(cut -d' ' -f1 /proc/loadavg))"
 done
 

@@ -39,6 +39,7 @@ impl Repo {
             .cloned()
             .unwrap_or_else(|| p.root.to_string());
         let cid = self.resolve(path)?;
+        let _prefetch = self.prefetch(&cid);
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
