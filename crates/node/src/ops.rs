@@ -75,7 +75,11 @@ impl RefsWalker<'_> {
     ) -> Result<(), Error> {
         // A walk to the bottom will want every block: fetch them ahead, many at once, rather
         // than one round trip per block as the walk reaches it.
-        let _prefetch = self.max.is_none().then(|| self.repo.prefetch(root)).flatten();
+        let _prefetch = self
+            .max
+            .is_none()
+            .then(|| self.repo.prefetch(root))
+            .flatten();
         // Each frame: a block, its depth, and its links still to visit (reversed, to pop).
         let mut stack = vec![(*root, 0u64, self.repo.named_links(root)?)];
         while let Some((src, depth, links)) = stack.last_mut() {

@@ -4,6 +4,8 @@
 // Helpers outside #[test] functions unwrap too: a panic is how a test fails.
 #![allow(clippy::unwrap_used)]
 
+mod hostile;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
