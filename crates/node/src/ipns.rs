@@ -272,7 +272,7 @@ const MAX_PUBSUB_NAMES: usize = 256;
 pub(crate) struct NameSys {
     /// Resolved records by name, each until its TTL (or end of life) passes. Bounded by
     /// `capacity`; the entry closest to expiry goes first.
-    cache: Mutex<HashMap<Name, (Record, Instant)>>,
+    cache: Arc<Mutex<HashMap<Name, (Record, Instant)>>>,
     capacity: usize,
     /// IPNS over pubsub, when on.
     pubsub: Option<PubsubNames>,
@@ -288,7 +288,7 @@ struct PubsubNames {
 impl NameSys {
     pub(crate) fn new(config: &IpnsConfig, pubsub: bool) -> Self {
         NameSys {
-            cache: Mutex::new(HashMap::new()),
+            cache: Arc::new(Mutex::new(HashMap::new())),
             capacity: config.resolve_cache_size,
             pubsub: pubsub.then(|| PubsubNames {
                 subs: Mutex::new(HashMap::new()),
@@ -367,8 +367,14 @@ impl NameSys {
     }
 }
 
-/// Keeps `record` in `heard` when it is valid for `name` and better than what is there.
-fn hear(heard: &Mutex<HashMap<Name, Record>>, name: &Name, bytes: &[u8]) {
+/// Keeps `record` in `heard` when it is valid for `name` and better than what is there, and
+/// then drops the name's cached resolution so the next resolve sees it.
+fn hear(
+    heard: &Mutex<HashMap<Name, Record>>,
+    cache: &Mutex<HashMap<Name, (Record, Instant)>>,
+    name: &Name,
+    bytes: &[u8],
+) {
     let Ok(record) = Record::decode(bytes) else {
         return;
     };
@@ -386,6 +392,7 @@ fn hear(heard: &Mutex<HashMap<Name, Record>>, name: &Name, bytes: &[u8]) {
     };
     if better {
         heard.insert(*name, record);
+        cache.lock().remove(name);
     }
 }
 
@@ -464,6 +471,7 @@ impl crate::Online {
             return Some(p.heard.clone());
         }
         let (net, heard, name2) = (self.network().clone(), p.heard.clone(), *name);
+        let cache = self.names.cache.clone();
         let topic = pubsub_topic(&name.routing_key());
         let task = self.runtime.spawn(async move {
             let mut sub = match net.subscribe(topic).await {
@@ -474,7 +482,7 @@ impl crate::Online {
                 }
             };
             while let Some(msg) = sub.next().await {
-                hear(&heard, &name2, &msg.data);
+                hear(&heard, &cache, &name2, &msg.data);
             }
         });
         subs.insert(*name, task);
