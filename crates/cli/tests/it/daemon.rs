@@ -1681,6 +1681,29 @@ fn delegated_routing_and_ipns_between_two_daemons() {
         .output()
         .expect("get");
     assert_eq!(got.stdout, record);
+    // Over the RPC API, in Kubo's shapes: one Value event with the record in base64.
+    let (status, body) = b.call("POST", &format!("/api/v0/routing/get?arg=/ipns/{name}"));
+    assert_eq!(status, 200);
+    let event = json(&body);
+    assert_eq!(event["Type"], 5);
+    use base64::Engine as _;
+    let extra = base64::engine::general_purpose::STANDARD
+        .decode(event["Extra"].as_str().expect("Extra"))
+        .expect("base64");
+    assert_eq!(extra, record);
+    let (status, body) = b.call("POST", &format!("/api/v0/dht/query?arg={a_id}"));
+    assert_eq!(status, 200);
+    let event = json(body.split(|c| *c == b'\n').next().expect("a line"));
+    assert_eq!(
+        (event["Type"].as_u64(), event["ID"].as_str()),
+        (Some(2), Some(a_id.as_str()))
+    );
+    let (status, body) = b.call("POST", "/api/v0/routing/get?arg=/v/x");
+    assert_eq!(status, 500);
+    assert!(json(&body)["Message"]
+        .as_str()
+        .expect("msg")
+        .contains("invalid key"));
 
     // PUT: the record is accepted for its own name only, in the record's media type.
     let rec_file = nb.dir.path().join("a.ipns-record");
@@ -1773,5 +1796,15 @@ fn delegated_routing_and_ipns_between_two_daemons() {
     let c = Daemon::start_with(&na, &["--offline"]);
     let (status, _, _) = curl_full(&[&format!("{}/routing/v1/providers/{cid}", c.gateway)]);
     assert_eq!(status, 501);
+    let (status, body) = c.call("POST", &format!("/api/v0/routing/get?arg=/ipns/{name}"));
+    assert_eq!(status, 500);
+    assert!(json(&body)["Message"]
+        .as_str()
+        .expect("msg")
+        .contains("online mode"));
+    assert_eq!(
+        json(&c.call("POST", "/api/v0/name/pubsub/state").1)["Enabled"],
+        false
+    );
     c.stop();
 }
