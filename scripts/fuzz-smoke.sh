@@ -76,8 +76,8 @@ seed_corpus() {
     # IPNS records written by boxo (valid, V1-only, broken signatures, RSA).
     mkdir -p "$d/ipns_record"
     cp "$root"/crates/ipns/tests/fixtures/*.ipns-record "$d/ipns_record/"
-    # DHT records: namespace byte (0: /ipns/), key length, the key (a name's multihash), then
-    # the value (a boxo-written record of that name).
+    # DHT records: namespace byte (0: /ipns/), key length, the key (a name's multihash), the
+    # first value's length (2 bytes), then the value (a boxo-written record of that name).
     mkdir -p "$d/dht_record"
     local f
     for f in "$root"/crates/ipns/tests/fixtures/k51*.ipns-record; do
@@ -92,7 +92,9 @@ for ch in s: n=n*36+"0123456789abcdefghijklmnopqrstuvwxyz".index(ch)
 b=n.to_bytes((n.bit_length()+7)//8,"big")
 print(b[2:].hex())' "$name" 2>/dev/null)" || continue
         [ -n "$mh" ] || continue
-        { put_hex /dev/stdout "00$(printf '%02x' $((${#mh} / 2)))$mh"; cat "$f"; } >"$d/dht_record/seed-$name"
+        local size
+        size=$(wc -c <"$f")
+        { put_hex /dev/stdout "00$(printf '%02x' $((${#mh} / 2)))$mh$(printf '%04x' "$size")"; cat "$f"; } >"$d/dht_record/seed-$name"
     done
     # _redirects files: the spec's example, then a NUL and a request path.
     mkdir -p "$d/redirects"

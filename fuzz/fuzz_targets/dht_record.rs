@@ -5,7 +5,7 @@
 //! never one that does not parse, and the textual key forms must round trip.
 //!
 //! Input layout: byte 0 picks the namespace, byte 1 the key length, then the key bytes, then
-//! the values split at the first 0xff byte.
+//! two bytes (big-endian) of the first value's length, the first value, and the second value.
 
 #![no_main]
 
@@ -25,9 +25,11 @@ fuzz_target!(|data: &[u8]| {
         _ => Vec::new(),
     };
     key.extend_from_slice(key_tail);
-    let (v1, v2) = match values.iter().position(|b| *b == 0xff) {
-        Some(i) => (&values[..i], &values[i + 1..]),
-        None => (values, &values[..0]),
+    let (v1, v2) = match values {
+        [hi, lo, rest @ ..] => {
+            rest.split_at((usize::from(*hi) << 8 | usize::from(*lo)).min(rest.len()))
+        }
+        _ => (values, &values[..0]),
     };
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
     let kind = parse_key(&key);
@@ -37,12 +39,20 @@ fuzz_target!(|data: &[u8]| {
             RecordKind::Ipns(name) => format!("/ipns/{name}"),
             RecordKind::PublicKey(peer) => format!("/pk/{peer}"),
         };
-        assert_eq!(key_from_text(&text).ok().as_deref(), Some(&key[..]), "{text}");
+        assert_eq!(
+            key_from_text(&text).ok().as_deref(),
+            Some(&key[..]),
+            "{text}"
+        );
     }
     for v in [v1, v2] {
         if validate(&key, v, now).is_ok() {
             assert!(kind.is_ok(), "a value validated under an unparsable key");
-            assert_eq!(select(&key, &[v]), Some(0), "a valid value is not selectable");
+            assert_eq!(
+                select(&key, &[v]),
+                Some(0),
+                "a valid value is not selectable"
+            );
             if let Ok(RecordKind::Ipns(_)) = kind {
                 assert!(Record::decode(v).is_ok());
             }
@@ -52,12 +62,18 @@ fuzz_target!(|data: &[u8]| {
         assert!(i < 2);
         if let Ok(RecordKind::Ipns(_)) = kind {
             let chosen = if i == 0 { v1 } else { v2 };
-            assert!(Record::decode(chosen).is_ok(), "selected a value that does not parse");
+            assert!(
+                Record::decode(chosen).is_ok(),
+                "selected a value that does not parse"
+            );
         }
     }
     if let Ok(text) = std::str::from_utf8(values) {
         if let Ok(k) = key_from_text(text) {
-            assert!(parse_key(&k).is_ok(), "key_from_text made a key parse_key refuses");
+            assert!(
+                parse_key(&k).is_ok(),
+                "key_from_text made a key parse_key refuses"
+            );
         }
     }
 });

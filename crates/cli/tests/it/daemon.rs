@@ -1808,3 +1808,48 @@ fn delegated_routing_and_ipns_between_two_daemons() {
     );
     c.stop();
 }
+
+/// The IPNS republisher re-signs the node's records and puts them again: the record the other
+/// daemon holds changes (a later end of life) while the name keeps resolving to the same path.
+#[test]
+fn the_republisher_renews_records_in_the_dht() {
+    let (na, nb) = (Node::new(), Node::new());
+    na.ok(&["config", "set", "ipns.republish_period", "1s"]);
+    let a = Daemon::start_with(&na, &["--routing", "dhtserver"]);
+    let b = Daemon::start_with(&nb, &["--routing", "dhtserver"]);
+    let a_addr = na.ok(&["swarm", "addrs", "local", "--id"]);
+    nb.ok(&[
+        "swarm",
+        "connect",
+        a_addr.lines().next().expect("an address"),
+    ]);
+    let file = na.dir.path().join("r.txt");
+    std::fs::write(&file, b"republished\n").expect("write");
+    let cid = na.ok(&["add", "-Q", file.to_str().expect("p")]);
+    let cid = cid.trim();
+    let published = eventually("a publishes", || {
+        let out = na.run(&["name", "publish", "--lifetime", "1h", cid]);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    });
+    let name = published
+        .strip_prefix("Published to ")
+        .and_then(|r| r.split(':').next())
+        .expect("name")
+        .to_string();
+    let get = || {
+        nb.cmd(&["routing", "get", &format!("/ipns/{name}")])
+            .output()
+            .expect("get")
+            .stdout
+    };
+    let first = get();
+    assert!(!first.is_empty());
+    eventually("b holds a renewed record", || {
+        (get() != first).then_some(())
+    });
+    assert_eq!(nb.ok(&["name", "resolve", &name]), format!("/ipfs/{cid}\n"));
+    a.stop();
+    b.stop();
+}
