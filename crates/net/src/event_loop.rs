@@ -25,7 +25,7 @@ use tokio::task::JoinSet;
 use crate::pubsub::{PubsubMessage, Subscribers};
 use crate::records::{self, Dht, Followup, Op, Ops};
 use crate::swarm::{self, Behaviour, BehaviourEvent, KAD_LAN_PROTOCOL, KAD_PROTOCOL};
-use crate::{BlockStore, Command, Config, Error};
+use crate::{BlockStore, Command, Config, Error, RoutingMode};
 
 /// Server lookup batches running at once.
 const MAX_LOOKUPS: usize = 4;
@@ -184,6 +184,22 @@ impl EventLoop {
                 }
                 Ok(other) => event_loop.on_swarm_event(other),
                 Err(_) => return Err(Error::Transport("listeners did not start in 10 s".into())),
+            }
+        }
+        // Provider records carry the provider's external addresses, and go-libp2p-kad-dht
+        // (Kubo) drops a provider record without any. With routing set explicitly and nothing
+        // to announce, the listen addresses are what peers can reach (a private network);
+        // "auto" leaves it to address discovery, since a confirmed external address would
+        // also make it a DHT server.
+        if event_loop.config.announce.is_empty()
+            && matches!(
+                event_loop.config.routing,
+                RoutingMode::Server | RoutingMode::Client
+            )
+        {
+            let listen: Vec<Multiaddr> = event_loop.swarm.listeners().cloned().collect();
+            for addr in listen {
+                event_loop.swarm.add_external_address(addr);
             }
         }
         for addr in event_loop.config.bootstrap.clone() {

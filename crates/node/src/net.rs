@@ -333,6 +333,7 @@ const PROTOCOLS: &[&str] = &[
     "/ipfs/id/1.0.0",
     "/ipfs/id/push/1.0.0",
     "/ipfs/kad/1.0.0",
+    "/ipfs/lan/kad/1.0.0",
     "/ipfs/ping/1.0.0",
     "/meshsub/1.0.0",
     "/meshsub/1.1.0",

@@ -447,7 +447,8 @@ fn dht_of_ipfs_kit_nodes_and_kubo_finds_peers_providers_and_names() {
     });
 
     // IPNS: a publishes online (to the DHT: Kubo, b, c). With a, b and c stopped, d (whose
-    // only peer is Kubo) resolves the name: Kubo validated, stored and served it.
+    // only peer is Kubo) resolves the name: Kubo validated, stored and served it; and finds
+    // a's provider record there.
     let published = a.ok(&["name", "publish", &a_cid]);
     let name = published
         .strip_prefix("Published to ")
@@ -464,6 +465,10 @@ fn dht_of_ipfs_kit_nodes_and_kubo_finds_peers_providers_and_names() {
             .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     });
     assert_eq!(path, format!("/ipfs/{a_cid}\n"));
+    // Kubo also kept a's provider record (it drops records without addresses: ipfs-kit
+    // announces its listen addresses when routing is set explicitly).
+    let provs = d.ok(&["routing", "findprovs", &a_cid]);
+    assert!(provs.lines().any(|l| l == a_id), "{provs}");
     let peers = d.ok(&["swarm", "peers"]);
     assert!(peers.lines().all(|l| l.ends_with(&kubo_id)), "{peers}");
 }
