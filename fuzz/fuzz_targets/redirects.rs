@@ -26,10 +26,7 @@ fuzz_target!(|data: &[u8]| {
         );
         assert!(hit.to.bytes().all(|b| b.is_ascii_graphic()), "{:?}", hit.to);
         let location = hit.location(Some("q=a b&r=%ff"));
-        assert!(
-            location.bytes().all(|b| b.is_ascii_graphic()),
-            "{location:?}"
-        );
+        assert!(location.bytes().all(|b| b.is_ascii_graphic()), "{location:?}");
         if let Some(p) = hit.path() {
             assert!(p.starts_with('/'));
         }
