@@ -76,6 +76,26 @@ seed_corpus() {
     # IPNS records written by boxo (valid, V1-only, broken signatures, RSA).
     mkdir -p "$d/ipns_record"
     cp "$root"/crates/ipns/tests/fixtures/*.ipns-record "$d/ipns_record/"
+    # DHT records: namespace byte (0: /ipns/), key length, the key (a name's multihash), the
+    # first value's length (2 bytes), then the value (a boxo-written record of that name).
+    mkdir -p "$d/dht_record"
+    local f
+    for f in "$root"/crates/ipns/tests/fixtures/k51*.ipns-record; do
+        local name mh
+        name="$(basename "$f" .ipns-record)"
+        name="${name%%_*}"
+        # The name's multihash: the CID bytes after version (01) and codec (72).
+        mh="$(python3 -c 'import sys,base64
+s=sys.argv[1][1:]
+n=0
+for ch in s: n=n*36+"0123456789abcdefghijklmnopqrstuvwxyz".index(ch)
+b=n.to_bytes((n.bit_length()+7)//8,"big")
+print(b[2:].hex())' "$name" 2>/dev/null)" || continue
+        [ -n "$mh" ] || continue
+        local size
+        size=$(wc -c <"$f")
+        { put_hex /dev/stdout "00$(printf '%02x' $((${#mh} / 2)))$mh$(printf '%04x' "$size")"; cat "$f"; } >"$d/dht_record/seed-$name"
+    done
     # _redirects files: the spec's example, then a NUL and a request path.
     mkdir -p "$d/redirects"
     printf '/redirect-one /one.html\n/posts/:year/:month/:day/:title /articles/:year/:month/:day/:title 301\n/splat/* /redirected-splat/:splat 301\n/not-found/* /404.html 404\n/* /index.html 200\n\0/posts/2022/06/15/hello' >"$d/redirects/seed-example"

@@ -132,6 +132,9 @@ enum Cmd {
         /// Turn on gossipsub pubsub (network.pubsub).
         #[arg(long)]
         enable_pubsub_experiment: bool,
+        /// IPNS over pubsub as well as the DHT (ipns.use_pubsub; turns pubsub on).
+        #[arg(long)]
+        enable_namesys_pubsub: bool,
         /// DHT participation, overriding network.routing: dht (auto), dhtclient, dhtserver, none.
         #[arg(long, value_name = "TYPE")]
         routing: Option<String>,
@@ -142,7 +145,8 @@ enum Cmd {
     /// Named Ed25519 keys for IPNS: gen, list, rename, rm, import, export.
     #[command(subcommand)]
     Key(names::KeyCmd),
-    /// IPNS: publish a path under a key's name, resolve names (local records; offline).
+    /// IPNS: publish a path under a key's name, resolve names (the DHT and pubsub when the
+    /// daemon runs), IPNS over pubsub.
     #[command(subcommand)]
     Name(names::NameCmd),
     /// Show the node's identity (its addresses and protocols when the daemon runs), or what
@@ -161,9 +165,12 @@ enum Cmd {
     /// --enable-pubsub-experiment or network.pubsub = true).
     #[command(subcommand)]
     Pubsub(network::PubsubCmd),
-    /// The Kademlia DHT: findprovs, findpeer, provide (needs the daemon).
+    /// The Kademlia DHT: findprovs, findpeer, provide, get, put (needs the daemon).
     #[command(subcommand)]
     Routing(network::RoutingCmd),
+    /// DHT queries: query (the peers closest to a peer ID; needs the daemon).
+    #[command(subcommand)]
+    Dht(network::DhtCmd),
     /// The peers the daemon dials at start: list, add, rm (none by default: the node is private
     /// until told otherwise).
     #[command(subcommand)]
@@ -680,6 +687,7 @@ fn run(cli: Cli) -> Result<()> {
         offline,
         swarm,
         enable_pubsub_experiment,
+        enable_namesys_pubsub,
         routing,
     } = &cli.cmd
     {
@@ -703,6 +711,7 @@ fn run(cli: Cli) -> Result<()> {
                 swarm: swarm.clone(),
                 pubsub: *enable_pubsub_experiment,
                 routing: routing.clone(),
+                namesys_pubsub: *enable_namesys_pubsub,
             },
         };
         return daemon(repo, opts);
@@ -1020,6 +1029,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Bitswap(c) => network::run_local(&repo, network::NetCmd::Bitswap(c), &mut out)?,
         Cmd::Pubsub(c) => network::run_local(&repo, network::NetCmd::Pubsub(c), &mut out)?,
         Cmd::Routing(c) => network::run_local(&repo, network::NetCmd::Routing(c), &mut out)?,
+        Cmd::Dht(c) => network::run_local(&repo, network::NetCmd::Dht(c), &mut out)?,
         Cmd::Bootstrap(c) => network::run_local(&repo, network::NetCmd::Bootstrap(c), &mut out)?,
         Cmd::Files(c) => names::files(&repo, c, &mut out)?,
         Cmd::Key(c) => names::key(&repo, c, &mut out)?,

@@ -226,7 +226,7 @@ pub enum NameCmd {
         /// Key to publish with.
         #[arg(short, long, default_value = "self")]
         key: String,
-        /// Publish although the node is offline (it always is, for now).
+        /// Publish although the node is offline (or has no peer that takes the record).
         #[arg(long)]
         allow_offline: bool,
         /// How long the record is valid (Go duration).
@@ -246,6 +246,23 @@ pub enum NameCmd {
         /// Resolve until the result is not an IPNS name.
         #[arg(short, long, default_value_t = true, action = clap::ArgAction::Set)]
         recursive: bool,
+    },
+    /// IPNS over pubsub: state, subs, cancel (needs the daemon).
+    #[command(subcommand)]
+    Pubsub(NamePubsubCmd),
+}
+
+/// `name pubsub`: IPNS over pubsub (`--enable-namesys-pubsub`, `ipns.use_pubsub`).
+#[derive(Subcommand, Debug)]
+pub enum NamePubsubCmd {
+    /// Whether IPNS over pubsub is on.
+    State,
+    /// The names followed over pubsub.
+    Subs,
+    /// Stop following a name over pubsub.
+    Cancel {
+        /// The name (`/ipns/k51…` or `k51…`).
+        name: String,
     },
 }
 
@@ -391,6 +408,8 @@ pub fn name(repo: &Repo, cmd: NameCmd, out: &mut dyn Write) -> Result<()> {
             };
             writeln!(out, "{}", repo.name_resolve(&name, recursive)?)?;
         }
+        NameCmd::Pubsub(NamePubsubCmd::State) => writeln!(out, "disabled")?,
+        NameCmd::Pubsub(_) => anyhow::bail!("{}", crate::network::NEED_DAEMON),
     }
     Ok(())
 }

@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::remote::{self, Api};
 
 /// Kubo's words for a network command run with no daemon.
-const NEED_DAEMON: &str =
+pub(crate) const NEED_DAEMON: &str =
     "this command must be run in online mode. Try running 'ipfs-kit daemon' first";
 
 /// `swarm`: connections to other peers.
@@ -119,6 +119,28 @@ pub enum RoutingCmd {
         #[arg(required = true)]
         cids: Vec<String>,
     },
+    /// Print the best value stored under a key (`/ipns/<name>`, `/pk/<peer ID>`).
+    Get {
+        /// The key.
+        key: String,
+    },
+    /// Put a value (an IPNS record, a public key) under a key, validated first.
+    Put {
+        /// The key.
+        key: String,
+        /// The value; `-` or nothing reads standard input.
+        file: Option<PathBuf>,
+    },
+}
+
+/// `dht`: Kademlia queries.
+#[derive(Subcommand, Debug)]
+pub enum DhtCmd {
+    /// The peers closest to a peer ID in the DHT.
+    Query {
+        /// The peer ID.
+        peer: String,
+    },
 }
 
 /// `bootstrap`: the peers the daemon dials at start (network.bootstrap).
@@ -154,6 +176,8 @@ pub enum NetCmd {
     Pubsub(PubsubCmd),
     /// `routing …`.
     Routing(RoutingCmd),
+    /// `dht …`.
+    Dht(DhtCmd),
     /// `bootstrap …`.
     Bootstrap(BootstrapCmd),
 }
@@ -347,7 +371,37 @@ pub fn run_remote(api: &Api, cmd: NetCmd, out: &mut dyn Write) -> Result<()> {
                 let q: Vec<_> = cids.iter().map(|c| arg(c)).collect();
                 api.lines("routing/provide", &q, None, &mut |_| Ok(()))?;
             }
+            RoutingCmd::Get { key } => {
+                api.lines("routing/get", &[arg(&key)], None, &mut |v| {
+                    use base64::Engine as _;
+                    let extra = v["Extra"].as_str().unwrap_or("");
+                    let value = base64::engine::general_purpose::STANDARD
+                        .decode(extra)
+                        .map_err(std::io::Error::other)?;
+                    out.write_all(&value)?;
+                    Ok(())
+                })?;
+            }
+            RoutingCmd::Put { key, file } => {
+                api.lines(
+                    "routing/put",
+                    &[arg(&key)],
+                    Some(remote::input_part(&file)),
+                    &mut |v| {
+                        writeln!(out, "{}", v["ID"].as_str().unwrap_or(""))?;
+                        Ok(())
+                    },
+                )?;
+            }
         },
+        NetCmd::Dht(DhtCmd::Query { peer }) => {
+            api.lines("dht/query", &[arg(&peer)], None, &mut |v| {
+                if v["Type"].as_u64() == Some(2) {
+                    writeln!(out, "{}", v["ID"].as_str().unwrap_or(""))?;
+                }
+                Ok(())
+            })?;
+        }
         NetCmd::Bootstrap(c) => {
             let v = match c {
                 BootstrapCmd::List => api.json("bootstrap/list", &[])?,

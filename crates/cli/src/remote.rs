@@ -742,6 +742,7 @@ pub fn run(api: &Api, cmd: Cmd, out: &mut dyn Write) -> Result<()> {
             crate::network::run_remote(api, crate::network::NetCmd::Bitswap(c), out)?
         }
         Cmd::Pubsub(c) => crate::network::run_remote(api, crate::network::NetCmd::Pubsub(c), out)?,
+        Cmd::Dht(c) => crate::network::run_remote(api, crate::network::NetCmd::Dht(c), out)?,
         Cmd::Routing(c) => {
             crate::network::run_remote(api, crate::network::NetCmd::Routing(c), out)?
         }
@@ -966,6 +967,24 @@ fn name(api: &Api, cmd: NameCmd, out: &mut dyn Write) -> Result<()> {
             let v = api.json("name/resolve", &q)?;
             writeln!(out, "{}", str_of(&v["Path"]))?;
         }
+        NameCmd::Pubsub(c) => match c {
+            names::NamePubsubCmd::State => {
+                let v = api.json("name/pubsub/state", &[])?;
+                let on = v["Enabled"].as_bool().unwrap_or(false);
+                writeln!(out, "{}", if on { "enabled" } else { "disabled" })?;
+            }
+            names::NamePubsubCmd::Subs => {
+                let v = api.json("name/pubsub/subs", &[])?;
+                for s in v["Strings"].as_array().into_iter().flatten() {
+                    writeln!(out, "{}", str_of(s))?;
+                }
+            }
+            names::NamePubsubCmd::Cancel { name } => {
+                let v = api.json("name/pubsub/cancel", &[arg(&name)])?;
+                let done = v["Canceled"].as_bool().unwrap_or(false);
+                writeln!(out, "{}", if done { "canceled" } else { "no subscription" })?;
+            }
+        },
     }
     Ok(())
 }

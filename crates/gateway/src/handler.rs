@@ -76,6 +76,9 @@ impl IntoResponse for HttpError {
 }
 
 async fn serve(State(st): State<AppState>, request: axum::extract::Request) -> Response {
+    if crate::routing::is_routing(request.uri().path()) {
+        return routing_request(st, request).await;
+    }
     let method = request.method().clone();
     if method == Method::OPTIONS {
         return (StatusCode::OK, [(header::ALLOW, ALLOW)]).into_response();
@@ -548,9 +551,6 @@ fn prepare(
             .into_owned()
             .take(64)
             .collect();
-    if let Some(name) = route.path.strip_prefix("/routing/v1/ipns/") {
-        return routing_ipns(st, name);
-    }
     let path = ContentPath::parse(&route.path, st.config.max_path_segments)?;
     let req = Req {
         st,
@@ -1356,27 +1356,40 @@ fn ipns_record(req: &Req<'_>, mut h: HeaderMap) -> Result<Reply, HttpError> {
     )
 }
 
-/// `GET /routing/v1/ipns/{name}` (delegated routing): the record, or 404.
-fn routing_ipns(st: &AppState, name: &str) -> Result<Reply, HttpError> {
-    let name = percent_encoding::percent_decode_str(name)
-        .decode_utf8()
-        .map_err(|_| HttpError::bad_request("name is not UTF-8"))?;
-    if name.is_empty() || name.contains('/') {
-        return Err(HttpError::bad_request("expected /routing/v1/ipns/{name}"));
-    }
-    let record = st
-        .backend
-        .ipns_record(&name)?
-        .ok_or_else(|| HttpError::not_found(format!("no IPNS record for {name}")))?;
-    let mut h = HeaderMap::new();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/vnd.ipfs.ipns-record"),
-    );
-    h.insert(header::VARY, HeaderValue::from_static("Accept"));
-    Ok(Reply {
-        status: StatusCode::OK,
-        headers: h,
-        body: ReplyBody::Full(Bytes::from(record)),
+/// Delegated routing (`/routing/v1/…`, see [`crate::routing`]): within the concurrency limit,
+/// with a `PUT` body of at most [`crate::routing::MAX_PUT`] bytes, answered on the blocking pool.
+async fn routing_request(st: AppState, request: axum::extract::Request) -> Response {
+    let Ok(permit) = st.permits.clone().try_acquire_owned() else {
+        return HttpError::new(StatusCode::TOO_MANY_REQUESTS, "too many requests").into_response();
+    };
+    let (parts, body) = request.into_parts();
+    let body = if parts.method == Method::PUT {
+        match axum::body::to_bytes(body, crate::routing::MAX_PUT).await {
+            Ok(b) => Some(b),
+            Err(_) => {
+                return HttpError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "an IPNS record is at most 10 KiB",
+                )
+                .into_response()
+            }
+        }
+    } else {
+        None
+    };
+    let backend = st.backend.clone();
+    let answer = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        crate::routing::serve(
+            &*backend,
+            &parts.method,
+            parts.uri.path(),
+            &parts.headers,
+            body,
+        )
+    })
+    .await;
+    answer.unwrap_or_else(|_| {
+        HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "the request failed").into_response()
     })
 }

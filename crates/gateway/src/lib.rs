@@ -7,7 +7,8 @@
 //!   cbor blocks;
 //! - `?format=raw|car|dag-json|dag-cbor|json|cbor|ipns-record` or the matching `Accept` types:
 //!   verifiable raw blocks and CAR streams (`dag-scope`, `entity-bytes`, `order=dfs`, `dups`);
-//! - `GET /routing/v1/ipns/{name}`: the signed IPNS record;
+//! - delegated routing ([`routing`]): `GET /routing/v1/providers/{cid}`, `/peers/{id}`,
+//!   `/ipns/{name}` and `PUT /routing/v1/ipns/{name}`;
 //! - the [subdomain gateway] on the hosts of [`Config::subdomain_hosts`] (`localhost` by
 //!   default, as Kubo): `Host: {cid}.ipfs.localhost` serves `/ipfs/{cid}` at `/`, path requests
 //!   on `localhost` itself move there (301), and these origin-isolated requests honour the
@@ -50,6 +51,7 @@ mod listing;
 pub mod parse;
 pub mod redirects;
 mod resolve;
+pub mod routing;
 
 use ipfs_kit_block::{Bytes, Cid};
 
@@ -70,6 +72,20 @@ pub enum Error {
     /// The backend failed (500): storage errors, corrupt blocks.
     #[error("{0}")]
     Internal(String),
+    /// The request's input is not valid (400): a record that does not verify for its name.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A peer as delegated routing describes it (the spec's `peer` schema).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoutingPeer {
+    /// The peer ID (base58btc multihash).
+    pub id: String,
+    /// Its multiaddrs, without `/p2p/`.
+    pub addrs: Vec<String>,
+    /// Protocols it is known to speak (`transport-bitswap`), possibly none.
+    pub protocols: Vec<String>,
 }
 
 /// What the gateway needs from a node. Methods block; the gateway calls them off the async
@@ -93,6 +109,29 @@ pub trait Backend: Send + Sync + 'static {
     fn ipns_record(&self, name: &str) -> Result<Option<Vec<u8>>, Error>;
     /// Resolves an IPNS name (a key or a DNSLink domain) to an `/ipfs/{cid}[/path]` path.
     fn resolve_ipns(&self, name: &str) -> Result<String, Error>;
+    /// Up to `limit` providers of `cid` (`/routing/v1/providers/`). The default: none known
+    /// here (501).
+    fn find_providers(&self, cid: &Cid, limit: usize) -> Result<Vec<RoutingPeer>, Error> {
+        let _ = (cid, limit);
+        Err(Error::NotImplemented(
+            "content routing is not available".into(),
+        ))
+    }
+    /// What is known of `peer` (`/routing/v1/peers/`): `None` when nothing is.
+    fn find_peer(&self, peer: &str) -> Result<Option<RoutingPeer>, Error> {
+        let _ = peer;
+        Err(Error::NotImplemented(
+            "peer routing is not available".into(),
+        ))
+    }
+    /// Validates `record` for `name` and publishes it (`PUT /routing/v1/ipns/`);
+    /// [`Error::Invalid`] for a record that does not verify.
+    fn put_ipns_record(&self, name: &str, record: &[u8]) -> Result<(), Error> {
+        let _ = (name, record);
+        Err(Error::NotImplemented(
+            "publishing IPNS records is not available".into(),
+        ))
+    }
 }
 
 /// Gateway settings: `Config::default()` plus the `with_*` setters.

@@ -43,6 +43,7 @@ impl From<Error> for HttpError {
             Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Invalid(_) => StatusCode::BAD_REQUEST,
         };
         HttpError::new(status, e.to_string())
     }

@@ -32,6 +32,7 @@ mod keys;
 mod pb;
 mod record;
 mod time;
+pub mod validator;
 
 pub use keys::{
     KeyType, Keypair, Name, PeerId, PublicKey, KEY_TYPE_ED25519, KEY_TYPE_RSA, LIBP2P_KEY,

@@ -23,8 +23,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use crate::pubsub::{PubsubMessage, Subscribers};
-use crate::swarm::{self, Behaviour, BehaviourEvent, KAD_PROTOCOL};
-use crate::{BlockStore, Command, Config, Error};
+use crate::records::{self, Dht, Followup, Op, Ops};
+use crate::swarm::{self, Behaviour, BehaviourEvent, KAD_LAN_PROTOCOL, KAD_PROTOCOL};
+use crate::{BlockStore, Command, Config, Error, RoutingMode};
 
 /// Server lookup batches running at once.
 const MAX_LOOKUPS: usize = 4;
@@ -72,8 +73,6 @@ pub struct BitswapStat {
     pub peers: Vec<PeerId>,
 }
 
-type AddrsReply = oneshot::Sender<Result<Vec<Multiaddr>, Error>>;
-
 enum Stored {
     Done(Vec<Block>),
     Failed(Vec<Cid>, String),
@@ -97,10 +96,20 @@ pub(crate) struct EventLoop {
     latency: HashMap<PeerId, Duration>,
     identities: HashMap<PeerId, Identity>,
     provider_queries: HashMap<kad::QueryId, ProviderQuery>,
-    peer_queries: HashMap<kad::QueryId, (PeerId, AddrsReply)>,
+    /// `routing findprovs` on the LAN instance, beside the WAN query in `provider_queries`.
+    lan_provider_queries: HashMap<kad::QueryId, LanProviders>,
+    /// Record, closest-peer and find-peer lookups (see `records`).
+    ops: Ops,
     subscribers: Subscribers,
     pubsub_seq: u64,
     config: Config,
+}
+
+/// A provider lookup on the LAN instance for a `routing findprovs` caller.
+struct LanProviders {
+    limit: usize,
+    found: HashSet<PeerId>,
+    reply: mpsc::Sender<PeerInfo>,
 }
 
 enum ProviderQuery {
@@ -152,7 +161,8 @@ impl EventLoop {
             latency: HashMap::new(),
             identities: HashMap::new(),
             provider_queries: HashMap::new(),
-            peer_queries: HashMap::new(),
+            lan_provider_queries: HashMap::new(),
+            ops: Ops::default(),
             subscribers: Subscribers::default(),
             pubsub_seq: 0,
             config,
@@ -176,9 +186,26 @@ impl EventLoop {
                 Err(_) => return Err(Error::Transport("listeners did not start in 10 s".into())),
             }
         }
+        // Provider records carry the provider's external addresses, and go-libp2p-kad-dht
+        // (Kubo) drops a provider record without any. With routing set explicitly and nothing
+        // to announce, the listen addresses are what peers can reach (a private network);
+        // "auto" leaves it to address discovery, since a confirmed external address would
+        // also make it a DHT server.
+        if event_loop.config.announce.is_empty()
+            && matches!(
+                event_loop.config.routing,
+                RoutingMode::Server | RoutingMode::Client
+            )
+        {
+            let listen: Vec<Multiaddr> = event_loop.swarm.listeners().cloned().collect();
+            for addr in listen {
+                event_loop.swarm.add_external_address(addr);
+            }
+        }
         for addr in event_loop.config.bootstrap.clone() {
             if let Some(Protocol::P2p(peer)) = addr.iter().last() {
-                if let Some(kad) = event_loop.swarm.behaviour_mut().kad.as_mut() {
+                let b = event_loop.swarm.behaviour_mut();
+                for kad in [b.kad.as_mut(), b.kad_lan.as_mut()].into_iter().flatten() {
                     kad.add_address(&peer, addr.clone());
                 }
             }
@@ -463,8 +490,20 @@ impl EventLoop {
                     .handle(gs, local, &mut self.pubsub_seq, cmd);
             }
             Command::FindProviders { cid, limit, reply } => {
+                let key = kad::RecordKey::new(&cid.hash().to_bytes());
+                if let Some(kad) = self.swarm.behaviour_mut().kad_lan.as_mut() {
+                    let id = kad.get_providers(key.clone());
+                    let reply = reply.clone();
+                    let found = HashSet::new();
+                    let lan = LanProviders {
+                        limit,
+                        found,
+                        reply,
+                    };
+                    self.lan_provider_queries.insert(id, lan);
+                }
                 if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
-                    let id = kad.get_providers(kad::RecordKey::new(&cid.hash().to_bytes()));
+                    let id = kad.get_providers(key);
                     self.provider_queries.insert(
                         id,
                         ProviderQuery::Caller {
@@ -477,15 +516,22 @@ impl EventLoop {
                 // Without a DHT the receiver simply ends empty.
             }
             Command::Provide { cids, reply } => {
-                let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() else {
+                let b = self.swarm.behaviour_mut();
+                let (Some(kad), lan) = (b.kad.as_mut(), b.kad_lan.as_mut()) else {
                     let _ = reply.send(Err(Error::Routing(
                         "routing is disabled (Routing.Type none)".into(),
                     )));
                     return;
                 };
+                let mut lan = lan;
                 let mut n = 0;
                 for cid in cids {
-                    match kad.start_providing(kad::RecordKey::new(&cid.hash().to_bytes())) {
+                    let key = kad::RecordKey::new(&cid.hash().to_bytes());
+                    if let Some(lan) = lan.as_mut() {
+                        // Kubo's LAN DHT only hears of providers through its own protocol.
+                        let _ = lan.start_providing(key.clone());
+                    }
+                    match kad.start_providing(key) {
                         Ok(_) => n += 1,
                         Err(e) => {
                             let _ = reply.send(Err(Error::Routing(format!("provide {cid}: {e}"))));
@@ -505,15 +551,78 @@ impl EventLoop {
                     let _ = reply.send(Ok(known));
                     return;
                 }
-                match self.swarm.behaviour_mut().kad.as_mut() {
-                    Some(kad) => {
-                        let id = kad.get_closest_peers(peer);
-                        self.peer_queries.insert(id, (peer, reply));
-                    }
-                    None => {
-                        let _ = reply.send(Err(Error::Routing("routing: not found".into())));
+                let queries = self.both(|kad| kad.get_closest_peers(peer));
+                self.start_op(
+                    Op::FindPeer {
+                        peer,
+                        reply: Some(reply),
+                    },
+                    queries,
+                );
+            }
+            Command::GetRecord { key, reply } => {
+                if let Err(e) = records::parse_key(&key) {
+                    let _ = reply.send(Err(e.into()));
+                    return;
+                }
+                let rkey = kad::RecordKey::new(&key);
+                let queries = self.both(|kad| kad.get_record(rkey.clone()));
+                let op = Op::Get {
+                    key,
+                    best: None,
+                    stale: Vec::new(),
+                    reply,
+                };
+                self.start_op(op, queries);
+            }
+            Command::PutRecord { key, value, reply } => {
+                if let Err(e) = records::validate(&key, &value, std::time::SystemTime::now()) {
+                    let _ = reply.send(Err(e.into()));
+                    return;
+                }
+                let record = kad::Record::new(kad::RecordKey::new(&key), value);
+                let b = self.swarm.behaviour_mut();
+                let mut queries = Vec::new();
+                let mut refused = false;
+                for (dht, kad) in [(Dht::Wan, b.kad.as_mut()), (Dht::Lan, b.kad_lan.as_mut())] {
+                    let Some(kad) = kad else { continue };
+                    match kad.put_record(record.clone(), kad::Quorum::One) {
+                        Ok(id) => queries.push((dht, id)),
+                        Err(_) => {
+                            refused = true;
+                            break;
+                        }
                     }
                 }
+                if refused {
+                    // The shared store refused it: a better record is held.
+                    let _ = reply.send(Err(records::RecordError::Outdated.into()));
+                    for (d, q) in queries {
+                        self.finish_query(d, q);
+                    }
+                    return;
+                }
+                if queries.is_empty() {
+                    let _ = reply.send(Err(Error::Routing(
+                        "routing is disabled (Routing.Type none)".into(),
+                    )));
+                    return;
+                }
+                let op = Op::Put {
+                    stored: false,
+                    error: None,
+                    reply,
+                };
+                self.start_op(op, queries);
+            }
+            Command::ClosestPeers { key, reply } => {
+                let queries = self.both(|kad| kad.get_closest_peers(key.clone()));
+                let op = Op::Closest {
+                    target: key,
+                    peers: Vec::new(),
+                    reply,
+                };
+                self.start_op(op, queries);
             }
             Command::Shutdown => {}
         }
@@ -584,9 +693,12 @@ impl EventLoop {
         match event {
             BehaviourEvent::Bitswap(e) => self.on_bitswap(e),
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
-                let speaks_kad = info.protocols.contains(&KAD_PROTOCOL);
-                if speaks_kad {
-                    if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                let b = self.swarm.behaviour_mut();
+                for (protocol, kad) in [
+                    (KAD_PROTOCOL, b.kad.as_mut()),
+                    (KAD_LAN_PROTOCOL, b.kad_lan.as_mut()),
+                ] {
+                    if let Some(kad) = kad.filter(|_| info.protocols.contains(&protocol)) {
                         for addr in &info.listen_addrs {
                             kad.add_address(&peer_id, addr.clone());
                         }
@@ -616,6 +728,7 @@ impl EventLoop {
                 self.latency.insert(peer, rtt);
             }
             BehaviourEvent::Kad(e) => self.on_kad(e),
+            BehaviourEvent::KadLan(e) => self.on_kad_lan(e),
             BehaviourEvent::Gossipsub(gossipsub::Event::Message { message, .. }) => {
                 if let Some(from) = message.source {
                     self.subscribers.deliver(PubsubMessage {
@@ -668,6 +781,117 @@ impl EventLoop {
         }
     }
 
+    /// Runs `f` on each DHT instance there is; the queries it started.
+    fn both(
+        &mut self,
+        mut f: impl FnMut(&mut kad::Behaviour<records::SharedStore>) -> kad::QueryId,
+    ) -> Vec<(Dht, kad::QueryId)> {
+        let b = self.swarm.behaviour_mut();
+        [(Dht::Wan, b.kad.as_mut()), (Dht::Lan, b.kad_lan.as_mut())]
+            .into_iter()
+            .filter_map(|(dht, kad)| kad.map(|k| (dht, f(k))))
+            .collect()
+    }
+
+    fn finish_query(&mut self, dht: Dht, id: kad::QueryId) {
+        let b = self.swarm.behaviour_mut();
+        let kad = match dht {
+            Dht::Wan => b.kad.as_mut(),
+            Dht::Lan => b.kad_lan.as_mut(),
+        };
+        if let Some(mut q) = kad.and_then(|k| k.query_mut(&id)) {
+            q.finish();
+        }
+    }
+
+    /// Registers a lookup served by `queries`, or refuses it when too many are running.
+    fn start_op(&mut self, op: Op, queries: Vec<(Dht, kad::QueryId)>) {
+        if !self.ops.has_room() {
+            for (dht, id) in queries {
+                self.finish_query(dht, id);
+            }
+            records::refuse(op);
+            return;
+        }
+        let follow = self.ops.start(op, queries);
+        self.follow_up(follow);
+    }
+
+    fn follow_up(&mut self, follow: Option<Followup>) {
+        let Some(Followup::Correct(record, peers)) = follow else {
+            return;
+        };
+        let b = self.swarm.behaviour_mut();
+        for kad in [b.kad.as_mut(), b.kad_lan.as_mut()].into_iter().flatten() {
+            kad.put_record_to(record.clone(), peers.clone().into_iter(), kad::Quorum::One);
+        }
+    }
+
+    /// Events of the LAN instance: lookups shared with the WAN one, and `routing findprovs`.
+    fn on_kad_lan(&mut self, event: kad::Event) {
+        let kad::Event::OutboundQueryProgressed {
+            id, result, step, ..
+        } = event
+        else {
+            return;
+        };
+        if self.ops.owns(Dht::Lan, id) {
+            let follow = self.ops.progress(Dht::Lan, id, result, step.last);
+            self.follow_up(follow);
+            return;
+        }
+        if let kad::QueryResult::GetProviders(Ok(kad::GetProvidersOk::FoundProviders {
+            providers,
+            ..
+        })) = result
+        {
+            let mut done = false;
+            let addrs: Vec<(PeerId, Multiaddr)> = providers
+                .into_iter()
+                .map(|p| (p, self.known_addr(&p)))
+                .collect();
+            if let Some(q) = self.lan_provider_queries.get_mut(&id) {
+                for (p, addr) in addrs {
+                    if q.found.len() >= q.limit {
+                        break;
+                    }
+                    if q.found.insert(p) {
+                        let _ = q.reply.try_send(PeerInfo {
+                            peer: p,
+                            addr,
+                            outbound: false,
+                            latency: None,
+                        });
+                    }
+                }
+                done = q.found.len() >= q.limit;
+            }
+            if done {
+                self.lan_provider_queries.remove(&id);
+                self.finish_query(Dht::Lan, id);
+            }
+        }
+        if step.last {
+            self.lan_provider_queries.remove(&id);
+        }
+    }
+
+    /// One address we know for `p` (connected, else announced), or the empty address.
+    fn known_addr(&self, p: &PeerId) -> Multiaddr {
+        self.connections
+            .get(p)
+            .and_then(|c| c.first().map(|c| c.1.clone()))
+            .or_else(|| {
+                self.identities
+                    .get(p)
+                    .and_then(|i| i.addrs.first().cloned())
+            })
+            .unwrap_or_else(Multiaddr::empty)
+    }
+
+    // One query kind is matched below now that the lookups live in `records`; the match stays
+    // for the provider queries still to come.
+    #[allow(clippy::single_match)]
     fn on_kad(&mut self, event: kad::Event) {
         let kad::Event::OutboundQueryProgressed {
             id, result, step, ..
@@ -675,6 +899,11 @@ impl EventLoop {
         else {
             return;
         };
+        if self.ops.owns(Dht::Wan, id) {
+            let follow = self.ops.progress(Dht::Wan, id, result, step.last);
+            self.follow_up(follow);
+            return;
+        }
         match result {
             kad::QueryResult::GetProviders(Ok(kad::GetProvidersOk::FoundProviders {
                 providers,
@@ -729,18 +958,6 @@ impl EventLoop {
                             q.finish();
                         }
                     }
-                }
-            }
-            kad::QueryResult::GetClosestPeers(result) if step.last => {
-                if let Some((peer, reply)) = self.peer_queries.remove(&id) {
-                    let found = match result {
-                        Ok(ok) => ok.peers.into_iter().find(|p| p.peer_id == peer),
-                        Err(_) => None,
-                    };
-                    let _ = reply.send(match found {
-                        Some(info) if !info.addrs.is_empty() => Ok(info.addrs),
-                        _ => Err(Error::Routing("routing: not found".into())),
-                    });
                 }
             }
             _ => {}

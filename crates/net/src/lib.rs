@@ -13,6 +13,7 @@ mod dag;
 mod event_loop;
 mod pubsub;
 mod quic;
+pub mod records;
 mod swarm;
 
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use dag::FetchStats;
 pub use event_loop::{BitswapStat, PeerInfo};
 pub use pubsub::{PubsubMessage, Subscription};
+pub use records::{FoundPeer, RecordError};
 
 /// Errors of the network.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +65,9 @@ pub enum Error {
     /// A block could not be decoded while walking a DAG.
     #[error(transparent)]
     Block(#[from] ipfs_kit_block::Error),
+    /// A DHT record that does not validate for its key.
+    #[error(transparent)]
+    Record(#[from] RecordError),
 }
 
 /// How the node takes part in the Kademlia DHT (Kubo's `Routing.Type`).
@@ -208,6 +213,19 @@ pub(crate) enum Command {
     FindPeer {
         peer: PeerId,
         reply: oneshot::Sender<Result<Vec<Multiaddr>, Error>>,
+    },
+    GetRecord {
+        key: Vec<u8>,
+        reply: oneshot::Sender<Result<Vec<u8>, Error>>,
+    },
+    PutRecord {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    ClosestPeers {
+        key: Vec<u8>,
+        reply: oneshot::Sender<Result<Vec<FoundPeer>, Error>>,
     },
     Shutdown,
 }
@@ -369,6 +387,28 @@ impl Network {
     /// Finds addresses of `peer` (known ones, else through the DHT).
     pub async fn find_peer(&self, peer: PeerId) -> Result<Vec<Multiaddr>, Error> {
         self.ask(|reply| Command::FindPeer { peer, reply }).await?
+    }
+
+    /// The best valid value stored in the DHT under `key` (a binary `/ipns/…` or `/pk/…` key,
+    /// see [`records::key_from_text`]), from this node's store and both DHT instances. Values
+    /// that do not validate are dropped wherever they come from; peers that answered with a
+    /// stale value are sent the best one afterwards.
+    pub async fn get_record(&self, key: Vec<u8>) -> Result<Vec<u8>, Error> {
+        self.ask(|reply| Command::GetRecord { key, reply }).await?
+    }
+
+    /// Validates `value` for `key`, stores it here and puts it to the closest peers of both
+    /// DHT instances. Fails when the record is invalid, worse than the one held here, or no
+    /// peer took it.
+    pub async fn put_record(&self, key: Vec<u8>, value: Vec<u8>) -> Result<(), Error> {
+        self.ask(|reply| Command::PutRecord { key, value, reply })
+            .await?
+    }
+
+    /// The (up to 20) peers closest to `key` in the DHT, nearest first (`dht query`).
+    pub async fn closest_peers(&self, key: Vec<u8>) -> Result<Vec<FoundPeer>, Error> {
+        self.ask(|reply| Command::ClosestPeers { key, reply })
+            .await?
     }
 
     /// Publishes `data` on `topic` (Kubo semantics: succeeds with no subscribers too).

@@ -27,6 +27,8 @@ pub struct Config {
     pub api: Api,
     /// The libp2p network: peers, routing, pubsub, connection limits.
     pub network: Network,
+    /// IPNS over the network: republishing, IPNS over pubsub, the resolve cache.
+    pub ipns: Ipns,
     /// Settings under Kubo's names that ipfs-kit does not use (`Fruit`, `Addresses.Swarm`,
     /// `Discovery.MDNS.Enabled`…), kept so that Kubo clients can store and read them back. Only
     /// this table is free-form; the sections above reject unknown keys, so a typo in a setting
@@ -300,6 +302,34 @@ impl Default for Network {
     }
 }
 
+/// IPNS over the network (Kubo's `Ipns` section, under the same names).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Ipns {
+    /// How often the daemon re-signs and re-puts the records of its keys (a Go duration;
+    /// Kubo's `Ipns.RepublishPeriod`, 4h). `0` turns the republisher off.
+    pub republish_period: String,
+    /// How long republished records stay valid (Kubo's `Ipns.RecordLifetime`, 48h).
+    pub record_lifetime: String,
+    /// IPNS over pubsub as well as the DHT (Kubo's `Ipns.UsePubsub`; the daemon's
+    /// `--enable-namesys-pubsub`, which also turns pubsub on).
+    pub use_pubsub: bool,
+    /// Names whose resolved records are cached, each for its record's TTL (Kubo's
+    /// `Ipns.ResolveCacheSize`, 128).
+    pub resolve_cache_size: usize,
+}
+
+impl Default for Ipns {
+    fn default() -> Self {
+        Ipns {
+            republish_period: "4h".into(),
+            record_lifetime: "48h".into(),
+            use_pubsub: false,
+            resolve_cache_size: 128,
+        }
+    }
+}
+
 /// Kubo's default bootstrap peers, which `init --profile public` puts in the config. Never used
 /// by default: these machines, and tests, stay off the public network.
 pub const PUBLIC_BOOTSTRAP: &[&str] = &[
@@ -325,6 +355,8 @@ const HEADER: &str = "\
 #                are told instead of the swarm addresses).
 # [network]      bootstrap peers, routing (dht, dhtclient, dhtserver, none), pubsub, mdns, the
 #                connection manager's water marks and grace period, fetch_timeout_secs.
+# [ipns]         republish_period (4h; 0: off), record_lifetime (48h), use_pubsub (IPNS over
+#                pubsub too), resolve_cache_size (names cached for their record's TTL).
 # [api]          authorizations (named secrets, Kubo's API.Authorizations: auth_secret
 #                bearer:TOKEN or basic:USER:PASSWORD, allowed_paths such as /api/v0/cat),
 #                allowed_origins (CORS), http_headers, and the request limits.
@@ -372,6 +404,7 @@ impl Config {
             ));
         }
         crate::net::validate(&self.addresses, &self.network)?;
+        crate::ipns::validate(&self.ipns)?;
         if self.datastore.segment_size < 1 << 20 {
             return Err(Error::Config(
                 "datastore.segment_size must be at least 1048576".into(),

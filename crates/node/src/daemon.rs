@@ -779,6 +779,30 @@ impl Backend for NodeBackend {
     fn name_resolve(&self, name: Option<&str>, recursive: bool) -> Result<String, RpcError> {
         crate::rpc_names::name_resolve(&self.repo, name, recursive)
     }
+
+    fn ipns_pubsub_enabled(&self) -> bool {
+        self.online
+            .as_ref()
+            .is_some_and(|o| o.names.pubsub_enabled())
+    }
+
+    fn ipns_pubsub_subs(&self) -> Result<Vec<String>, RpcError> {
+        self.online
+            .as_ref()
+            .and_then(|o| o.names.pubsub_names())
+            .map(|names| names.iter().map(|n| format!("/ipns/{n}")).collect())
+            .ok_or_else(|| RpcError::normal("IPNS pubsub subsystem is not enabled"))
+    }
+
+    fn ipns_pubsub_cancel(&self, name: &str) -> Result<bool, RpcError> {
+        let parsed: ipfs_kit_ipns::Name = name
+            .parse()
+            .map_err(|e: ipfs_kit_ipns::Error| RpcError::normal(e.to_string()))?;
+        self.online
+            .as_ref()
+            .and_then(|o| o.names.pubsub_cancel(&parsed))
+            .ok_or_else(|| RpcError::normal("IPNS pubsub subsystem is not enabled"))
+    }
 }
 
 /// Whether `key` is under the API secrets (`API.Authorizations`, `api.authorizations`).

@@ -2,13 +2,14 @@
 //! else from its store (re-hashed on read when `datastore.verify_reads` is on, the default),
 //! and the daemon's gateway listeners.
 //!
-//! IPNS is not implemented by the node yet: every name is "not found" (404 on `/ipns/` paths and
-//! on `/routing/v1/ipns/`), until the name system lands.
+//! IPNS names resolve through the repo's name system (its own records, and online the DHT and
+//! pubsub); delegated routing (`/routing/v1/`) asks the running network, and answers 501 when
+//! the daemon is offline.
 
 use std::sync::Arc;
 
 use ipfs_kit_block::{Bytes, Cid};
-use ipfs_kit_gateway::{Backend, Config, Error as GatewayError};
+use ipfs_kit_gateway::{Backend, Config, Error as GatewayError, RoutingPeer};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -24,6 +25,14 @@ impl GatewayBackend {
     /// Serves `repo`.
     pub fn new(repo: Arc<Repo>) -> Self {
         GatewayBackend { repo }
+    }
+}
+
+impl GatewayBackend {
+    fn online(&self) -> Result<std::sync::Arc<crate::Online>, GatewayError> {
+        self.repo.online().ok_or_else(|| {
+            GatewayError::NotImplemented("delegated routing needs the daemon online".into())
+        })
     }
 }
 
@@ -50,11 +59,85 @@ impl Backend for GatewayBackend {
                 "invalid IPNS name {name:?}"
             )));
         };
-        Ok(self
-            .repo
-            .ipns_record(&parsed)
+        self.repo.ipns_record_bytes(&parsed).map_err(internal)
+    }
+
+    fn find_providers(&self, cid: &Cid, limit: usize) -> Result<Vec<RoutingPeer>, GatewayError> {
+        let online = self.online()?;
+        let (net, cid) = (online.network().clone(), *cid);
+        let timeout = online.fetch_timeout;
+        let found = online
+            .wait(async move {
+                let mut rx = net.find_providers(cid, limit).await?;
+                let mut found: Vec<ipfs_kit_net::PeerInfo> = Vec::new();
+                let deadline = tokio::time::Instant::now() + timeout;
+                while let Ok(Some(p)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+                    if !found.iter().any(|f| f.peer == p.peer) {
+                        found.push(p);
+                    }
+                    if found.len() >= limit {
+                        break;
+                    }
+                }
+                Ok::<_, ipfs_kit_net::Error>(found)
+            })
             .map_err(internal)?
-            .map(|r| r.encode()))
+            .map_err(internal)?;
+        Ok(found
+            .into_iter()
+            .map(|p| RoutingPeer {
+                id: p.peer.to_string(),
+                addrs: (!p.addr.is_empty())
+                    .then(|| p.addr.to_string())
+                    .into_iter()
+                    .collect(),
+                protocols: vec!["transport-bitswap".to_string()],
+            })
+            .collect())
+    }
+
+    fn find_peer(&self, peer: &str) -> Result<Option<RoutingPeer>, GatewayError> {
+        let p: ipfs_kit_net::PeerId = match peer.parse::<ipfs_kit_ipns::PeerId>() {
+            Ok(id) => ipfs_kit_net::PeerId::from_bytes(&id.multihash().to_bytes())
+                .map_err(|e| GatewayError::Invalid(e.to_string()))?,
+            Err(e) => return Err(GatewayError::Invalid(e.to_string())),
+        };
+        let online = self.online()?;
+        let net = online.network().clone();
+        let timeout = online.fetch_timeout;
+        let addrs = online
+            .wait(async move {
+                tokio::time::timeout(timeout, net.find_peer(p))
+                    .await
+                    .unwrap_or(Err(ipfs_kit_net::Error::Routing("timed out".into())))
+            })
+            .map_err(internal)?;
+        let Ok(addrs) = addrs else { return Ok(None) };
+        let net = online.network().clone();
+        let protocols = online
+            .wait(async move { net.peer_identity(p).await })
+            .map_err(internal)?
+            .ok()
+            .flatten()
+            .map(|i| i.protocols)
+            .unwrap_or_default();
+        Ok(Some(RoutingPeer {
+            id: p.to_string(),
+            addrs: addrs.iter().map(|a| a.to_string()).collect(),
+            protocols,
+        }))
+    }
+
+    fn put_ipns_record(&self, name: &str, record: &[u8]) -> Result<(), GatewayError> {
+        let parsed: ipfs_kit_ipns::Name = name
+            .parse()
+            .map_err(|e: ipfs_kit_ipns::Error| GatewayError::Invalid(e.to_string()))?;
+        let r = ipfs_kit_ipns::Record::decode(record)
+            .and_then(|r| r.verify(&parsed, std::time::SystemTime::now()).map(|_| r))
+            .map_err(|e| GatewayError::Invalid(e.to_string()))?;
+        self.online()?
+            .publish_record(&parsed, &r)
+            .map_err(|e| GatewayError::Internal(e.to_string()))
     }
 
     fn resolve_ipns(&self, name: &str) -> Result<String, GatewayError> {

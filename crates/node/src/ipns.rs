@@ -1,12 +1,21 @@
-//! `name publish` and `name resolve` against the repo's own records (see docs/keys-ipns.md).
-//! The node has no network yet, so it is always offline: publishing needs `allow_offline`, and
-//! resolving only knows records published here.
+//! `name publish` and `name resolve` (see docs/keys-ipns.md and docs/network.md).
+//!
+//! The repo keeps the records of its own keys. Online, publishing also puts the record to the
+//! DHT (and to its pubsub topic when IPNS over pubsub is on), and resolving a name this node
+//! does not publish asks the network: the DHT (and pubsub), every record validated, the best
+//! one cached for its TTL. A republisher re-signs and re-puts the node's records periodically.
+//! Offline, publishing needs `allow_offline` and resolving knows only the repo's records.
 
-use std::time::{Duration, SystemTime};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
+use base64::Engine;
 use ipfs_kit_ipns::{Name, Record, RecordOptions};
+use parking_lot::Mutex;
 use redb::{ReadableDatabase, TableDefinition};
 
+use crate::config::Ipns as IpnsConfig;
 use crate::{Error, Repo};
 
 /// IPNS records by name: multihash bytes of the name → record protobuf.
@@ -29,7 +38,8 @@ pub struct PublishOptions {
     pub ttl: Duration,
     /// Check that the path resolves before publishing.
     pub resolve: bool,
-    /// Publish although the node is offline (it always is, for now).
+    /// Publish although the node is offline, or online with no peer to take the record (it
+    /// is then kept here only).
     pub allow_offline: bool,
     /// Also write the V1 record fields.
     pub v1_compat: bool,
@@ -90,7 +100,8 @@ impl Repo {
     /// Signs a record pointing `opts.key`'s name at `path` and stores it. Returns the name and
     /// the published value.
     pub fn name_publish(&self, path: &str, opts: &PublishOptions) -> Result<(Name, String), Error> {
-        if !opts.allow_offline {
+        let online = self.online();
+        if !opts.allow_offline && online.is_none() {
             return Err(Error::Invalid(OFFLINE_PUBLISH.into()));
         }
         let value = normalize_path(path)?;
@@ -122,8 +133,75 @@ impl Repo {
                 v1_compat: opts.v1_compat,
             },
         )?;
+        if let Some(online) = online {
+            if let Err(e) = online.publish_record(&name, &record) {
+                if !opts.allow_offline {
+                    return Err(Error::Invalid(format!("{OFFLINE_PUBLISH} ({e})")));
+                }
+                tracing::warn!("{name}: kept here only, the network did not take it: {e}");
+            }
+        }
         self.put_ipns_record(&name, &record)?;
         Ok((name, value))
+    }
+
+    /// Re-signs the record of every key that has one (same value and sequence, valid for
+    /// `lifetime` from now), stores it and puts it to the network. Returns how many names were
+    /// republished; a name the network did not take is counted out and logged.
+    pub fn republish(&self, lifetime: Duration) -> Result<usize, Error> {
+        let Some(online) = self.online() else {
+            return Ok(0);
+        };
+        let mut n = 0;
+        for info in self.key_list()? {
+            let name = info.id.to_name();
+            let Some(old) = self.ipns_record(&name)? else {
+                continue;
+            };
+            let key = self.keypair(&info.name)?;
+            let record = Record::create(
+                &key,
+                old.value(),
+                &RecordOptions {
+                    sequence: old.sequence(),
+                    validity: SystemTime::now() + lifetime,
+                    ttl: old.ttl(),
+                    v1_compat: old.has_v1_fields(),
+                },
+            )?;
+            self.put_ipns_record(&name, &record)?;
+            match online.publish_record(&name, &record) {
+                Ok(()) => n += 1,
+                Err(e) => tracing::warn!("republish {name}: {e}"),
+            }
+        }
+        Ok(n)
+    }
+
+    /// The best valid record of `name`: ours when this repo publishes it, else (online) the
+    /// network's.
+    fn best_record(&self, name: &Name) -> Result<Record, Error> {
+        let now = SystemTime::now();
+        if let Some(r) = self
+            .ipns_record(name)?
+            .filter(|r| r.verify(name, now).is_ok())
+        {
+            return Ok(r);
+        }
+        match self.online() {
+            Some(online) => online.resolve_record(name),
+            None => Err(Error::Invalid("could not resolve name".into())),
+        }
+    }
+
+    /// The signed record of `name` as bytes (for `/routing/v1/ipns/` and `?format=ipns-record`),
+    /// `None` when neither this node nor the network has a valid one.
+    pub fn ipns_record_bytes(&self, name: &Name) -> Result<Option<Vec<u8>>, Error> {
+        match self.best_record(name) {
+            Ok(r) => Ok(Some(r.encode())),
+            Err(Error::Invalid(_)) | Err(Error::Network(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Resolves an IPNS name (`k51…`, `12D3Koo…`, `/ipns/…`, optionally with a path after it)
@@ -138,10 +216,7 @@ impl Repo {
             let rest = &current["/ipns/".len()..];
             let (head, tail) = rest.split_once('/').unwrap_or((rest, ""));
             let parsed: Name = head.parse()?;
-            let record = self
-                .ipns_record(&parsed)?
-                .ok_or_else(|| Error::Invalid("could not resolve name".into()))?;
-            record.verify(&parsed, SystemTime::now())?;
+            let record = self.best_record(&parsed)?;
             let value = std::str::from_utf8(record.value())
                 .map_err(|_| Error::Invalid("IPNS record value is not UTF-8".into()))?;
             let mut next = value.trim_end_matches('/').to_string();
@@ -165,6 +240,253 @@ impl Repo {
         } else {
             Ok(path.to_string())
         }
+    }
+}
+
+/// Checks the `[ipns]` settings.
+pub(crate) fn validate(c: &IpnsConfig) -> Result<(), Error> {
+    for (key, v) in [
+        ("ipns.republish_period", &c.republish_period),
+        ("ipns.record_lifetime", &c.record_lifetime),
+    ] {
+        ipfs_kit_ipns::parse_go_duration(v)
+            .map_err(|_| Error::Config(format!("{key}: {v:?} is not a duration such as 4h")))?;
+    }
+    Ok(())
+}
+
+/// The pubsub topic IPNS records of a routing key travel on (go-libp2p-pubsub-router's
+/// `KeyToTopic`): `/record/` + base64url (unpadded) of the key bytes.
+pub fn pubsub_topic(routing_key: &[u8]) -> String {
+    format!(
+        "/record/{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(routing_key)
+    )
+}
+
+/// Names followed over pubsub at most (each a topic subscription and a task).
+const MAX_PUBSUB_NAMES: usize = 256;
+
+/// The online half of the name system: the resolve cache and the IPNS-over-pubsub
+/// subscriptions. Lives in [`crate::Online`].
+pub(crate) struct NameSys {
+    /// Resolved records by name, each until its TTL (or end of life) passes. Bounded by
+    /// `capacity`; the entry closest to expiry goes first.
+    cache: Arc<Mutex<HashMap<Name, (Record, Instant)>>>,
+    capacity: usize,
+    /// IPNS over pubsub, when on.
+    pubsub: Option<PubsubNames>,
+}
+
+struct PubsubNames {
+    /// The task reading each followed name's topic.
+    subs: Mutex<HashMap<Name, tokio::task::JoinHandle<()>>>,
+    /// The best valid record heard on each followed topic.
+    heard: Arc<Mutex<HashMap<Name, Record>>>,
+}
+
+impl NameSys {
+    pub(crate) fn new(config: &IpnsConfig, pubsub: bool) -> Self {
+        NameSys {
+            cache: Arc::new(Mutex::new(HashMap::new())),
+            capacity: config.resolve_cache_size,
+            pubsub: pubsub.then(|| PubsubNames {
+                subs: Mutex::new(HashMap::new()),
+                heard: Arc::new(Mutex::new(HashMap::new())),
+            }),
+        }
+    }
+
+    fn cached(&self, name: &Name) -> Option<Record> {
+        let mut cache = self.cache.lock();
+        match cache.get(name) {
+            Some((r, until)) if *until > Instant::now() => Some(r.clone()),
+            Some(_) => {
+                cache.remove(name);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn remember(&self, name: Name, record: &Record) {
+        if self.capacity == 0 {
+            return;
+        }
+        let now = SystemTime::now();
+        let left = record
+            .validity()
+            .ok()
+            .and_then(|eol| eol.duration_since(now).ok())
+            .unwrap_or_default();
+        let ttl = record.ttl().min(left);
+        if ttl.is_zero() {
+            return;
+        }
+        let mut cache = self.cache.lock();
+        if cache.len() >= self.capacity && !cache.contains_key(&name) {
+            let t = Instant::now();
+            cache.retain(|_, (_, until)| *until > t);
+            if cache.len() >= self.capacity {
+                if let Some(first) = cache.iter().min_by_key(|(_, (_, u))| *u).map(|(n, _)| *n) {
+                    cache.remove(&first);
+                }
+            }
+        }
+        cache.insert(name, (record.clone(), Instant::now() + ttl));
+    }
+
+    /// Whether IPNS over pubsub is on.
+    pub(crate) fn pubsub_enabled(&self) -> bool {
+        self.pubsub.is_some()
+    }
+
+    /// The names followed over pubsub.
+    pub(crate) fn pubsub_names(&self) -> Option<Vec<Name>> {
+        let p = self.pubsub.as_ref()?;
+        let mut names: Vec<Name> = p.subs.lock().keys().copied().collect();
+        names.sort();
+        Some(names)
+    }
+
+    /// Stops following `name` over pubsub; false when it was not followed.
+    pub(crate) fn pubsub_cancel(&self, name: &Name) -> Option<bool> {
+        let p = self.pubsub.as_ref()?;
+        let task = p.subs.lock().remove(name);
+        p.heard.lock().remove(name);
+        Some(task.map(|t| t.abort()).is_some())
+    }
+
+    /// Ends every pubsub task (the daemon is stopping).
+    pub(crate) fn stop(&self) {
+        if let Some(p) = &self.pubsub {
+            for (_, t) in p.subs.lock().drain() {
+                t.abort();
+            }
+        }
+    }
+}
+
+/// Keeps `record` in `heard` when it is valid for `name` and better than what is there, and
+/// then drops the name's cached resolution so the next resolve sees it.
+fn hear(
+    heard: &Mutex<HashMap<Name, Record>>,
+    cache: &Mutex<HashMap<Name, (Record, Instant)>>,
+    name: &Name,
+    bytes: &[u8],
+) {
+    let Ok(record) = Record::decode(bytes) else {
+        return;
+    };
+    if record.verify(name, SystemTime::now()).is_err() {
+        return;
+    }
+    let key = name.routing_key();
+    let mut heard = heard.lock();
+    let better = match heard.get(name) {
+        None => true,
+        Some(old) => {
+            let old = old.encode();
+            ipfs_kit_net::records::select(&key, &[bytes, &old]) == Some(0) && bytes != old
+        }
+    };
+    if better {
+        heard.insert(*name, record);
+        cache.lock().remove(name);
+    }
+}
+
+impl crate::Online {
+    /// Puts `record` of `name` to the DHT (and its `/pk/` key record when the name does not
+    /// inline the key), and publishes it on the name's pubsub topic when IPNS over pubsub is
+    /// on. Fails when the DHT took it nowhere (pubsub alone does not count).
+    pub(crate) fn publish_record(&self, name: &Name, record: &Record) -> Result<(), Error> {
+        let (net, key, value) = (self.network().clone(), name.routing_key(), record.encode());
+        let pk = record.public_key().map(|pk| {
+            let mut k = b"/pk/".to_vec();
+            k.extend_from_slice(&name.peer_id().multihash().to_bytes());
+            (k, pk.to_vec())
+        });
+        let topic = self.names.pubsub_enabled().then(|| pubsub_topic(&key));
+        let timeout = self.fetch_timeout;
+        let result = self.wait(async move {
+            if let Some((topic, data)) = topic.map(|t| (t, value.clone())) {
+                if let Err(e) = net.publish(topic, data).await {
+                    tracing::warn!("IPNS over pubsub: {e}");
+                }
+            }
+            if let Some((k, v)) = pk {
+                let _ = tokio::time::timeout(timeout, net.put_record(k, v)).await;
+            }
+            tokio::time::timeout(timeout, net.put_record(key, value))
+                .await
+                .unwrap_or_else(|_| Err(ipfs_kit_net::Error::Routing("put timed out".into())))
+        })?;
+        result.map_err(|e| Error::Network(e.to_string()))?;
+        self.names.remember(*name, record);
+        Ok(())
+    }
+
+    /// The best valid record of `name` on the network: the cache, else the DHT and (when on)
+    /// what pubsub brought; follows the name over pubsub from now on.
+    pub(crate) fn resolve_record(&self, name: &Name) -> Result<Record, Error> {
+        if let Some(r) = self.names.cached(name) {
+            return Ok(r);
+        }
+        let heard = self.follow_over_pubsub(name);
+        let (net, key, timeout) = (self.network().clone(), name.routing_key(), self.timeout()?);
+        let found = self.wait(async move {
+            tokio::time::timeout(timeout, net.get_record(key))
+                .await
+                .unwrap_or_else(|_| Err(ipfs_kit_net::Error::Routing("routing: not found".into())))
+        })?;
+        let now = SystemTime::now();
+        let mut candidates: Vec<Record> = Vec::new();
+        match found {
+            Ok(bytes) => match Record::decode(&bytes) {
+                Ok(r) if r.verify(name, now).is_ok() => candidates.push(r),
+                _ => {}
+            },
+            Err(e) => tracing::debug!("resolve {name} in the DHT: {e}"),
+        }
+        if let Some(r) = heard.and_then(|h| h.lock().get(name).cloned()) {
+            if r.verify(name, now).is_ok() {
+                candidates.push(r);
+            }
+        }
+        let encoded: Vec<Vec<u8>> = candidates.iter().map(|r| r.encode()).collect();
+        let refs: Vec<&[u8]> = encoded.iter().map(|v| v.as_slice()).collect();
+        let best = ipfs_kit_net::records::select(&name.routing_key(), &refs)
+            .and_then(|i| candidates.into_iter().nth(i))
+            .ok_or_else(|| Error::Invalid("could not resolve name".into()))?;
+        self.names.remember(*name, &best);
+        Ok(best)
+    }
+
+    /// Subscribes to `name`'s IPNS topic (once) when IPNS over pubsub is on; the records heard.
+    fn follow_over_pubsub(&self, name: &Name) -> Option<Arc<Mutex<HashMap<Name, Record>>>> {
+        let p = self.names.pubsub.as_ref()?;
+        let mut subs = p.subs.lock();
+        if subs.contains_key(name) || subs.len() >= MAX_PUBSUB_NAMES {
+            return Some(p.heard.clone());
+        }
+        let (net, heard, name2) = (self.network().clone(), p.heard.clone(), *name);
+        let cache = self.names.cache.clone();
+        let topic = pubsub_topic(&name.routing_key());
+        let task = self.runtime.spawn(async move {
+            let mut sub = match net.subscribe(topic).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!("IPNS over pubsub for {name2}: {e}");
+                    return;
+                }
+            };
+            while let Some(msg) = sub.next().await {
+                hear(&heard, &cache, &name2, &msg.data);
+            }
+        });
+        subs.insert(*name, task);
+        Some(p.heard.clone())
     }
 }
 

@@ -110,6 +110,8 @@ pub struct NetOverrides {
     pub pubsub: bool,
     /// Routing type instead of `network.routing`.
     pub routing: Option<String>,
+    /// IPNS over pubsub (`--enable-namesys-pubsub`; turns pubsub on too).
+    pub namesys_pubsub: bool,
 }
 
 /// The block store the network reads and writes: the repo's, never the network fallback.
@@ -132,9 +134,13 @@ impl ipfs_kit_net::BlockStore for RepoStore {
 /// The running network as the node uses it.
 pub struct Online {
     net: Network,
-    runtime: tokio::runtime::Handle,
-    fetch_timeout: Duration,
+    pub(crate) runtime: tokio::runtime::Handle,
+    pub(crate) fetch_timeout: Duration,
     task: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The resolve cache and IPNS over pubsub.
+    pub(crate) names: crate::ipns::NameSys,
+    /// The IPNS republisher, while it runs.
+    republisher: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// Starts the network for `repo` and attaches it, so content operations fetch what is missing.
@@ -157,7 +163,8 @@ pub async fn start(repo: &Arc<Repo>, overrides: &NetOverrides) -> Result<Arc<Onl
     config.announce = parse(&cfg.addresses.announce)?;
     config.bootstrap = parse(&cfg.network.bootstrap)?;
     config.mdns = cfg.network.mdns;
-    config.pubsub = cfg.network.pubsub || overrides.pubsub;
+    let namesys_pubsub = cfg.ipns.use_pubsub || overrides.namesys_pubsub;
+    config.pubsub = cfg.network.pubsub || overrides.pubsub || namesys_pubsub;
     let routing = overrides.routing.as_deref().unwrap_or(&cfg.network.routing);
     config.routing = RoutingMode::parse(routing).map_err(|e| Error::Config(e.to_string()))?;
     config.conn_low_water = cfg.network.conn_low_water;
@@ -170,9 +177,39 @@ pub async fn start(repo: &Arc<Repo>, overrides: &NetOverrides) -> Result<Arc<Onl
         runtime: tokio::runtime::Handle::current(),
         fetch_timeout: Duration::from_secs(cfg.network.fetch_timeout_secs.max(1)),
         task: parking_lot::Mutex::new(Some(task)),
+        names: crate::ipns::NameSys::new(&cfg.ipns, namesys_pubsub),
+        republisher: parking_lot::Mutex::new(None),
     });
     *repo.online.write() = Some(online.clone());
+    let period = ipfs_kit_ipns::parse_go_duration(&cfg.ipns.republish_period)
+        .map_err(|_| Error::Config("ipns.republish_period".into()))?;
+    let lifetime = ipfs_kit_ipns::parse_go_duration(&cfg.ipns.record_lifetime)
+        .map_err(|_| Error::Config("ipns.record_lifetime".into()))?;
+    if !period.is_zero() {
+        *online.republisher.lock() = Some(tokio::spawn(republish_loop(
+            Arc::downgrade(repo),
+            period,
+            lifetime,
+        )));
+    }
     Ok(online)
+}
+
+/// Re-puts the node's IPNS records every `period`, the first time a minute after start (or
+/// after `period`, when shorter), as Kubo's republisher. Holds the repo weakly: the loop ends
+/// with it.
+async fn republish_loop(repo: std::sync::Weak<Repo>, period: Duration, lifetime: Duration) {
+    tokio::time::sleep(period.min(Duration::from_secs(60))).await;
+    loop {
+        let Some(r) = repo.upgrade() else { return };
+        match tokio::task::spawn_blocking(move || r.republish(lifetime)).await {
+            Ok(Ok(n)) if n > 0 => tracing::info!("republished {n} IPNS records"),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!("IPNS republish: {e}"),
+            Err(e) => tracing::warn!("IPNS republish: {e}"),
+        }
+        tokio::time::sleep(period).await;
+    }
 }
 
 impl Online {
@@ -184,6 +221,10 @@ impl Online {
     /// Stops the network (connections close) and detaches it from `repo`.
     pub async fn stop(&self, repo: &Repo) {
         *repo.online.write() = None;
+        if let Some(t) = self.republisher.lock().take() {
+            t.abort();
+        }
+        self.names.stop();
         self.net.shutdown().await;
         let task = self.task.lock().take();
         if let Some(t) = task {
@@ -192,7 +233,7 @@ impl Online {
     }
 
     /// Runs `fut` on the daemon's runtime and waits for it from this (blocking) thread.
-    fn wait<T: Send + 'static>(
+    pub(crate) fn wait<T: Send + 'static>(
         &self,
         fut: impl std::future::Future<Output = T> + Send + 'static,
     ) -> Result<T, Error> {
@@ -207,7 +248,7 @@ impl Online {
     /// How long a fetch may wait: `network.fetch_timeout_secs`, cut to just before the
     /// deadline of the API request being served (so the command can still report the timeout
     /// in its own output, as Kubo's commands report their context's), if it has one.
-    fn timeout(&self) -> Result<Duration, Error> {
+    pub(crate) fn timeout(&self) -> Result<Duration, Error> {
         let Some(deadline) = ipfs_kit_rpc::call_deadline() else {
             return Ok(self.fetch_timeout);
         };
@@ -292,6 +333,7 @@ const PROTOCOLS: &[&str] = &[
     "/ipfs/id/1.0.0",
     "/ipfs/id/push/1.0.0",
     "/ipfs/kad/1.0.0",
+    "/ipfs/lan/kad/1.0.0",
     "/ipfs/ping/1.0.0",
     "/meshsub/1.0.0",
     "/meshsub/1.1.0",
@@ -508,7 +550,12 @@ impl NetworkApi for Online {
     ) -> Result<(), RpcError> {
         let cid = ipfs_kit_block::parse_cid(cid).map_err(|e| RpcError::normal(e.to_string()))?;
         let mut rx = self.ask(move |n| async move { n.find_providers(cid, limit).await })?;
+        // Both DHT instances (WAN and LAN protocol) may name the same provider.
+        let mut seen = std::collections::HashSet::new();
         while let Some(p) = self.runtime.block_on(rx.recv()) {
+            if !seen.insert(p.peer) || seen.len() > limit {
+                continue;
+            }
             let addrs = if p.addr.is_empty() {
                 Vec::new()
             } else {
@@ -536,6 +583,43 @@ impl NetworkApi for Online {
             .map(|c| ipfs_kit_block::parse_cid(c).map_err(|e| RpcError::normal(e.to_string())))
             .collect::<Result<Vec<_>, _>>()?;
         self.ask(move |n| async move { n.provide(cids).await })
+    }
+
+    fn get_value(&self, key: &str) -> Result<Vec<u8>, RpcError> {
+        let key = ipfs_kit_net::records::key_from_text(key)
+            .map_err(|e| RpcError::normal(e.to_string()))?;
+        let timeout = self.timeout().map_err(rpc_err)?;
+        self.ask(move |n| async move {
+            tokio::time::timeout(timeout, n.get_record(key))
+                .await
+                .unwrap_or_else(|_| Err(ipfs_kit_net::Error::Routing("routing: not found".into())))
+        })
+    }
+
+    fn put_value(&self, key: &str, value: Vec<u8>) -> Result<String, RpcError> {
+        let bin = ipfs_kit_net::records::key_from_text(key)
+            .map_err(|e| RpcError::normal(e.to_string()))?;
+        let peer = match ipfs_kit_net::records::parse_key(&bin) {
+            Ok(ipfs_kit_net::records::RecordKind::Ipns(name)) => name.peer_id().to_string(),
+            Ok(ipfs_kit_net::records::RecordKind::PublicKey(p)) => p.to_string(),
+            Err(e) => return Err(RpcError::normal(e.to_string())),
+        };
+        let timeout = self.timeout().map_err(rpc_err)?;
+        self.ask(move |n| async move {
+            tokio::time::timeout(timeout, n.put_record(bin, value))
+                .await
+                .unwrap_or_else(|_| Err(ipfs_kit_net::Error::Routing("put timed out".into())))
+        })?;
+        Ok(peer)
+    }
+
+    fn closest_peers(&self, peer: &str) -> Result<Vec<(String, Vec<String>)>, RpcError> {
+        let p = parse_peer(peer)?;
+        Ok(self
+            .ask(move |n| async move { n.closest_peers(p.to_bytes()).await })?
+            .into_iter()
+            .map(|(p, addrs)| (p.to_string(), addrs.iter().map(|a| a.to_string()).collect()))
+            .collect())
     }
 
     fn bandwidth(&self, protocol: Option<&str>) -> Result<(u64, u64), RpcError> {

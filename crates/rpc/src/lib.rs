@@ -25,6 +25,8 @@ pub use files::{FilesEntry, FilesStat, FilesWrite};
 pub use keys::KeyEntry;
 pub use metrics::Metrics;
 pub use name::NamePublish;
+/// Largest value `routing put` accepts: an IPNS record's limit.
+pub(crate) const MAX_ROUTING_VALUE: usize = 10 * 1024;
 pub use network::{NetworkApi, PubsubMessage, SwarmPeer};
 pub use request::Request;
 pub use server::{call_deadline, router, Limits};
@@ -308,6 +310,19 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Result<(String, String, String), RpcError>;
     /// `name/resolve` of a name (`None`: the node's own).
     fn name_resolve(&self, name: Option<&str>, recursive: bool) -> Result<String, RpcError>;
+    /// `name/pubsub/state`: whether IPNS over pubsub is on.
+    fn ipns_pubsub_enabled(&self) -> bool {
+        false
+    }
+    /// `name/pubsub/subs`: the names (`/ipns/k51…`) followed over pubsub.
+    fn ipns_pubsub_subs(&self) -> Result<Vec<String>, RpcError> {
+        Err(RpcError::normal(crate::name::PUBSUB_OFF))
+    }
+    /// `name/pubsub/cancel`: stops following a name over pubsub; false when it was not.
+    fn ipns_pubsub_cancel(&self, name: &str) -> Result<bool, RpcError> {
+        let _ = name;
+        Err(RpcError::normal(crate::name::PUBSUB_OFF))
+    }
 
     // The network.
 

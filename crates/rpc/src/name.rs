@@ -28,6 +28,9 @@ pub struct NamePublish {
     pub sequence: Option<u64>,
 }
 
+/// Kubo's answer when IPNS over pubsub is off.
+pub(crate) const PUBSUB_OFF: &str = "IPNS pubsub subsystem is not enabled";
+
 /// Answers `name/<sub>`.
 pub(crate) async fn run(
     b: Arc<dyn Backend>,
@@ -60,6 +63,16 @@ pub(crate) async fn run(
             } else {
                 json_response(&json!({ "Path": path }))
             }
+        }
+        "name/pubsub/state" => json_response(&json!({ "Enabled": b.ipns_pubsub_enabled() })),
+        "name/pubsub/subs" => {
+            let subs = blocking(move || b.ipns_pubsub_subs()).await?;
+            json_response(&json!({ "Strings": subs }))
+        }
+        "name/pubsub/cancel" => {
+            let name = req.arg(0, "name")?.to_string();
+            let canceled = blocking(move || b.ipns_pubsub_cancel(&name)).await?;
+            json_response(&json!({ "Canceled": canceled }))
         }
         _ => {
             return Err(RpcError::request(

@@ -86,6 +86,13 @@ pub trait NetworkApi: Send + Sync {
     fn provide(&self, cids: &[String], recursive: bool) -> Result<usize, RpcError>;
     /// `stats/bw` totals (bytes in, bytes out) overall or for one protocol.
     fn bandwidth(&self, protocol: Option<&str>) -> Result<(u64, u64), RpcError>;
+    /// `routing get`: the best valid value under a textual key (`/ipns/<name>`, `/pk/<id>`).
+    fn get_value(&self, key: &str) -> Result<Vec<u8>, RpcError>;
+    /// `routing put`: validates `value` for the key and puts it to the DHT; returns the peer
+    /// ID the key names.
+    fn put_value(&self, key: &str, value: Vec<u8>) -> Result<String, RpcError>;
+    /// `dht query`: the peers closest to a peer ID, nearest first, with their addresses.
+    fn closest_peers(&self, peer: &str) -> Result<Vec<(String, Vec<String>)>, RpcError>;
 }
 
 /// Kubo's answer to a command that needs the network on a node without one (`ErrNotOnline`).
@@ -125,14 +132,19 @@ pub(crate) const COMMANDS: &[&str] = &[
     "bootstrap/rm/all",
     "dht/findpeer",
     "dht/findprovs",
+    "dht/get",
     "dht/provide",
+    "dht/put",
+    "dht/query",
     "pubsub/ls",
     "pubsub/peers",
     "pubsub/pub",
     "pubsub/sub",
     "routing/findpeer",
     "routing/findprovs",
+    "routing/get",
     "routing/provide",
+    "routing/put",
     "stats/bitswap",
     "stats/bw",
     "swarm/addrs",
@@ -166,9 +178,10 @@ fn topic_arg(s: &str) -> Result<String, RpcError> {
     String::from_utf8(bytes).map_err(|_| RpcError::normal("pubsub topic is not UTF-8"))
 }
 
-/// Kubo's routing query event types.
+/// Kubo's routing query event types (`routing.QueryEventType`).
 const QUERY_PROVIDER: u8 = 4;
 const QUERY_FINAL_PEER: u8 = 2;
+const QUERY_VALUE: u8 = 5;
 
 fn strings(list: Vec<String>) -> Response {
     json_response(&json!({ "Strings": list }))
@@ -364,6 +377,43 @@ pub(crate) async fn run(
             let recursive = req.flag(&["recursive", "r"], false)?;
             blocking(move || net(&b)?.provide(&cids, recursive)).await?;
             crate::server::ndjson_response(Vec::<Value>::new())
+        }
+        "routing/get" | "dht/get" => {
+            let key = req.arg(0, "key")?.to_string();
+            let value = blocking(move || net(&b)?.get_value(&key)).await?;
+            use base64::Engine as _;
+            crate::server::ndjson_response(vec![json!({
+                "Extra": base64::engine::general_purpose::STANDARD.encode(value),
+                "ID": "", "Responses": null, "Type": QUERY_VALUE,
+            })])
+        }
+        "routing/put" | "dht/put" => {
+            let key = req.arg(0, "key")?.to_string();
+            let mut upload =
+                upload.ok_or_else(|| RpcError::client("argument \"value-file\" is required"))?;
+            let peer = blocking(move || {
+                let value = upload.first_file(crate::MAX_ROUTING_VALUE, "value-file")?;
+                net(&b)?.put_value(&key, value)
+            })
+            .await?;
+            crate::server::ndjson_response(vec![json!({
+                "Extra": "", "ID": peer, "Responses": null, "Type": QUERY_VALUE,
+            })])
+        }
+        "dht/query" => {
+            let peer = req.arg(0, "peerID")?.to_string();
+            let peers = blocking(move || net(&b)?.closest_peers(&peer)).await?;
+            crate::server::ndjson_response(
+                peers
+                    .into_iter()
+                    .map(|(id, addrs)| {
+                        json!({
+                            "Extra": "", "ID": id, "Type": QUERY_FINAL_PEER,
+                            "Responses": [{ "ID": id, "Addrs": addrs }],
+                        })
+                    })
+                    .collect::<Vec<_>>(),
+            )
         }
         "stats/bw" => {
             let proto = req.string(&["proto", "t"]).map(str::to_string);

@@ -548,6 +548,9 @@ const COMMANDS: &[&str] = &[
     "object/stat",
     "openapi.json",
     "name/publish",
+    "name/pubsub/cancel",
+    "name/pubsub/state",
+    "name/pubsub/subs",
     "name/resolve",
     "pin/add",
     "pin/ls",
@@ -1059,6 +1062,8 @@ async fn run(
         c if crate::network::is_network(c) => {
             let upload = if c == "pubsub/pub" {
                 Some(state.upload(cmd, request, "data").await?)
+            } else if matches!(c, "routing/put" | "dht/put") {
+                Some(state.upload(cmd, request, "value-file").await?)
             } else {
                 None
             };

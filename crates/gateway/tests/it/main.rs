@@ -1442,3 +1442,167 @@ async fn redirects_file_on_origin_isolated_requests() {
         r.text()
     );
 }
+
+/// A routing backend: providers for one CID, one known peer, and IPNS records it accepts
+/// when they are "valid" (start with `ok`).
+struct Routing {
+    provider_of: Cid,
+    puts: std::sync::Mutex<Vec<(String, Vec<u8>)>>,
+}
+
+impl Backend for Routing {
+    fn get_block(&self, _: &Cid) -> Result<Option<Bytes>, Error> {
+        Ok(None)
+    }
+    fn has_block(&self, _: &Cid) -> Result<bool, Error> {
+        Ok(false)
+    }
+    fn ipns_record(&self, _: &str) -> Result<Option<Vec<u8>>, Error> {
+        Ok(None)
+    }
+    fn resolve_ipns(&self, name: &str) -> Result<String, Error> {
+        Err(Error::NotFound(format!("cannot resolve {name}")))
+    }
+    fn find_providers(
+        &self,
+        cid: &Cid,
+        limit: usize,
+    ) -> Result<Vec<ipfs_kit_gateway::RoutingPeer>, Error> {
+        if *cid != self.provider_of {
+            return Ok(Vec::new());
+        }
+        Ok((0..250)
+            .map(|i| ipfs_kit_gateway::RoutingPeer {
+                id: format!("12D3KooWpeer{i}"),
+                addrs: vec![format!("/ip4/127.0.0.1/tcp/{}", 4000 + i)],
+                protocols: vec!["transport-bitswap".into()],
+            })
+            .take(limit)
+            .collect())
+    }
+    fn find_peer(&self, peer: &str) -> Result<Option<ipfs_kit_gateway::RoutingPeer>, Error> {
+        Ok(
+            (peer == "12D3KooWknown").then(|| ipfs_kit_gateway::RoutingPeer {
+                id: peer.into(),
+                addrs: vec!["/ip4/127.0.0.1/tcp/4001".into()],
+                protocols: vec![],
+            }),
+        )
+    }
+    fn put_ipns_record(&self, name: &str, record: &[u8]) -> Result<(), Error> {
+        if !record.starts_with(b"ok") {
+            return Err(Error::Invalid("record does not verify".into()));
+        }
+        self.puts
+            .lock()
+            .expect("lock")
+            .push((name.to_string(), record.to_vec()));
+        Ok(())
+    }
+}
+
+async fn put(app: &Router, uri: &str, content_type: &str, body: Vec<u8>) -> Resp {
+    let req = Request::builder()
+        .method(Method::PUT)
+        .uri(uri)
+        .header("content-type", content_type)
+        .body(Body::from(body))
+        .expect("request");
+    let resp = app.clone().oneshot(req).await.expect("infallible");
+    let (parts, body) = resp.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX).await.expect("body");
+    Resp {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+#[tokio::test]
+async fn delegated_routing_answers_as_the_spec_says() {
+    let f = fixture();
+    let backend = Arc::new(Routing {
+        provider_of: f.hello.cid,
+        puts: Default::default(),
+    });
+    let app = router(backend.clone(), Config::default());
+    // JSON, cut at 100; NDJSON streams more, one record per line.
+    let r = get(&app, &format!("/routing/v1/providers/{}", f.hello.cid)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.h("content-type"), "application/json");
+    assert_eq!(r.h("access-control-allow-origin"), "*");
+    assert_eq!(r.h("vary"), "Accept");
+    assert!(r.h("cache-control").starts_with("public, max-age=300"));
+    let v: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+    let list = v["Providers"].as_array().expect("list");
+    assert_eq!(list.len(), 100);
+    assert_eq!(list[0]["Schema"], "peer");
+    assert_eq!(list[0]["Protocols"][0], "transport-bitswap");
+    let r = call(
+        &app,
+        Method::GET,
+        &format!("/routing/v1/providers/{}", f.hello.cid),
+        &[("accept", "application/x-ndjson")],
+    )
+    .await;
+    assert_eq!(r.h("content-type"), "application/x-ndjson");
+    assert_eq!(r.text().lines().count(), 250);
+    // Nothing found is 404, briefly cacheable; a bad CID is 400.
+    let r = get(&app, &format!("/routing/v1/providers/{}", f.dir.cid)).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.h("cache-control").starts_with("public, max-age=15"));
+    assert_eq!(
+        get(&app, "/routing/v1/providers/nope").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    // Peers.
+    let r = get(&app, "/routing/v1/peers/12D3KooWknown").await;
+    let v: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+    assert_eq!(v["Peers"][0]["ID"], "12D3KooWknown");
+    assert_eq!(
+        get(&app, "/routing/v1/peers/12D3KooWother").await.status,
+        StatusCode::NOT_FOUND
+    );
+    // IPNS PUT: the media type, the size limit, validity.
+    let at = "/routing/v1/ipns/k51name";
+    let ctype = "application/vnd.ipfs.ipns-record";
+    assert_eq!(
+        put(&app, at, ctype, b"ok record".to_vec()).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        put(&app, at, "application/json", b"ok".to_vec())
+            .await
+            .status,
+        StatusCode::NOT_ACCEPTABLE
+    );
+    assert_eq!(
+        put(&app, at, ctype, b"bad".to_vec()).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        put(&app, at, ctype, vec![b'o'; 10 * 1024 + 1]).await.status,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    assert_eq!(
+        *backend.puts.lock().expect("lock"),
+        vec![("k51name".to_string(), b"ok record".to_vec())]
+    );
+    // No record: 404 cacheable for a minute; PUT elsewhere is not allowed; CORS preflight.
+    let r = get(&app, at).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.h("cache-control"), "public, max-age=60");
+    assert_eq!(
+        put(&app, "/routing/v1/providers/x", ctype, b"ok".to_vec())
+            .await
+            .status,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    let r = call(&app, Method::OPTIONS, at, &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.h("access-control-allow-methods"), "GET, PUT, OPTIONS");
+    assert_eq!(
+        get(&app, "/routing/v1/unknown/x").await.status,
+        StatusCode::BAD_REQUEST
+    );
+}

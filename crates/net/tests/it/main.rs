@@ -225,3 +225,123 @@ async fn the_dht_finds_a_provider_we_are_not_connected_to() {
         .unwrap();
     assert_eq!(got, x);
 }
+
+fn ipns_record(key: &ipfs_kit_ipns::Keypair, seq: u64, value: &str) -> Vec<u8> {
+    ipfs_kit_ipns::Record::create(
+        key,
+        value.as_bytes(),
+        &ipfs_kit_ipns::RecordOptions {
+            sequence: seq,
+            validity: std::time::SystemTime::now() + Duration::from_secs(3600),
+            ttl: Duration::from_secs(60),
+            v1_compat: true,
+        },
+    )
+    .unwrap()
+    .encode()
+}
+
+/// Puts `value` from `from` until some peer takes it (identify must first have told `from`
+/// about its neighbours' DHT protocols).
+async fn put_when_ready(from: &Network, key: &[u8], value: &[u8]) {
+    for _ in 0..100 {
+        if from.put_record(key.to_vec(), value.to_vec()).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no peer took the record");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipns_records_travel_through_the_dht_and_only_valid_better_ones_win() {
+    // A chain a - b - c - d: d never talks to a directly, yet gets what a put.
+    let mut nodes = Vec::new();
+    for _ in 0..4 {
+        nodes.push(node(RoutingMode::Server, false).await.0);
+    }
+    for w in nodes.windows(2) {
+        w[0].connect(tcp_addr(&w[1]).await).await.unwrap();
+    }
+    let (a, d) = (&nodes[0], &nodes[3]);
+    let key = ipfs_kit_ipns::Keypair::from_seed(&[7; 32]);
+    let name = key.public().peer_id().to_name();
+    let rkey = name.routing_key();
+    let v1 = ipns_record(&key, 1, "/ipfs/bafkqaaa");
+    put_when_ready(a, &rkey, &v1).await;
+    let mut got = None;
+    for _ in 0..100 {
+        if let Ok(v) = d.get_record(rkey.clone()).await {
+            got = Some(v);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(got.as_deref(), Some(&v1[..]), "d did not find a's record");
+
+    // A newer record replaces it everywhere it lands; an older one is refused.
+    let v2 = ipns_record(&key, 2, "/ipfs/bafkqaaa/two");
+    a.put_record(rkey.clone(), v2.clone()).await.unwrap();
+    assert_eq!(d.get_record(rkey.clone()).await.unwrap(), v2);
+    assert!(matches!(
+        a.put_record(rkey.clone(), v1.clone()).await,
+        Err(ipfs_kit_net::Error::Record(_))
+    ));
+    // Records that do not validate are refused before anything is sent or stored.
+    let other = ipfs_kit_ipns::Keypair::from_seed(&[8; 32]);
+    let forged = ipns_record(&other, 9, "/ipfs/bafkqaaa/forged");
+    assert!(a.put_record(rkey.clone(), forged).await.is_err());
+    assert!(a.put_record(b"/v/x".to_vec(), b"x".to_vec()).await.is_err());
+    assert!(d.get_record(b"/v/x".to_vec()).await.is_err());
+    assert_eq!(d.get_record(rkey.clone()).await.unwrap(), v2);
+
+    // A public key record is checked against its peer ID.
+    let mut pk_key = b"/pk/".to_vec();
+    pk_key.extend_from_slice(&key.public().peer_id().multihash().to_bytes());
+    put_when_ready(a, &pk_key, &key.public().to_protobuf()).await;
+    assert_eq!(
+        d.get_record(pk_key.clone()).await.unwrap(),
+        key.public().to_protobuf()
+    );
+    assert!(a
+        .put_record(pk_key, other.public().to_protobuf())
+        .await
+        .is_err());
+
+    // Unknown keys are not found, not an error of the network.
+    let nobody = ipfs_kit_ipns::Keypair::from_seed(&[9; 32])
+        .public()
+        .peer_id()
+        .to_name()
+        .routing_key();
+    assert!(matches!(
+        d.get_record(nobody).await,
+        Err(ipfs_kit_net::Error::Routing(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dht_query_and_findpeer_reach_peers_we_are_not_connected_to() {
+    // a - b - c: a learns c's addresses and finds it among the closest peers through b.
+    let (a, _) = node(RoutingMode::Server, false).await;
+    let (b, _) = node(RoutingMode::Server, false).await;
+    let (c, _) = node(RoutingMode::Server, false).await;
+    a.connect(tcp_addr(&b).await).await.unwrap();
+    c.connect(tcp_addr(&b).await).await.unwrap();
+    let mut found = None;
+    for _ in 0..100 {
+        if let Ok(addrs) = a.find_peer(c.peer_id()).await {
+            found = Some(addrs);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let addrs = found.expect("c not found");
+    let (c_listen, _) = c.addrs().await.unwrap();
+    assert!(addrs.iter().any(|x| c_listen.contains(x)), "{addrs:?}");
+    let closest = a.closest_peers(c.peer_id().to_bytes()).await.unwrap();
+    let ids: Vec<_> = closest.iter().map(|(p, _)| *p).collect();
+    assert!(ids.contains(&c.peer_id()), "{ids:?}");
+    assert!(ids.contains(&b.peer_id()), "{ids:?}");
+    assert!(ids.len() <= ipfs_kit_net::records::CLOSEST);
+}

@@ -265,6 +265,7 @@ pub fn ours_spelling(key: &str) -> bool {
         "addresses",
         "api",
         "network",
+        "ipns",
         "extra",
     ]
     .contains(&first)
