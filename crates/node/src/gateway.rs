@@ -41,8 +41,13 @@ fn internal(e: impl std::fmt::Display) -> GatewayError {
 }
 
 impl Backend for GatewayBackend {
+    /// From the repo, and when online from the network (bitswap), as Kubo's gateway does.
     fn get_block(&self, cid: &Cid) -> Result<Option<Bytes>, GatewayError> {
-        self.repo.blocks().get(cid).map_err(internal)
+        match self.repo.block_bytes(cid) {
+            Ok(data) => Ok(Some(data)),
+            Err(crate::Error::NotFound(_)) => Ok(None),
+            Err(e) => Err(internal(e)),
+        }
     }
 
     fn get_cached_block(&self, cid: &Cid) -> Option<Bytes> {

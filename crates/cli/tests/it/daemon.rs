@@ -1789,6 +1789,14 @@ fn delegated_routing_and_ipns_between_two_daemons() {
         .and_then(|l| l.rsplit("/p2p/").next())
         .expect("id");
     assert_eq!(na.ok(&["dht", "query", &a_id]), format!("{b_id}\n"));
+    // b's gateway fetches what only a has, over bitswap.
+    assert!(!nb.local_refs().iter().any(|r| r == cid));
+    let (status, head, body) = curl_full(&[&format!("{}/ipfs/{cid}", b.gateway)]);
+    assert_eq!(
+        (status, body.as_slice()),
+        (200, &b"delegated routing\n"[..]),
+        "{head}"
+    );
     a.stop();
     b.stop();
 
