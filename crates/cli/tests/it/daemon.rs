@@ -1790,11 +1790,15 @@ fn delegated_routing_and_ipns_between_two_daemons() {
         .expect("id");
     assert_eq!(na.ok(&["dht", "query", &a_id]), format!("{b_id}\n"));
     // b's gateway fetches what only a has, over bitswap.
-    assert!(!nb.local_refs().iter().any(|r| r == cid));
-    let (status, head, body) = curl_full(&[&format!("{}/ipfs/{cid}", b.gateway)]);
+    let only_a = na.dir.path().join("only-a.txt");
+    std::fs::write(&only_a, b"held by a alone\n").expect("write");
+    let only_a = na.ok(&["add", "-Q", only_a.to_str().expect("p")]);
+    let only_a = only_a.trim();
+    assert!(!nb.local_refs().iter().any(|r| r == only_a));
+    let (status, head, body) = curl_full(&[&format!("{}/ipfs/{only_a}", b.gateway)]);
     assert_eq!(
         (status, body.as_slice()),
-        (200, &b"delegated routing\n"[..]),
+        (200, &b"held by a alone\n"[..]),
         "{head}"
     );
     a.stop();
