@@ -18,13 +18,15 @@ use libp2p::core::ConnectedPoint;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
-use libp2p::{gossipsub, identify, kad, mdns, ping, Multiaddr, PeerId, Swarm};
+use libp2p::{autonat, gossipsub, identify, kad, mdns, ping, Multiaddr, PeerId, Swarm};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
+use crate::bandwidth::Bandwidth;
+use crate::provide::Provider;
 use crate::pubsub::{PubsubMessage, Subscribers};
 use crate::swarm::{self, Behaviour, BehaviourEvent, KAD_PROTOCOL};
-use crate::{BlockStore, Command, Config, Error};
+use crate::{BlockStore, Command, Config, Error, Reachability};
 
 /// Server lookup batches running at once.
 const MAX_LOOKUPS: usize = 4;
@@ -70,6 +72,8 @@ pub struct BitswapStat {
     pub wantlist: Vec<Cid>,
     /// Connected bitswap peers.
     pub peers: Vec<PeerId>,
+    /// Newly stored keys waiting to be announced (Kubo's `ProvideBufLen`).
+    pub provide_queue: usize,
 }
 
 type AddrsReply = oneshot::Sender<Result<Vec<Multiaddr>, Error>>;
@@ -101,6 +105,9 @@ pub(crate) struct EventLoop {
     subscribers: Subscribers,
     pubsub_seq: u64,
     config: Config,
+    provider: Provider,
+    bandwidth: Arc<Bandwidth>,
+    reachability: Reachability,
 }
 
 enum ProviderQuery {
@@ -119,8 +126,14 @@ impl EventLoop {
         config: Config,
         store: Arc<dyn BlockStore>,
         commands: mpsc::Receiver<Command>,
+        bandwidth: Arc<Bandwidth>,
     ) -> Result<Self, Error> {
-        let mut swarm = swarm::build(&config)?;
+        let mut swarm = swarm::build(&config, bandwidth.clone())?;
+        let provider = Provider::new(
+            swarm.behaviour().stream.new_control(),
+            *swarm.local_peer_id(),
+            config.accelerated_provide,
+        );
         for addr in &config.listen {
             swarm
                 .listen_on(addr.clone())
@@ -156,6 +169,9 @@ impl EventLoop {
             subscribers: Subscribers::default(),
             pubsub_seq: 0,
             config,
+            provider,
+            bandwidth,
+            reachability: Reachability::Unknown,
         };
         // Wait until every listener is bound, so the addresses are known when start returns.
         let mut pending = event_loop.config.listen.len();
@@ -189,6 +205,11 @@ impl EventLoop {
         Ok(event_loop)
     }
 
+    /// A handle for opening streams of our own (ping).
+    pub(crate) fn stream_control(&self) -> libp2p_stream::Control {
+        self.swarm.behaviour().stream.new_control()
+    }
+
     pub(crate) async fn run(mut self) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -207,8 +228,14 @@ impl EventLoop {
                         }
                     }
                 }
+                Some(sent) = self.provider.senders.join_next(), if !self.provider.senders.is_empty() => {
+                    if let Ok((peer, result)) = sent {
+                        self.provider.on_sent(peer, result);
+                    }
+                }
                 _ = tick.tick() => self.on_tick(),
             }
+            self.provider.poll(&mut self.swarm);
             self.flush_store();
             self.flush_client();
             self.pump_server();
@@ -267,6 +294,7 @@ impl EventLoop {
     }
 
     fn on_tick(&mut self) {
+        self.bandwidth.tick();
         let lost = self.client.tick(Instant::now());
         if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
             let running = self
@@ -398,6 +426,14 @@ impl EventLoop {
                 }
                 let _ = reply.send((listen, announced));
             }
+            Command::Listen { addr, reply } => {
+                let _ = reply.send(
+                    self.swarm
+                        .listen_on(addr.clone())
+                        .map(|_| ())
+                        .map_err(|e| Error::Transport(format!("listen on {addr}: {e}"))),
+                );
+            }
             Command::KnownAddrs(reply) => {
                 let mut known: HashMap<PeerId, Vec<Multiaddr>> = HashMap::new();
                 for (peer, conns) in &self.connections {
@@ -445,6 +481,7 @@ impl EventLoop {
                     stats: *bitswap.stats(),
                     wantlist: self.client.wantlist(),
                     peers,
+                    provide_queue: self.provider.stat().queued,
                 });
             }
             Command::Wantlist { peer, reply } => {
@@ -476,24 +513,36 @@ impl EventLoop {
                 }
                 // Without a DHT the receiver simply ends empty.
             }
-            Command::Provide { cids, reply } => {
-                let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() else {
+            Command::Provide {
+                cids,
+                reprovide,
+                reply,
+            } => {
+                if self.swarm.behaviour().kad.as_ref().is_none() {
                     let _ = reply.send(Err(Error::Routing(
                         "routing is disabled (Routing.Type none)".into(),
                     )));
-                    return;
-                };
-                let mut n = 0;
-                for cid in cids {
-                    match kad.start_providing(kad::RecordKey::new(&cid.hash().to_bytes())) {
-                        Ok(_) => n += 1,
-                        Err(e) => {
-                            let _ = reply.send(Err(Error::Routing(format!("provide {cid}: {e}"))));
-                            return;
-                        }
-                    }
+                } else if !reprovide && self.connections.is_empty() {
+                    let _ = reply.send(Err(Error::Routing(
+                        "cannot provide, no connected peers".into(),
+                    )));
+                } else {
+                    self.provider.submit(cids, reprovide, Some(reply));
                 }
-                let _ = reply.send(Ok(n));
+            }
+            Command::Announce(cids) => {
+                if self.swarm.behaviour().kad.as_ref().is_some() {
+                    self.provider.announce(cids);
+                }
+            }
+            Command::ProvideStat(reply) => {
+                let _ = reply.send(self.provider.stat());
+            }
+            Command::Reachability(reply) => {
+                let _ = reply.send(self.reachability.clone());
+            }
+            Command::Protocols(reply) => {
+                let _ = reply.send(self.local_protocols());
             }
             Command::FindPeer { peer, reply } => {
                 let known: Vec<Multiaddr> = self
@@ -616,6 +665,9 @@ impl EventLoop {
                 self.latency.insert(peer, rtt);
             }
             BehaviourEvent::Kad(e) => self.on_kad(e),
+            BehaviourEvent::Autonat(autonat::Event::StatusChanged { new, .. }) => {
+                self.on_reachability(new)
+            }
             BehaviourEvent::Gossipsub(gossipsub::Event::Message { message, .. }) => {
                 if let Some(from) = message.source {
                     self.subscribers.deliver(PubsubMessage {
@@ -675,6 +727,9 @@ impl EventLoop {
         else {
             return;
         };
+        if self.provider.on_query(id, &result) {
+            return;
+        }
         match result {
             kad::QueryResult::GetProviders(Ok(kad::GetProvidersOk::FoundProviders {
                 providers,
@@ -749,6 +804,83 @@ impl EventLoop {
         if step.last {
             self.provider_queries.remove(&id);
         }
+    }
+}
+
+impl EventLoop {
+    /// AutoNAT's verdict. An unreachable node with a relay client listens through its static
+    /// relays, so that others can reach it (and DCUtR can then try a direct connection).
+    fn on_reachability(&mut self, status: autonat::NatStatus) {
+        self.reachability = match status {
+            autonat::NatStatus::Public(a) => Reachability::Public(a),
+            autonat::NatStatus::Private => Reachability::Private,
+            autonat::NatStatus::Unknown => Reachability::Unknown,
+        };
+        tracing::info!("reachability: {:?}", self.reachability);
+        if self.reachability == Reachability::Private && self.config.relay_client {
+            let listening: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
+            for relay in self.config.static_relays.clone() {
+                let circuit = relay.with(Protocol::P2pCircuit);
+                if listening
+                    .iter()
+                    .any(|l| l.to_string().starts_with(&circuit.to_string()))
+                {
+                    continue;
+                }
+                if let Err(e) = self.swarm.listen_on(circuit.clone()) {
+                    tracing::warn!("listen through relay {circuit}: {e}");
+                }
+            }
+        }
+    }
+
+    /// The protocols this node answers on now, as identify announces them: the DHT only in
+    /// server mode, the others as their behaviours are enabled.
+    fn local_protocols(&self) -> Vec<String> {
+        let b = self.swarm.behaviour();
+        let mut list: Vec<String> = [
+            "/ipfs/id/1.0.0",
+            "/ipfs/id/push/1.0.0",
+            "/ipfs/ping/1.0.0",
+            "/ipfs/bitswap",
+            "/ipfs/bitswap/1.0.0",
+            "/ipfs/bitswap/1.1.0",
+            "/ipfs/bitswap/1.2.0",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if b.kad
+            .as_ref()
+            .is_some_and(|k| k.mode() == kad::Mode::Server)
+        {
+            list.push(KAD_PROTOCOL.to_string());
+        }
+        if b.gossipsub.is_enabled() {
+            for p in [
+                "/meshsub/1.0.0",
+                "/meshsub/1.1.0",
+                "/meshsub/1.2.0",
+                "/meshsub/1.3.0",
+                "/floodsub/1.0.0",
+            ] {
+                list.push(p.into());
+            }
+        }
+        if b.autonat.is_enabled() {
+            list.push("/libp2p/autonat/1.0.0".into());
+        }
+        if b.relay.is_enabled() {
+            list.push("/libp2p/circuit/relay/0.2.0/hop".into());
+        }
+        if b.relay_client.is_enabled() {
+            list.push("/libp2p/circuit/relay/0.2.0/stop".into());
+        }
+        if b.dcutr.is_enabled() {
+            list.push("/libp2p/dcutr".into());
+        }
+        list.sort();
+        list
     }
 }
 

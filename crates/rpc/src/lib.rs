@@ -25,7 +25,7 @@ pub use files::{FilesEntry, FilesStat, FilesWrite};
 pub use keys::KeyEntry;
 pub use metrics::Metrics;
 pub use name::NamePublish;
-pub use network::{NetworkApi, PubsubMessage, SwarmPeer};
+pub use network::{Bandwidth, NetworkApi, PingLine, PubsubMessage, SwarmPeer};
 pub use request::Request;
 pub use server::{call_deadline, router, Limits};
 pub use upload::{AddEvent, AddParams, Upload, UploadKind};
