@@ -11,6 +11,7 @@
 
 mod bandwidth;
 mod dag;
+mod dht;
 mod event_loop;
 mod ping;
 mod provide;

@@ -14,6 +14,7 @@ use libp2p::{
 };
 
 use crate::bandwidth::{Bandwidth, Counted};
+use crate::dht::Dht;
 use crate::store::Store;
 use crate::{Config, Error, RoutingMode};
 
@@ -28,7 +29,7 @@ pub struct Behaviour {
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
     pub bitswap: ipfs_kit_bitswap::Behaviour,
-    pub kad: Toggle<kad::Behaviour<Store>>,
+    pub kad: Toggle<Dht>,
     pub gossipsub: Toggle<gossipsub::Behaviour>,
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     /// Outbound streams the node writes itself: batched `ADD_PROVIDER`, on-demand pings.
@@ -129,9 +130,9 @@ pub fn build(config: &Config, bandwidth: Arc<Bandwidth>) -> Result<Swarm<Behavio
                 cfg.set_provider_publication_interval(None);
                 // Kubo's provider record lifetime.
                 cfg.set_provider_record_ttl(Some(Duration::from_secs(48 * 3600)));
-                // Periodic bootstrap runs only with somewhere to start from; without, libp2p
-                // would try at every start and warn "Failed to trigger bootstrap". A node that
-                // meets peers later (swarm connect) bootstraps as their addresses arrive.
+                // Periodic bootstrap runs only with somewhere to start from (see crate::dht for
+                // the other trigger). A node that meets peers later (swarm connect) bootstraps
+                // as they enter its routing table.
                 if config.bootstrap.is_empty() {
                     cfg.set_periodic_bootstrap_interval(None);
                 }
@@ -141,7 +142,7 @@ pub fn build(config: &Config, bandwidth: Arc<Bandwidth>) -> Result<Swarm<Behavio
                     RoutingMode::Server => Some(kad::Mode::Server),
                     _ => None,
                 });
-                kad
+                Dht(kad)
             });
             let gossipsub = if config.pubsub {
                 let cfg = gossipsub::ConfigBuilder::default()

@@ -5,6 +5,7 @@ mod crash;
 mod daemon;
 mod interop;
 mod names;
+mod network;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
