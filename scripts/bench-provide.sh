@@ -59,7 +59,7 @@ start() { # name: a DHT server on free ports, TCP swarm only
   IPFS_KIT_PATH="$tmp/$1" "$BIN" daemon --api /ip4/127.0.0.1/tcp/0 --gateway /ip4/127.0.0.1/tcp/0 \
     --swarm "/ip4/127.0.0.1/tcp/$(port)" --routing dhtserver >"$tmp/$1.out" 2>"$tmp/$1.err" &
   pids+=($!)
-  for _ in $(seq 1 200); do grep -q "Daemon is ready" "$tmp/$1.out" && return; sleep 0.1; done
+  for _ in $(seq 1 200); do grep -qs "Daemon is ready" "$tmp/$1.out" && return; sleep 0.1; done
   echo "$1 did not start"; cat "$tmp/$1.err"; exit 1
 }
 api() { sed -E 's#/ip4/([^/]+)/tcp/([0-9]+)#http://\1:\2#' "$tmp/$1/api"; }
@@ -118,15 +118,16 @@ sample() { # n: n keys spread over the first $2 stored
   on P refs local | python3 -c "import sys; k=sys.stdin.read().split(); k=[c for c in k][:$2]; step=max(1,len(k)//$1); print(' '.join(k[::step][:$1]))"
 }
 
-declare -A results
+declare -A results last
 echo "== providing: $KEYS keys (batched) and $CLASSIC_KEYS (per key) to a DHT of $((NODES + 2)) servers, $ROUNDS rounds, load $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq 1 "$ROUNDS"); do
   for n in P Q; do
     t0=$(date +%s.%N); rpc $n routing/reprovide >/dev/null; t1=$(date +%s.%N)
-    results[$n]+="$(echo "$t1 - $t0" | bc) "
+    last[$n]=$(echo "$t1 - $t0" | bc)
+    results[$n]+="${last[$n]} "
   done
   check P D3 $(sample 20 "$KEYS")
-  echo "  round $r: P ${results[P]##* }, Q ${results[Q]##* }; 20 sampled keys found (load $(cut -d' ' -f1 /proc/loadavg))"
+  echo "  round $r: batched ${last[P]} s, per key ${last[Q]} s; 20 sampled keys found (load $(cut -d' ' -f1 /proc/loadavg))"
 done
 python3 - "$KEYS" "$CLASSIC_KEYS" <<PY
 import statistics, sys

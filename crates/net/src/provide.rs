@@ -21,7 +21,7 @@
 //!    peers at once.
 //!
 //! The peer set found by a crawl is reused for [`SNAPSHOT_TTL`], so announcing newly added
-//! content between reprovides costs no lookups at all. A small batch with no fresh snapshot
+//! content between reprovides costs no lookups at all (a reprovide always crawls afresh). A small batch with no fresh snapshot
 //! uses libp2p's per-key `start_providing` instead (at most [`MAX_PER_KEY_QUERIES`] at once):
 //! for a handful of keys, a crawl of a large network would cost more than it saves.
 //!
@@ -393,7 +393,10 @@ impl Provider {
                 ));
             }
         }
+        // A reprovide re-places every record where the closest peers are now: it always
+        // crawls afresh. Announcements in between reuse the last crawl.
         let fresh = self.accelerated
+            && !job.reprovide
             && self
                 .snapshot
                 .as_ref()

@@ -483,3 +483,48 @@ async fn autonat_finds_a_reachable_node_public() {
         "{status:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_node_listens_through_its_static_relay() {
+    // `b` announces an address nothing listens on and listens nowhere else: AutoNAT's dial-backs
+    // fail, b is found private, and it listens through the relay it was given.
+    let port = free_port();
+    let relay_listen: libp2p::Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap();
+    let (relay, _) = node_with(|c| {
+        c.relay_service = true;
+        c.autonat_only_global = false;
+        c.listen = vec![relay_listen.clone()];
+        c.announce = vec![relay_listen.clone()];
+    })
+    .await;
+    let relay_addr = tcp_addr(&relay).await;
+    let closed: libp2p::Multiaddr = format!("/ip4/127.0.0.1/tcp/{}", free_port()).parse().unwrap();
+    let mut helpers = Vec::new();
+    let (b, _) = node_with(|c| {
+        c.listen = Vec::new();
+        c.announce = vec![closed];
+        c.autonat_only_global = false;
+        c.static_relays = vec![relay_addr.clone()];
+    })
+    .await;
+    b.connect(relay_addr.clone()).await.unwrap();
+    for _ in 0..2 {
+        let (h, _) = node_with(|c| c.autonat_only_global = false).await;
+        b.connect(tcp_addr(&h).await).await.unwrap();
+        helpers.push(h);
+    }
+    let mut listening = false;
+    for _ in 0..900 {
+        let (listen, _) = b.addrs().await.unwrap();
+        if listen.iter().any(|a| a.to_string().contains("/p2p-circuit")) {
+            listening = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        b.reachability().await.unwrap(),
+        ipfs_kit_net::Reachability::Private
+    );
+    assert!(listening, "b never listened through its relay");
+}
