@@ -498,7 +498,9 @@ async fn an_unreachable_node_listens_through_its_static_relay() {
     })
     .await;
     let relay_addr = tcp_addr(&relay).await;
-    let closed: libp2p::Multiaddr = format!("/ip4/127.0.0.1/tcp/{}", free_port()).parse().unwrap();
+    let closed: libp2p::Multiaddr = format!("/ip4/127.0.0.1/tcp/{}", free_port())
+        .parse()
+        .unwrap();
     let mut helpers = Vec::new();
     let (b, _) = node_with(|c| {
         c.listen = Vec::new();
@@ -516,7 +518,10 @@ async fn an_unreachable_node_listens_through_its_static_relay() {
     let mut listening = false;
     for _ in 0..900 {
         let (listen, _) = b.addrs().await.unwrap();
-        if listen.iter().any(|a| a.to_string().contains("/p2p-circuit")) {
+        if listen
+            .iter()
+            .any(|a| a.to_string().contains("/p2p-circuit"))
+        {
             listening = true;
             break;
         }
@@ -527,4 +532,71 @@ async fn an_unreachable_node_listens_through_its_static_relay() {
         ipfs_kit_net::Reachability::Private
     );
     assert!(listening, "b never listened through its relay");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crawl_splits_the_keyspace_when_the_dht_outgrows_k() {
+    // 26 servers: more than K (20), so one lookup cannot see them all and the crawl explores
+    // prefix regions. Every key must still reach its closest peers: others find the provider.
+    let (hub, _) = node(RoutingMode::Server, false).await;
+    let mut nodes = Vec::new();
+    for _ in 0..25 {
+        let (n, _) = node(RoutingMode::Server, false).await;
+        n.connect(tcp_addr(&hub).await).await.unwrap();
+        nodes.push(n);
+    }
+    until_dht_knows(&hub, 25).await;
+    let a = &nodes[0];
+    until_dht_knows(a, 1).await;
+    let keys: Vec<Cid> = (0..200u32)
+        .map(|i| *Block::encode(codec::RAW, HashAlg::Sha2_256, 1, i.to_le_bytes().to_vec()).cid())
+        .collect();
+    let outcome = a.provide(keys.clone()).await.unwrap();
+    assert!(outcome.lookups > 1, "{outcome:?}");
+    assert!(outcome.peers >= 20, "{outcome:?}");
+    // Each key goes to its 20 closest servers, `a` itself excepted when it is one of them.
+    let mut everyone: Vec<libp2p::PeerId> = nodes.iter().map(|n| n.peer_id()).collect();
+    everyone.push(hub.peer_id());
+    let sha = |b: &[u8]| -> [u8; 32] {
+        sha2::Digest::finalize(sha2::Digest::chain_update(
+            <sha2::Sha256 as sha2::Digest>::new(),
+            b,
+        ))
+        .into()
+    };
+    let expected: usize = keys
+        .iter()
+        .map(|k| {
+            let target = sha(&k.hash().to_bytes());
+            let mut by_distance = everyone.clone();
+            by_distance.sort_by_key(|p| {
+                let h = sha(&p.to_bytes());
+                let mut d = [0u8; 32];
+                for i in 0..32 {
+                    d[i] = h[i] ^ target[i];
+                }
+                d
+            });
+            by_distance[..20]
+                .iter()
+                .filter(|p| **p != a.peer_id())
+                .count()
+        })
+        .sum();
+    assert_eq!(outcome.messages, expected, "each key to its 20 closest");
+    assert_eq!(outcome.failed_peers, 0);
+    let stat = a.provide_stat().await.unwrap();
+    assert_eq!(
+        stat.last_crawl_peers, 25,
+        "the crawl saw every other server"
+    );
+    for (i, key) in keys.iter().enumerate().step_by(25) {
+        let finder = &nodes[1 + i % 24];
+        let mut found = finder.find_providers(*key, 1).await.unwrap();
+        let p = tokio::time::timeout(Duration::from_secs(30), found.recv())
+            .await
+            .unwrap()
+            .expect("a provider");
+        assert_eq!(p.peer, a.peer_id());
+    }
 }
