@@ -229,8 +229,9 @@ impl EventLoop {
                     }
                 }
                 Some(sent) = self.provider.senders.join_next(), if !self.provider.senders.is_empty() => {
-                    if let Ok((peer, result)) = sent {
-                        self.provider.on_sent(peer, result);
+                    match sent {
+                        Ok((peer, result)) => self.provider.on_sent(Some(peer), result),
+                        Err(e) => self.provider.on_sent(None, Err(e.to_string())),
                     }
                 }
                 _ = tick.tick() => self.on_tick(),

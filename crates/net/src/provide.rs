@@ -529,8 +529,8 @@ impl Provider {
         }
     }
 
-    /// Takes a sender's report.
-    pub(crate) fn on_sent(&mut self, peer: PeerId, result: Result<usize, String>) {
+    /// Takes a sender's report (`peer` unknown when its task panicked).
+    pub(crate) fn on_sent(&mut self, peer: Option<PeerId>, result: Result<usize, String>) {
         let Some(run) = self.run.as_mut() else {
             return;
         };
@@ -540,7 +540,7 @@ impl Provider {
         match result {
             Ok(n) => run.outcome.messages += n,
             Err(e) => {
-                tracing::debug!("provide to {peer}: {e}");
+                tracing::debug!("provide to {peer:?}: {e}");
                 run.outcome.failed_peers += 1;
             }
         }

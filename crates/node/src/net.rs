@@ -598,6 +598,10 @@ impl NetworkApi for Online {
 
     fn provide(&self, cids: &[String], recursive: bool) -> Result<usize, RpcError> {
         let repo = self.repo_for_provide()?;
+        // Kubo checks for peers before it looks at the keys.
+        if self.ask(|n| async move { n.peers().await })?.is_empty() {
+            return Err(RpcError::normal("cannot provide, no connected peers"));
+        }
         let mut keys = Vec::new();
         for c in cids {
             let cid = ipfs_kit_block::parse_cid(c).map_err(|e| RpcError::normal(e.to_string()))?;
