@@ -46,7 +46,9 @@ struct Cli {
 enum Cmd {
     /// Create a new repo (config, identity, block store) at the repo path.
     Init {
-        /// The default import profile: unixfs-v0-2015 (Kubo's CIDs), unixfs-v1-2025 or kubo-v0.22.
+        /// Profiles, comma-separated: `public` (join the public IPFS network: Kubo's
+        /// bootstrap peers, mDNS, swarm on all interfaces) and/or the default import profile:
+        /// unixfs-v0-2015 (Kubo's CIDs), unixfs-v1-2025 or kubo-v0.22. The default is private.
         #[arg(long)]
         profile: Option<String>,
     },
@@ -175,6 +177,11 @@ enum Cmd {
     /// until told otherwise).
     #[command(subcommand)]
     Bootstrap(network::BootstrapCmd),
+    /// Send echo requests to a peer over libp2p's ping protocol (needs the daemon).
+    Ping(network::PingArgs),
+    /// Network statistics: bw (bandwidth), provide (needs the daemon).
+    #[command(subcommand)]
+    Stats(network::StatsCmd),
     /// Show the ipfs-kit version.
     Version,
 }
@@ -1031,6 +1038,8 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Routing(c) => network::run_local(&repo, network::NetCmd::Routing(c), &mut out)?,
         Cmd::Dht(c) => network::run_local(&repo, network::NetCmd::Dht(c), &mut out)?,
         Cmd::Bootstrap(c) => network::run_local(&repo, network::NetCmd::Bootstrap(c), &mut out)?,
+        Cmd::Ping(a) => network::run_local(&repo, network::NetCmd::Ping(a), &mut out)?,
+        Cmd::Stats(c) => network::run_local(&repo, network::NetCmd::Stats(c), &mut out)?,
         Cmd::Files(c) => names::files(&repo, c, &mut out)?,
         Cmd::Key(c) => names::key(&repo, c, &mut out)?,
         Cmd::Name(c) => names::name(&repo, c, &mut out)?,

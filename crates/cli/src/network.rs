@@ -70,6 +70,8 @@ pub enum BitswapCmd {
         /// The peer ID.
         peer: String,
     },
+    /// Announce every key of the reprovider strategy to the DHT now, and wait.
+    Reprovide,
 }
 
 /// `pubsub`: gossipsub messaging (the daemon needs --enable-pubsub-experiment or
@@ -113,11 +115,14 @@ pub enum RoutingCmd {
         /// The peer ID.
         peer: String,
     },
-    /// Announce to the DHT that this node provides CIDs.
+    /// Announce to the DHT that this node provides CIDs (stored here), and wait.
     Provide {
         /// The CIDs.
         #[arg(required = true)]
         cids: Vec<String>,
+        /// Provide every block of each DAG.
+        #[arg(long, short)]
+        recursive: bool,
     },
     /// Print the best value stored under a key (`/ipns/<name>`, `/pk/<peer ID>`).
     Get {
@@ -131,6 +136,8 @@ pub enum RoutingCmd {
         /// The value; `-` or nothing reads standard input.
         file: Option<PathBuf>,
     },
+    /// Announce every key of the reprovider strategy now, and wait.
+    Reprovide,
 }
 
 /// `dht`: Kademlia queries.
@@ -141,6 +148,38 @@ pub enum DhtCmd {
         /// The peer ID.
         peer: String,
     },
+}
+
+/// `ping`: round trips to a peer over libp2p's ping protocol.
+#[derive(clap::Args, Debug)]
+pub struct PingArgs {
+    /// A peer ID, or a multiaddr ending in /p2p/<peer ID>.
+    pub peer: String,
+    /// Number of pings.
+    #[arg(long, short = 'n', default_value_t = 10)]
+    pub count: i64,
+}
+
+/// `stats`: network statistics.
+#[derive(Subcommand, Debug)]
+pub enum StatsCmd {
+    /// Bandwidth: totals and rates, overall, for one protocol or for one peer.
+    Bw {
+        /// One peer's traffic.
+        #[arg(long, short)]
+        peer: Option<String>,
+        /// One protocol's traffic, such as /ipfs/bitswap/1.2.0.
+        #[arg(long, short = 't')]
+        proto: Option<String>,
+        /// Print the figures every interval until interrupted.
+        #[arg(long)]
+        poll: bool,
+        /// The interval for --poll (500ms, 1s, 1m).
+        #[arg(long, short, default_value = "1s")]
+        interval: String,
+    },
+    /// Providing: keys provided, time taken, the last reprovide.
+    Provide,
 }
 
 /// `bootstrap`: the peers the daemon dials at start (network.bootstrap).
@@ -180,6 +219,35 @@ pub enum NetCmd {
     Dht(DhtCmd),
     /// `bootstrap …`.
     Bootstrap(BootstrapCmd),
+    /// `ping …`.
+    Ping(PingArgs),
+    /// `stats …`.
+    Stats(StatsCmd),
+}
+
+/// Bytes as go-humanize writes them (SI units), as Kubo prints bandwidth.
+fn human_bytes(n: f64) -> String {
+    if n < 10.0 {
+        return format!("{:.0} B", n.max(0.0));
+    }
+    let units = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let e = (n.log10() / 3.0).floor().min(6.0) as i32;
+    let v = n / 1000f64.powi(e);
+    if v < 10.0 {
+        format!("{v:.1} {}", units[e as usize])
+    } else {
+        format!("{v:.0} {}", units[e as usize])
+    }
+}
+
+fn print_bw(out: &mut dyn Write, v: &Value) -> Result<()> {
+    let n = |k: &str| v[k].as_f64().unwrap_or(0.0);
+    writeln!(out, "Bandwidth")?;
+    writeln!(out, "TotalIn: {}", human_bytes(n("TotalIn")))?;
+    writeln!(out, "TotalOut: {}", human_bytes(n("TotalOut")))?;
+    writeln!(out, "RateIn: {}/s", human_bytes(n("RateIn")))?;
+    writeln!(out, "RateOut: {}/s", human_bytes(n("RateOut")))?;
+    Ok(())
 }
 
 fn arg(v: &str) -> (&'static str, String) {
@@ -312,6 +380,9 @@ pub fn run_remote(api: &Api, cmd: NetCmd, out: &mut dyn Write) -> Result<()> {
                 writeln!(out, "Bytes sent:\t{}", v["Sent"])?;
                 writeln!(out, "Bytes received:\t{}", v["Recv"])?;
             }
+            BitswapCmd::Reprovide => {
+                api.lines("bitswap/reprovide", &[], None, &mut |_| Ok(()))?;
+            }
         },
         NetCmd::Pubsub(c) => match c {
             PubsubCmd::Pub { topic: t, file } => {
@@ -367,8 +438,9 @@ pub fn run_remote(api: &Api, cmd: NetCmd, out: &mut dyn Write) -> Result<()> {
                     Ok(())
                 })?;
             }
-            RoutingCmd::Provide { cids } => {
-                let q: Vec<_> = cids.iter().map(|c| arg(c)).collect();
+            RoutingCmd::Provide { cids, recursive } => {
+                let mut q: Vec<_> = cids.iter().map(|c| arg(c)).collect();
+                q.push(("recursive", recursive.to_string()));
                 api.lines("routing/provide", &q, None, &mut |_| Ok(()))?;
             }
             RoutingCmd::Get { key } => {
@@ -393,6 +465,9 @@ pub fn run_remote(api: &Api, cmd: NetCmd, out: &mut dyn Write) -> Result<()> {
                     },
                 )?;
             }
+            RoutingCmd::Reprovide => {
+                api.lines("routing/reprovide", &[], None, &mut |_| Ok(()))?;
+            }
         },
         NetCmd::Dht(DhtCmd::Query { peer }) => {
             api.lines("dht/query", &[arg(&peer)], None, &mut |v| {
@@ -401,6 +476,67 @@ pub fn run_remote(api: &Api, cmd: NetCmd, out: &mut dyn Write) -> Result<()> {
                 }
                 Ok(())
             })?;
+        }
+        NetCmd::Ping(a) => {
+            let q = [arg(&a.peer), ("count", a.count.to_string())];
+            api.lines("ping", &q, None, &mut |v| {
+                let text = v["Text"].as_str().unwrap_or("");
+                if !text.is_empty() {
+                    writeln!(out, "{text}")?;
+                } else if v["Success"].as_bool() == Some(true) {
+                    let ms = v["Time"].as_f64().unwrap_or(0.0) / 1e6;
+                    writeln!(out, "Pong received: time={ms:.2} ms")?;
+                } else {
+                    writeln!(out, "Pong failed")?;
+                }
+                out.flush()?;
+                Ok(())
+            })?;
+        }
+        NetCmd::Stats(StatsCmd::Bw {
+            peer,
+            proto,
+            poll,
+            interval,
+        }) => {
+            let mut q: Vec<(&str, String)> = Vec::new();
+            if let Some(p) = peer {
+                q.push(("peer", p));
+            }
+            if let Some(p) = proto {
+                q.push(("proto", p));
+            }
+            if poll {
+                q.push(("poll", "true".into()));
+                q.push(("interval", interval));
+                api.lines("stats/bw", &q, None, &mut |v| {
+                    print_bw(out, &v)?;
+                    out.flush()?;
+                    Ok(())
+                })?;
+            } else {
+                print_bw(out, &api.json("stats/bw", &q)?)?;
+            }
+        }
+        NetCmd::Stats(StatsCmd::Provide) => {
+            let v = api.json("stats/provide", &[])?;
+            let ms = |k: &str| v[k].as_f64().unwrap_or(0.0) / 1e6;
+            writeln!(out, "TotalProvides:          {}", v["TotalProvides"])?;
+            writeln!(
+                out,
+                "AvgProvideDuration:     {:.3}ms",
+                ms("AvgProvideDuration")
+            )?;
+            writeln!(
+                out,
+                "LastReprovideDuration:  {:.3}ms",
+                ms("LastReprovideDuration")
+            )?;
+            writeln!(
+                out,
+                "LastReprovideBatchSize: {}",
+                v["LastReprovideBatchSize"]
+            )?;
         }
         NetCmd::Bootstrap(c) => {
             let v = match c {

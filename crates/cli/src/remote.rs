@@ -749,6 +749,8 @@ pub fn run(api: &Api, cmd: Cmd, out: &mut dyn Write) -> Result<()> {
         Cmd::Bootstrap(c) => {
             crate::network::run_remote(api, crate::network::NetCmd::Bootstrap(c), out)?
         }
+        Cmd::Ping(a) => crate::network::run_remote(api, crate::network::NetCmd::Ping(a), out)?,
+        Cmd::Stats(c) => crate::network::run_remote(api, crate::network::NetCmd::Stats(c), out)?,
         Cmd::Config(c) => match c {
             ConfigCmd::Show => {
                 let v = api.json("config/show", &[])?;

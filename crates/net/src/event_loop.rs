@@ -18,14 +18,16 @@ use libp2p::core::ConnectedPoint;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
-use libp2p::{gossipsub, identify, kad, mdns, ping, Multiaddr, PeerId, Swarm};
+use libp2p::{autonat, gossipsub, identify, kad, mdns, ping, Multiaddr, PeerId, Swarm};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
+use crate::bandwidth::Bandwidth;
+use crate::provide::Provider;
 use crate::pubsub::{PubsubMessage, Subscribers};
 use crate::records::{self, Dht, Followup, Op, Ops};
 use crate::swarm::{self, Behaviour, BehaviourEvent, KAD_LAN_PROTOCOL, KAD_PROTOCOL};
-use crate::{BlockStore, Command, Config, Error, RoutingMode};
+use crate::{BlockStore, Command, Config, Error, Reachability, RoutingMode};
 
 /// Server lookup batches running at once.
 const MAX_LOOKUPS: usize = 4;
@@ -33,6 +35,8 @@ const MAX_LOOKUPS: usize = 4;
 const STORE_QUEUE: usize = 64;
 /// Provider lookups running at once (wants nobody connected has).
 const MAX_PROVIDER_QUERIES: usize = 8;
+/// Most keys of one explicit provide that are also announced on the LAN DHT, key by key.
+const MAX_LAN_PROVIDES: usize = 256;
 
 /// A connected peer, as `swarm peers` lists it.
 #[derive(Clone, Debug)]
@@ -71,6 +75,8 @@ pub struct BitswapStat {
     pub wantlist: Vec<Cid>,
     /// Connected bitswap peers.
     pub peers: Vec<PeerId>,
+    /// Newly stored keys waiting to be announced (Kubo's `ProvideBufLen`).
+    pub provide_queue: usize,
 }
 
 enum Stored {
@@ -103,6 +109,9 @@ pub(crate) struct EventLoop {
     subscribers: Subscribers,
     pubsub_seq: u64,
     config: Config,
+    provider: Provider,
+    bandwidth: Arc<Bandwidth>,
+    reachability: Reachability,
 }
 
 /// A provider lookup on the LAN instance for a `routing findprovs` caller.
@@ -128,8 +137,14 @@ impl EventLoop {
         config: Config,
         store: Arc<dyn BlockStore>,
         commands: mpsc::Receiver<Command>,
+        bandwidth: Arc<Bandwidth>,
     ) -> Result<Self, Error> {
-        let mut swarm = swarm::build(&config)?;
+        let mut swarm = swarm::build(&config, bandwidth.clone())?;
+        let provider = Provider::new(
+            swarm.behaviour().stream.new_control(),
+            *swarm.local_peer_id(),
+            config.accelerated_provide,
+        );
         for addr in &config.listen {
             swarm
                 .listen_on(addr.clone())
@@ -166,6 +181,9 @@ impl EventLoop {
             subscribers: Subscribers::default(),
             pubsub_seq: 0,
             config,
+            provider,
+            bandwidth,
+            reachability: Reachability::Unknown,
         };
         // Wait until every listener is bound, so the addresses are known when start returns.
         let mut pending = event_loop.config.listen.len();
@@ -216,6 +234,11 @@ impl EventLoop {
         Ok(event_loop)
     }
 
+    /// A handle for opening streams of our own (ping).
+    pub(crate) fn stream_control(&self) -> libp2p_stream::Control {
+        self.swarm.behaviour().stream.new_control()
+    }
+
     pub(crate) async fn run(mut self) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -234,8 +257,15 @@ impl EventLoop {
                         }
                     }
                 }
+                Some(sent) = self.provider.senders.join_next(), if !self.provider.senders.is_empty() => {
+                    match sent {
+                        Ok((peer, result)) => self.provider.on_sent(Some(peer), result),
+                        Err(e) => self.provider.on_sent(None, Err(e.to_string())),
+                    }
+                }
                 _ = tick.tick() => self.on_tick(),
             }
+            self.provider.poll(&mut self.swarm);
             self.flush_store();
             self.flush_client();
             self.pump_server();
@@ -294,6 +324,7 @@ impl EventLoop {
     }
 
     fn on_tick(&mut self) {
+        self.bandwidth.tick();
         let lost = self.client.tick(Instant::now());
         if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
             let running = self
@@ -425,6 +456,14 @@ impl EventLoop {
                 }
                 let _ = reply.send((listen, announced));
             }
+            Command::Listen { addr, reply } => {
+                let _ = reply.send(
+                    self.swarm
+                        .listen_on(addr.clone())
+                        .map(|_| ())
+                        .map_err(|e| Error::Transport(format!("listen on {addr}: {e}"))),
+                );
+            }
             Command::KnownAddrs(reply) => {
                 let mut known: HashMap<PeerId, Vec<Multiaddr>> = HashMap::new();
                 for (peer, conns) in &self.connections {
@@ -472,6 +511,7 @@ impl EventLoop {
                     stats: *bitswap.stats(),
                     wantlist: self.client.wantlist(),
                     peers,
+                    provide_queue: self.provider.stat().queued,
                 });
             }
             Command::Wantlist { peer, reply } => {
@@ -515,31 +555,47 @@ impl EventLoop {
                 }
                 // Without a DHT the receiver simply ends empty.
             }
-            Command::Provide { cids, reply } => {
-                let b = self.swarm.behaviour_mut();
-                let (Some(kad), lan) = (b.kad.as_mut(), b.kad_lan.as_mut()) else {
+            Command::Provide {
+                cids,
+                reprovide,
+                reply,
+            } => {
+                if self.swarm.behaviour().kad.as_ref().is_none() {
                     let _ = reply.send(Err(Error::Routing(
                         "routing is disabled (Routing.Type none)".into(),
                     )));
-                    return;
-                };
-                let mut lan = lan;
-                let mut n = 0;
-                for cid in cids {
-                    let key = kad::RecordKey::new(&cid.hash().to_bytes());
-                    if let Some(lan) = lan.as_mut() {
-                        // Kubo's LAN DHT only hears of providers through its own protocol.
-                        let _ = lan.start_providing(key.clone());
-                    }
-                    match kad.start_providing(key) {
-                        Ok(_) => n += 1,
-                        Err(e) => {
-                            let _ = reply.send(Err(Error::Routing(format!("provide {cid}: {e}"))));
-                            return;
+                } else if !reprovide && self.connections.is_empty() {
+                    let _ = reply.send(Err(Error::Routing(
+                        "cannot provide, no connected peers".into(),
+                    )));
+                } else {
+                    // Kubo's LAN DHT hears of providers only through its own protocol; an
+                    // explicit provide of a few keys goes there too, one query per key (the
+                    // batched path speaks /ipfs/kad/1.0.0).
+                    if !reprovide && cids.len() <= MAX_LAN_PROVIDES {
+                        if let Some(lan) = self.swarm.behaviour_mut().kad_lan.as_mut() {
+                            for cid in &cids {
+                                let _ = lan
+                                    .start_providing(kad::RecordKey::new(&cid.hash().to_bytes()));
+                            }
                         }
                     }
+                    self.provider.submit(cids, reprovide, Some(reply));
                 }
-                let _ = reply.send(Ok(n));
+            }
+            Command::Announce(cids) => {
+                if self.swarm.behaviour().kad.as_ref().is_some() {
+                    self.provider.announce(cids);
+                }
+            }
+            Command::ProvideStat(reply) => {
+                let _ = reply.send(self.provider.stat());
+            }
+            Command::Reachability(reply) => {
+                let _ = reply.send(self.reachability.clone());
+            }
+            Command::Protocols(reply) => {
+                let _ = reply.send(self.local_protocols());
             }
             Command::FindPeer { peer, reply } => {
                 let known: Vec<Multiaddr> = self
@@ -729,6 +785,9 @@ impl EventLoop {
             }
             BehaviourEvent::Kad(e) => self.on_kad(e),
             BehaviourEvent::KadLan(e) => self.on_kad_lan(e),
+            BehaviourEvent::Autonat(autonat::Event::StatusChanged { new, .. }) => {
+                self.on_reachability(new)
+            }
             BehaviourEvent::Gossipsub(gossipsub::Event::Message { message, .. }) => {
                 if let Some(from) = message.source {
                     self.subscribers.deliver(PubsubMessage {
@@ -904,6 +963,9 @@ impl EventLoop {
             self.follow_up(follow);
             return;
         }
+        if self.provider.on_query(id, &result) {
+            return;
+        }
         match result {
             kad::QueryResult::GetProviders(Ok(kad::GetProvidersOk::FoundProviders {
                 providers,
@@ -966,6 +1028,83 @@ impl EventLoop {
         if step.last {
             self.provider_queries.remove(&id);
         }
+    }
+}
+
+impl EventLoop {
+    /// AutoNAT's verdict. An unreachable node with a relay client listens through its static
+    /// relays, so that others can reach it (and DCUtR can then try a direct connection).
+    fn on_reachability(&mut self, status: autonat::NatStatus) {
+        self.reachability = match status {
+            autonat::NatStatus::Public(a) => Reachability::Public(a),
+            autonat::NatStatus::Private => Reachability::Private,
+            autonat::NatStatus::Unknown => Reachability::Unknown,
+        };
+        tracing::info!("reachability: {:?}", self.reachability);
+        if self.reachability == Reachability::Private && self.config.relay_client {
+            let listening: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
+            for relay in self.config.static_relays.clone() {
+                let circuit = relay.with(Protocol::P2pCircuit);
+                if listening
+                    .iter()
+                    .any(|l| l.to_string().starts_with(&circuit.to_string()))
+                {
+                    continue;
+                }
+                if let Err(e) = self.swarm.listen_on(circuit.clone()) {
+                    tracing::warn!("listen through relay {circuit}: {e}");
+                }
+            }
+        }
+    }
+
+    /// The protocols this node answers on now, as identify announces them: the DHT only in
+    /// server mode, the others as their behaviours are enabled.
+    fn local_protocols(&self) -> Vec<String> {
+        let b = self.swarm.behaviour();
+        let mut list: Vec<String> = [
+            "/ipfs/id/1.0.0",
+            "/ipfs/id/push/1.0.0",
+            "/ipfs/ping/1.0.0",
+            "/ipfs/bitswap",
+            "/ipfs/bitswap/1.0.0",
+            "/ipfs/bitswap/1.1.0",
+            "/ipfs/bitswap/1.2.0",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if b.kad
+            .as_ref()
+            .is_some_and(|k| k.mode() == kad::Mode::Server)
+        {
+            list.push(KAD_PROTOCOL.to_string());
+        }
+        if b.gossipsub.is_enabled() {
+            for p in [
+                "/meshsub/1.0.0",
+                "/meshsub/1.1.0",
+                "/meshsub/1.2.0",
+                "/meshsub/1.3.0",
+                "/floodsub/1.0.0",
+            ] {
+                list.push(p.into());
+            }
+        }
+        if b.autonat.is_enabled() {
+            list.push("/libp2p/autonat/1.0.0".into());
+        }
+        if b.relay.is_enabled() {
+            list.push("/libp2p/circuit/relay/0.2.0/hop".into());
+        }
+        if b.relay_client.is_enabled() {
+            list.push("/libp2p/circuit/relay/0.2.0/stop".into());
+        }
+        if b.dcutr.is_enabled() {
+            list.push("/libp2p/dcutr".into());
+        }
+        list.sort();
+        list
     }
 }
 

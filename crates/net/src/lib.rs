@@ -9,11 +9,16 @@
 //! Blocks come and go through a [`BlockStore`] the owner supplies; every block received is
 //! verified against its CID before it is stored or handed to anyone (see docs/bitswap.md).
 
+mod bandwidth;
 mod dag;
+mod dht;
 mod event_loop;
+mod ping;
+mod provide;
 mod pubsub;
 mod quic;
 pub mod records;
+mod store;
 mod swarm;
 
 use std::sync::Arc;
@@ -25,8 +30,11 @@ pub use libp2p::multiaddr::Protocol;
 pub use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot};
 
+pub use bandwidth::{Bandwidth, BandwidthStat};
 pub use dag::FetchStats;
 pub use event_loop::{BitswapStat, PeerInfo};
+pub use ping::PingEvent;
+pub use provide::{ProvideOutcome, ProvideStat, ANNOUNCE_QUEUE};
 pub use pubsub::{PubsubMessage, Subscription};
 pub use records::{FoundPeer, RecordError};
 
@@ -130,6 +138,37 @@ pub struct Config {
     pub bitswap_server: ipfs_kit_bitswap::server::ServerConfig,
     /// The agent version identify announces.
     pub agent_version: String,
+    /// Circuit relay v2 client: dial and listen through relays (Kubo's
+    /// `Swarm.RelayClient.Enabled`).
+    pub relay_client: bool,
+    /// Relays to listen through once AutoNAT finds the node unreachable (Kubo's
+    /// `Swarm.RelayClient.StaticRelays`), as `/…/p2p/<relay>` addresses.
+    pub static_relays: Vec<Multiaddr>,
+    /// Act as a relay for others (Kubo's `Swarm.RelayService.Enabled`).
+    pub relay_service: bool,
+    /// Upgrade relayed connections to direct ones (DCUtR; Kubo's `Swarm.EnableHolePunching`).
+    pub hole_punching: bool,
+    /// Dial peers back for their AutoNAT probes (Kubo's `AutoNAT.ServiceMode` "enabled"); the
+    /// client side, which learns this node's reachability, always runs.
+    pub autonat_service: bool,
+    /// Provide batches with a crawl of the DHT and direct `ADD_PROVIDER`s (see
+    /// docs/network.md, "Providing"; Kubo's `Routing.AcceleratedDHTClient` in spirit); off:
+    /// one lookup per key, as Kubo's default provider does.
+    pub accelerated_provide: bool,
+    /// AutoNAT considers only public IP addresses, as go-libp2p does. Turned off only to test
+    /// reachability on private networks (loopback, network namespaces).
+    pub autonat_only_global: bool,
+}
+
+/// What AutoNAT concluded about this node's reachability.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reachability {
+    /// Not known yet (too few probes).
+    Unknown,
+    /// Peers could dial this address back.
+    Public(Multiaddr),
+    /// Peers could not dial back: behind a NAT or firewall.
+    Private,
 }
 
 impl Config {
@@ -155,6 +194,13 @@ impl Config {
             bitswap_client: Default::default(),
             bitswap_server: Default::default(),
             agent_version: format!("ipfs-kit/{}", env!("CARGO_PKG_VERSION")),
+            relay_client: true,
+            static_relays: Vec::new(),
+            relay_service: false,
+            hole_punching: true,
+            autonat_service: true,
+            autonat_only_global: true,
+            accelerated_provide: true,
         }
     }
 }
@@ -181,6 +227,10 @@ pub(crate) enum Command {
     },
     Peers(oneshot::Sender<Vec<PeerInfo>>),
     Addrs(oneshot::Sender<(Vec<Multiaddr>, Vec<Multiaddr>)>),
+    Listen {
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
     KnownAddrs(oneshot::Sender<Vec<(PeerId, Vec<Multiaddr>)>>),
     PeerIdentity {
         peer: PeerId,
@@ -208,8 +258,13 @@ pub(crate) enum Command {
     },
     Provide {
         cids: Vec<Cid>,
-        reply: oneshot::Sender<Result<usize, Error>>,
+        reprovide: bool,
+        reply: oneshot::Sender<Result<ProvideOutcome, Error>>,
     },
+    Announce(Vec<Cid>),
+    ProvideStat(oneshot::Sender<ProvideStat>),
+    Reachability(oneshot::Sender<Reachability>),
+    Protocols(oneshot::Sender<Vec<String>>),
     FindPeer {
         peer: PeerId,
         reply: oneshot::Sender<Result<Vec<Multiaddr>, Error>>,
@@ -238,6 +293,8 @@ pub struct Network {
     peer_id: PeerId,
     public_key: libp2p::identity::PublicKey,
     store: Arc<dyn BlockStore>,
+    bandwidth: Arc<Bandwidth>,
+    control: libp2p_stream::Control,
 }
 
 /// Commands queued to the event loop at most; senders wait beyond this.
@@ -253,7 +310,10 @@ impl Network {
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let peer_id = config.keypair.public().to_peer_id();
         let public_key = config.keypair.public();
-        let event_loop = event_loop::EventLoop::new(config, store.clone(), rx).await?;
+        let bandwidth = Arc::new(Bandwidth::default());
+        let event_loop =
+            event_loop::EventLoop::new(config, store.clone(), rx, bandwidth.clone()).await?;
+        let control = event_loop.stream_control();
         let task = tokio::spawn(event_loop.run());
         Ok((
             Network {
@@ -261,6 +321,8 @@ impl Network {
                 peer_id,
                 public_key,
                 store,
+                bandwidth,
+                control,
             },
             task,
         ))
@@ -303,6 +365,12 @@ impl Network {
     /// (listen addresses, addresses announced to others).
     pub async fn addrs(&self) -> Result<(Vec<Multiaddr>, Vec<Multiaddr>), Error> {
         self.ask(Command::Addrs).await
+    }
+
+    /// Starts listening on `addr` as well (a relay circuit, `/…/p2p/<relay>/p2p-circuit`,
+    /// listens once the relay grants a reservation: watch [`Network::addrs`]).
+    pub async fn listen_on(&self, addr: Multiaddr) -> Result<(), Error> {
+        self.ask(|reply| Command::Listen { addr, reply }).await?
     }
 
     /// Every peer we know addresses for (connected or learnt).
@@ -379,9 +447,62 @@ impl Network {
         Ok(rx)
     }
 
-    /// Announces provider records for `cids` to the DHT; returns how many were announced.
-    pub async fn provide(&self, cids: Vec<Cid>) -> Result<usize, Error> {
-        self.ask(|reply| Command::Provide { cids, reply }).await?
+    /// Announces provider records for `cids` to the DHT and waits until they are sent (see
+    /// docs/network.md, "Providing"). Fails when no peer is connected, as Kubo's does.
+    pub async fn provide(&self, cids: Vec<Cid>) -> Result<ProvideOutcome, Error> {
+        self.ask(|reply| Command::Provide {
+            cids,
+            reprovide: false,
+            reply,
+        })
+        .await?
+    }
+
+    /// [`Network::provide`] for the reprovider: counted as a reprovide in [`ProvideStat`],
+    /// and no error when no peer is connected (there is simply nobody to tell).
+    pub async fn reprovide(&self, cids: Vec<Cid>) -> Result<ProvideOutcome, Error> {
+        self.ask(|reply| Command::Provide {
+            cids,
+            reprovide: true,
+            reply,
+        })
+        .await?
+    }
+
+    /// Queues newly added content for announcement, without waiting. Keys beyond the
+    /// announce queue's bound are dropped (the reprovider covers them), never blocking the
+    /// caller.
+    pub fn announce(&self, cids: Vec<Cid>) {
+        if !cids.is_empty() {
+            let _ = self.tx.try_send(Command::Announce(cids));
+        }
+    }
+
+    /// Providing figures (`stats provide`).
+    pub async fn provide_stat(&self) -> Result<ProvideStat, Error> {
+        self.ask(Command::ProvideStat).await
+    }
+
+    /// What AutoNAT concluded about this node's reachability.
+    pub async fn reachability(&self) -> Result<Reachability, Error> {
+        self.ask(Command::Reachability).await
+    }
+
+    /// The protocols this node answers on now (what identify tells peers).
+    pub async fn protocols(&self) -> Result<Vec<String>, Error> {
+        self.ask(Command::Protocols).await
+    }
+
+    /// Bytes in and out, overall, by protocol and by peer.
+    pub fn bandwidth(&self) -> &Bandwidth {
+        &self.bandwidth
+    }
+
+    /// Pings `peer` `count` times, a second apart, over libp2p's ping protocol; the events
+    /// arrive on the receiver as Kubo's `ping` reports them (see [`PingEvent`]), and an `Err`
+    /// last when the ping as a whole failed.
+    pub fn ping(&self, peer: PeerId, count: usize) -> mpsc::Receiver<Result<PingEvent, String>> {
+        ping::start(self.clone(), peer, count)
     }
 
     /// Finds addresses of `peer` (known ones, else through the DHT).

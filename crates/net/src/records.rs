@@ -20,11 +20,12 @@ use std::time::SystemTime;
 pub use ipfs_kit_ipns::validator::{
     parse_key, select, validate, RecordError, RecordKind, MAX_KEY_BYTES, MAX_VALUE_BYTES,
 };
-use libp2p::kad::store::{self, MemoryStore, MemoryStoreConfig, RecordStore};
+use libp2p::kad::store::{self, MemoryStoreConfig, RecordStore};
 use libp2p::kad::{ProviderRecord, Record, RecordKey};
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::oneshot;
 
+use crate::store::Store;
 use crate::Error;
 
 /// Most value records the store holds (providers are counted apart).
@@ -37,11 +38,11 @@ pub fn key_from_text(text: &str) -> Result<Vec<u8>, Error> {
         .map_err(|_| Error::Invalid("invalid key: expected /ipns/<name> or /pk/<peer ID>".into()))
 }
 
-/// The record store both Kademlia instances use: a bounded [`MemoryStore`] behind a lock, with
-/// every value record validated on the way in and on the way out. Provider records pass
-/// through unchanged. The lock is only ever taken on the network task, so it never waits.
+/// The record store both Kademlia instances use: the compact provider [`Store`] (its value
+/// records a bounded `MemoryStore`) behind a lock, with every value record validated on the
+/// way in and on the way out. Provider records pass through unchanged. The lock is only ever taken on the network task, so it never waits.
 #[derive(Clone)]
-pub struct SharedStore(Arc<Mutex<MemoryStore>>);
+pub struct SharedStore(Arc<Mutex<Store>>);
 
 impl SharedStore {
     pub(crate) fn new(local: PeerId) -> Self {
@@ -50,12 +51,12 @@ impl SharedStore {
             max_value_bytes: MAX_VALUE_BYTES,
             ..Default::default()
         };
-        SharedStore(Arc::new(Mutex::new(MemoryStore::with_config(
+        SharedStore(Arc::new(Mutex::new(Store::with_record_config(
             local, config,
         ))))
     }
 
-    fn lock(&self) -> MutexGuard<'_, MemoryStore> {
+    fn lock(&self) -> MutexGuard<'_, Store> {
         // A panic elsewhere while holding the lock leaves the map itself intact.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }

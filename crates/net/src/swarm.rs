@@ -1,11 +1,20 @@
 //! The composed behaviour and the swarm built from a [`Config`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use libp2p::core::muxing::StreamMuxerBox;
+use libp2p::core::transport::{Boxed, Transport as _};
+use libp2p::core::upgrade::Version;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{gossipsub, identify, kad, mdns, noise, ping, tcp, yamux, StreamProtocol, Swarm};
+use libp2p::{
+    autonat, dcutr, gossipsub, identify, kad, mdns, noise, ping, relay, tcp, yamux, PeerId,
+    StreamProtocol, Swarm,
+};
 
+use crate::bandwidth::{Bandwidth, Counted};
+use crate::dht::Kad;
 use crate::records::SharedStore;
 use crate::{Config, Error, RoutingMode};
 
@@ -13,6 +22,8 @@ use crate::{Config, Error, RoutingMode};
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/ipfs/kad/1.0.0");
 /// Kubo's LAN DHT protocol (the "dual" DHT's instance for private addresses).
 pub const KAD_LAN_PROTOCOL: StreamProtocol = StreamProtocol::new("/ipfs/lan/kad/1.0.0");
+/// libp2p's ping protocol, which `ping` speaks on its own streams.
+pub const PING_PROTOCOL: StreamProtocol = StreamProtocol::new("/ipfs/ping/1.0.0");
 
 /// Everything the node speaks.
 #[derive(NetworkBehaviour)]
@@ -20,11 +31,17 @@ pub struct Behaviour {
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
     pub bitswap: ipfs_kit_bitswap::Behaviour,
-    pub kad: Toggle<kad::Behaviour<SharedStore>>,
+    pub kad: Toggle<Kad>,
     /// The same DHT on Kubo's LAN protocol, over the same store (see `records`).
-    pub kad_lan: Toggle<kad::Behaviour<SharedStore>>,
+    pub kad_lan: Toggle<Kad>,
     pub gossipsub: Toggle<gossipsub::Behaviour>,
     pub mdns: Toggle<mdns::tokio::Behaviour>,
+    /// Outbound streams the node writes itself: batched `ADD_PROVIDER`, on-demand pings.
+    pub stream: libp2p_stream::Behaviour,
+    pub autonat: Toggle<autonat::Behaviour>,
+    pub relay_client: Toggle<relay::client::Behaviour>,
+    pub relay: Toggle<relay::Behaviour>,
+    pub dcutr: Toggle<dcutr::Behaviour>,
 }
 
 /// Gossipsub message ids as go-libp2p-pubsub computes them by default (`from || seqno`), so
@@ -37,21 +54,69 @@ fn message_id(msg: &gossipsub::Message) -> gossipsub::MessageId {
     gossipsub::MessageId::new(&id)
 }
 
-pub fn build(config: &Config) -> Result<Swarm<Behaviour>, Error> {
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// TCP (Noise, Yamux) and QUIC-v1.
+fn direct(key: &libp2p::identity::Keypair) -> Result<Boxed<(PeerId, StreamMuxerBox)>, BoxError> {
+    let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+        .upgrade(Version::V1Lazy)
+        .authenticate(noise::Config::new(key)?)
+        .multiplex(yamux::Config::default())
+        .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
+    let quic = libp2p::quic::tokio::Transport::new(libp2p::quic::Config::new(key))
+        .map(|(peer, conn), _| (peer, StreamMuxerBox::new(crate::quic::Connection(conn))));
+    Ok(tcp
+        .or_transport(quic)
+        .map(|either, _| either.into_inner())
+        .boxed())
+}
+
+/// The direct transports behind DNS resolution (`/dns*` addresses, such as the public
+/// bootstrap list's `/dnsaddr`, with the system's resolver), circuits through relays when the
+/// relay client is on, and every connection's muxer wrapped so `stats bw` counts its streams.
+fn transport(
+    key: &libp2p::identity::Keypair,
+    relay: Option<relay::client::Transport>,
+    bandwidth: Arc<Bandwidth>,
+) -> Result<Boxed<(PeerId, Counted)>, BoxError> {
+    let mut transport = match libp2p::dns::tokio::Transport::system(direct(key)?) {
+        Ok(dns) => dns.boxed(),
+        Err(e) => {
+            tracing::debug!("no DNS resolution for /dns addresses: {e}");
+            direct(key)?
+        }
+    };
+    if let Some(relay) = relay {
+        // The relay first: it declines other addresses at once, whereas the DNS transport
+        // takes every address and fails later on ones it cannot dial.
+        let relayed = relay
+            .upgrade(Version::V1Lazy)
+            .authenticate(noise::Config::new(key)?)
+            .multiplex(yamux::Config::default())
+            .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
+        transport = relayed
+            .or_transport(transport)
+            .map(|either, _| either.into_inner())
+            .boxed();
+    }
+    Ok(transport
+        .map(move |(peer, muxer), _| (peer, bandwidth.wrap(peer, muxer)))
+        .boxed())
+}
+
+pub fn build(config: &Config, bandwidth: Arc<Bandwidth>) -> Result<Swarm<Behaviour>, Error> {
     let err = |e: &dyn std::fmt::Display| Error::Transport(e.to_string());
+    let local = config.keypair.public().to_peer_id();
+    let (relay_transport, relay_client) = match config.relay_client {
+        true => {
+            let (t, b) = relay::client::new(local);
+            (Some(t), Some(b))
+        }
+        false => (None, None),
+    };
     let swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
         .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .map_err(|e| err(&e))?
-        .with_other_transport(|key| {
-            use libp2p::core::Transport as _;
-            libp2p::quic::tokio::Transport::new(libp2p::quic::Config::new(key))
-                .map(|(peer, conn), _| (peer, crate::quic::Connection(conn)))
-        })
+        .with_other_transport(|key| transport(key, relay_transport, bandwidth))
         .map_err(|e| err(&e))?
         .with_behaviour(|key| {
             let peer_id = key.public().to_peer_id();
@@ -65,9 +130,15 @@ pub fn build(config: &Config) -> Result<Swarm<Behaviour>, Error> {
             let make_kad = |protocol: StreamProtocol| {
                 let mut cfg = kad::Config::new(protocol);
                 cfg.set_query_timeout(Duration::from_secs(30));
+                // Kubo's reprovide interval is ours to run (crate::provide): libp2p's own
+                // republishing would provide every key again with one lookup each.
+                cfg.set_provider_publication_interval(None);
+                // Kubo's provider record lifetime.
+                cfg.set_provider_record_ttl(Some(Duration::from_secs(48 * 3600)));
+                // Periodic bootstrap runs only with somewhere to start from (see crate::dht for
+                // the other trigger). A node that meets peers later (swarm connect) bootstraps
+                // as they enter its routing table.
                 if config.bootstrap.is_empty() {
-                    // A private node has nobody to bootstrap from; the routing table fills from
-                    // the peers it is told about.
                     cfg.set_periodic_bootstrap_interval(None);
                 }
                 // Value records as Kubo keeps them: for at most 48 h (go-libp2p-kad-dht's
@@ -87,7 +158,7 @@ pub fn build(config: &Config) -> Result<Swarm<Behaviour>, Error> {
                     RoutingMode::Server => Some(kad::Mode::Server),
                     _ => None,
                 });
-                kad
+                Kad(kad)
             };
             let on = config.routing != RoutingMode::None;
             let kad = on.then(|| make_kad(KAD_PROTOCOL));
@@ -115,6 +186,23 @@ pub fn build(config: &Config) -> Result<Swarm<Behaviour>, Error> {
             } else {
                 None
             };
+            let autonat = {
+                let mut cfg = autonat::Config {
+                    only_global_ips: config.autonat_only_global,
+                    ..Default::default()
+                };
+                if !config.autonat_service {
+                    // Kubo's AutoNAT.ServiceMode "disabled": ask others, dial back for nobody.
+                    cfg.throttle_clients_global_max = 0;
+                    cfg.throttle_clients_peer_max = 0;
+                }
+                Some(autonat::Behaviour::new(peer_id, cfg))
+            };
+            let relay = config
+                .relay_service
+                .then(|| relay::Behaviour::new(peer_id, relay::Config::default()));
+            let dcutr = (config.relay_client && config.hole_punching)
+                .then(|| dcutr::Behaviour::new(peer_id));
             Ok(Behaviour {
                 identify,
                 ping,
@@ -125,6 +213,11 @@ pub fn build(config: &Config) -> Result<Swarm<Behaviour>, Error> {
                 kad_lan: kad_lan.into(),
                 gossipsub: gossipsub.into(),
                 mdns: mdns.into(),
+                stream: libp2p_stream::Behaviour::new(),
+                autonat: autonat.into(),
+                relay_client: relay_client.into(),
+                relay: relay.into(),
+                dcutr: dcutr.into(),
             })
         })
         .map_err(|e| err(&e))?

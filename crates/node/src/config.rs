@@ -285,6 +285,30 @@ pub struct Network {
     pub conn_grace_period: String,
     /// Seconds a `cat`, `get`, `pin add` or gateway request waits for a block from the network.
     pub fetch_timeout_secs: u64,
+    /// What the reprovider announces (Kubo's `Reprovider.Strategy`): `all` (every stored
+    /// block), `pinned` (pinned DAGs, every block) or `roots` (pin roots only).
+    pub reprovider_strategy: String,
+    /// How often every key is announced again (Kubo's `Reprovider.Interval`, a Go duration);
+    /// `0` turns the reprovider off. Provider records live 48 hours.
+    pub reprovider_interval: String,
+    /// Dial and listen through circuit relays (Kubo's `Swarm.RelayClient.Enabled`).
+    pub relay_client: bool,
+    /// Relays (`/…/p2p/<id>`) to listen through when AutoNAT finds the node unreachable
+    /// (Kubo's `Swarm.RelayClient.StaticRelays`).
+    pub static_relays: Vec<String>,
+    /// Relay connections for other peers (Kubo's `Swarm.RelayService.Enabled`). Off by default:
+    /// a relay spends its bandwidth on strangers.
+    pub relay_service: bool,
+    /// Turn relayed connections into direct ones with DCUtR (Kubo's
+    /// `Swarm.EnableHolePunching`).
+    pub hole_punching: bool,
+    /// Dial peers back for their AutoNAT probes: `enabled` or `disabled` (Kubo's
+    /// `AutoNAT.ServiceMode`). This node's own reachability is probed either way.
+    pub autonat_service_mode: String,
+    /// Provide in batches: crawl the DHT once, then send each key's K closest peers its record
+    /// directly (Kubo's `Routing.AcceleratedDHTClient`, on here by default). Off: one DHT lookup
+    /// per key, as Kubo's default provider.
+    pub accelerated_dht_client: bool,
 }
 
 impl Default for Network {
@@ -298,6 +322,14 @@ impl Default for Network {
             conn_high_water: 96,
             conn_grace_period: "20s".into(),
             fetch_timeout_secs: 60,
+            reprovider_strategy: "all".into(),
+            reprovider_interval: "22h".into(),
+            relay_client: true,
+            static_relays: Vec::new(),
+            relay_service: false,
+            hole_punching: true,
+            autonat_service_mode: "enabled".into(),
+            accelerated_dht_client: true,
         }
     }
 }
@@ -340,6 +372,48 @@ pub const PUBLIC_BOOTSTRAP: &[&str] = &[
     "/ip4/104.131.131.82/tcp/4001/p2p/QmaCpDMGvV2BGHeYERUEnRQAwe3N8SzbUtfsmvsqQLuvuJ",
 ];
 
+/// The config profiles `init --profile` knows besides the import profiles.
+pub const CONFIG_PROFILES: &[&str] = &["public"];
+
+impl Config {
+    /// Applies `init --profile` names, comma-separated as Kubo takes them: `public` joins the
+    /// public IPFS network (Kubo's bootstrap peers, mDNS on, the DHT, swarm addresses on every
+    /// interface); an import profile's name (`unixfs-v1-2025`, …) becomes the default import
+    /// profile. An unknown name is an error and changes nothing.
+    pub fn apply_profiles(&mut self, names: &str) -> Result<(), Error> {
+        let mut next = self.clone();
+        for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match name {
+                "public" => {
+                    next.network.bootstrap =
+                        PUBLIC_BOOTSTRAP.iter().map(|s| s.to_string()).collect();
+                    next.network.mdns = true;
+                    next.network.routing = "dht".into();
+                    next.addresses.swarm = vec![
+                        "/ip4/0.0.0.0/tcp/4001".into(),
+                        "/ip6/::/tcp/4001".into(),
+                        "/ip4/0.0.0.0/udp/4001/quic-v1".into(),
+                        "/ip6/::/udp/4001/quic-v1".into(),
+                    ];
+                }
+                other if ipfs_kit_unixfs::ImportProfile::by_name(other).is_ok() => {
+                    next.import.profile = other.to_string();
+                }
+                other => {
+                    return Err(Error::Config(format!(
+                        "unknown profile {other:?}: expected {} or an import profile ({})",
+                        CONFIG_PROFILES.join(", "),
+                        ipfs_kit_unixfs::ImportProfile::NAMES.join(", ")
+                    )))
+                }
+            }
+        }
+        next.validate()?;
+        *self = next;
+        Ok(())
+    }
+}
+
 const HEADER: &str = "\
 # ipfs-kit repo config. Edit with `ipfs-kit config set KEY VALUE` or by hand.
 #
@@ -354,7 +428,10 @@ const HEADER: &str = "\
 # [addresses]    api, gateway and swarm listen multiaddrs for the daemon; announce (what peers
 #                are told instead of the swarm addresses).
 # [network]      bootstrap peers, routing (dht, dhtclient, dhtserver, none), pubsub, mdns, the
-#                connection manager's water marks and grace period, fetch_timeout_secs.
+#                connection manager's water marks and grace period, fetch_timeout_secs;
+#                reprovider_strategy (all, pinned, roots) and reprovider_interval (22h; 0: off);
+#                relay_client, static_relays, relay_service, hole_punching, autonat_service_mode,
+#                accelerated_dht_client (batched providing; false: one lookup per key).
 # [ipns]         republish_period (4h; 0: off), record_lifetime (48h), use_pubsub (IPNS over
 #                pubsub too), resolve_cache_size (names cached for their record's TTL).
 # [api]          authorizations (named secrets, Kubo's API.Authorizations: auth_secret
@@ -497,6 +574,56 @@ mod tests {
         assert_eq!(c7.datastore.block_cache_bytes().unwrap(), 1_000_000_000);
         assert!(c.with("datastore.block_cache_size", "lots").is_err());
         assert_eq!(c.kubo_get("Datastore.BlockCacheSize").unwrap(), "256MiB");
+    }
+
+    #[test]
+    fn init_profiles() {
+        let mut c = Config::default();
+        c.apply_profiles("public").unwrap();
+        assert_eq!(c.network.bootstrap.len(), PUBLIC_BOOTSTRAP.len());
+        assert!(c.network.mdns);
+        assert_eq!(c.network.routing, "dht");
+        assert!(c
+            .addresses
+            .swarm
+            .iter()
+            .all(|a| a.contains("0.0.0.0") || a.contains("/::/")));
+        let mut d = Config::default();
+        d.apply_profiles("unixfs-v1-2025, public").unwrap();
+        assert_eq!(d.import.profile, "unixfs-v1-2025");
+        assert!(d.network.mdns);
+        let mut e = Config::default();
+        let err = e.apply_profiles("public,nope").unwrap_err().to_string();
+        assert!(err.contains("unknown profile \"nope\""), "{err}");
+        assert_eq!(e, Config::default(), "an unknown name changes nothing");
+        // The private default stays private.
+        let f = Config::default();
+        assert!(f.network.bootstrap.is_empty() && !f.network.mdns);
+    }
+
+    #[test]
+    fn kubo_names_of_the_network_settings() {
+        let c = Config::default();
+        assert_eq!(c.kubo_get("Reprovider.Strategy").unwrap(), "all");
+        assert_eq!(c.kubo_get("Reprovider.Interval").unwrap(), "22h");
+        let c = c
+            .with_kubo("Reprovider.Strategy", "roots".into())
+            .unwrap()
+            .with_kubo("Swarm.RelayService.Enabled", true.into())
+            .unwrap()
+            .with_kubo("AutoNAT.ServiceMode", "disabled".into())
+            .unwrap();
+        assert_eq!(c.network.reprovider_strategy, "roots");
+        assert!(c.network.relay_service);
+        assert_eq!(c.network.autonat_service_mode, "disabled");
+        assert!(c.with_kubo("Reprovider.Strategy", "flat".into()).is_err());
+        assert!(c.with_kubo("Reprovider.Interval", "soon".into()).is_err());
+        // A whole Kubo config carrying the nested names lands on ours.
+        let mut view = c.kubo_view(false).unwrap();
+        view["Swarm"] = serde_json::json!({"RelayClient": {"Enabled": false}});
+        let back = Config::from_kubo(&view).unwrap();
+        assert!(!back.network.relay_client);
+        assert!(back.extra.get("Swarm").is_none());
     }
 
     #[test]

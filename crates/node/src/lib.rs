@@ -30,6 +30,7 @@ mod net;
 mod object;
 mod ops;
 mod path;
+pub mod provide;
 mod rpc_names;
 mod tar;
 
@@ -147,7 +148,8 @@ impl Error {
 /// Options of [`Repo::init`].
 #[derive(Clone, Debug, Default)]
 pub struct InitOptions {
-    /// The import profile recorded as the repo default (`None`: `unixfs-v0-2015`).
+    /// `init --profile`: comma-separated config profiles (`public`) and import profiles (the
+    /// repo's default import profile; `unixfs-v0-2015` when none is named).
     pub profile: Option<String>,
 }
 
@@ -175,8 +177,9 @@ pub struct Repo {
     /// Serialises config changes (read, edit, write the file, swap), so two concurrent sets
     /// cannot lose one another's edit.
     config_write: parking_lot::Mutex<()>,
-    /// The segment store behind the ARC memory tier of verified blocks.
-    blocks: CachedBlockstore<FsBlockstore>,
+    /// The segment store behind the ARC memory tier of verified blocks, announcing new blocks
+    /// to the network while online.
+    blocks: provide::Announcing<CachedBlockstore<FsBlockstore>>,
     pins: Pinset,
     gc_lock: RwLock<()>,
     /// Hashing and verifying operations running now; see [`Repo::threads`].
@@ -281,7 +284,7 @@ impl Repo {
         config.identity.peer_id = id.peer_id;
         config.identity.private_key = id.private_key;
         if let Some(p) = opts.profile {
-            config.import.profile = p;
+            config.apply_profiles(&p)?;
         }
         config.validate()?;
         write_atomic(&path.join("config.toml"), config.to_toml()?.as_bytes())?;
@@ -331,12 +334,12 @@ impl Repo {
         } else {
             0
         };
-        let blocks = CachedBlockstore::new(
+        let blocks = provide::Announcing::new(CachedBlockstore::new(
             blocks,
             CacheConfig::default()
                 .with_capacity(cache_size)
                 .with_verified_reads(config.datastore.verify_reads),
-        );
+        ));
         // Pins and metadata: small, so a small cache (redb's default is 1 GiB).
         let meta = match redb::Database::builder()
             .set_cache_size(16 << 20)

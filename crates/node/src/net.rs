@@ -13,10 +13,13 @@ use std::time::Duration;
 use base64::Engine;
 use ipfs_kit_block::{Block, Bytes, Cid};
 use ipfs_kit_net::{Keypair, Multiaddr, Network, PeerId, RoutingMode};
-use ipfs_kit_rpc::{BootstrapEdit, NetworkApi, PubsubMessage, RpcError, SwarmPeer};
+use ipfs_kit_rpc::{
+    Bandwidth, BootstrapEdit, NetworkApi, PingLine, PubsubMessage, RpcError, SwarmPeer,
+};
 use serde_json::{json, Value};
 
 use crate::config::{Addresses, Network as NetConfig, PUBLIC_BOOTSTRAP};
+use crate::provide::{self, Strategy};
 use crate::{Error, Repo};
 
 /// Checks the network settings: addresses parse, the routing type and durations are known.
@@ -38,12 +41,42 @@ pub(crate) fn validate(addresses: &Addresses, network: &NetConfig) -> Result<(),
             network.conn_grace_period
         ))
     })?;
+    Strategy::parse(&network.reprovider_strategy)
+        .map_err(|e| Error::Config(format!("network.reprovider_strategy: {e}")))?;
+    ipfs_kit_ipns::parse_go_duration(&network.reprovider_interval).map_err(|_| {
+        Error::Config(format!(
+            "network.reprovider_interval: {:?} is not a duration such as 22h (0 turns it off)",
+            network.reprovider_interval
+        ))
+    })?;
+    autonat_service(&network.autonat_service_mode)?;
+    for r in &network.static_relays {
+        let a: Multiaddr = r
+            .parse()
+            .map_err(|e| Error::Config(format!("network.static_relays: {r:?}: {e}")))?;
+        if !matches!(a.iter().last(), Some(ipfs_kit_net::Protocol::P2p(_))) {
+            return Err(Error::Config(format!(
+                "network.static_relays: {r:?} must end in /p2p/<peer ID>"
+            )));
+        }
+    }
     if network.conn_low_water > network.conn_high_water {
         return Err(Error::Config(
             "network.conn_low_water must not exceed network.conn_high_water".into(),
         ));
     }
     Ok(())
+}
+
+/// Kubo's `AutoNAT.ServiceMode`: whether this node dials others back for their probes.
+fn autonat_service(mode: &str) -> Result<bool, Error> {
+    match mode {
+        "enabled" | "unset" | "" => Ok(true),
+        "disabled" => Ok(false),
+        other => Err(Error::Config(format!(
+            "network.autonat_service_mode: unknown mode {other:?} (expected enabled or disabled)"
+        ))),
+    }
 }
 
 /// The node's libp2p key from the config's `identity.private_key`.
@@ -141,6 +174,12 @@ pub struct Online {
     pub(crate) names: crate::ipns::NameSys,
     /// The IPNS republisher, while it runs.
     republisher: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The repo served (weak: the repo holds this while online).
+    repo: std::sync::Weak<Repo>,
+    strategy: Strategy,
+    reprovide_interval: Duration,
+    /// Asks the reprovider to run now; dropping it stops the reprovider.
+    reprovide: parking_lot::Mutex<Option<tokio::sync::mpsc::Sender<provide::Trigger>>>,
 }
 
 /// Starts the network for `repo` and attaches it, so content operations fetch what is missing.
@@ -171,7 +210,30 @@ pub async fn start(repo: &Arc<Repo>, overrides: &NetOverrides) -> Result<Arc<Onl
     config.conn_high_water = cfg.network.conn_high_water;
     config.conn_grace = ipfs_kit_ipns::parse_go_duration(&cfg.network.conn_grace_period)
         .map_err(|_| Error::Config("network.conn_grace_period".into()))?;
+    config.relay_client = cfg.network.relay_client;
+    config.static_relays = parse(&cfg.network.static_relays)?;
+    config.relay_service = cfg.network.relay_service;
+    config.hole_punching = cfg.network.hole_punching;
+    config.autonat_service = autonat_service(&cfg.network.autonat_service_mode)?;
+    config.accelerated_provide = cfg.network.accelerated_dht_client;
+    let strategy = Strategy::parse(&cfg.network.reprovider_strategy)?;
+    let reprovide_interval = ipfs_kit_ipns::parse_go_duration(&cfg.network.reprovider_interval)
+        .map_err(|_| Error::Config("network.reprovider_interval".into()))?;
+    let routing_on = config.routing != RoutingMode::None;
     let (net, task) = Network::start(config, Arc::new(RepoStore(repo.clone()))).await?;
+    let (trigger_tx, trigger_rx) = tokio::sync::mpsc::channel(4);
+    if routing_on {
+        provide::spawn(
+            repo.clone(),
+            net.clone(),
+            strategy,
+            reprovide_interval,
+            trigger_rx,
+        );
+        if strategy == Strategy::All {
+            repo.blocks.set_network(Some(net.clone()));
+        }
+    }
     let online = Arc::new(Online {
         net,
         runtime: tokio::runtime::Handle::current(),
@@ -179,6 +241,10 @@ pub async fn start(repo: &Arc<Repo>, overrides: &NetOverrides) -> Result<Arc<Onl
         task: parking_lot::Mutex::new(Some(task)),
         names: crate::ipns::NameSys::new(&cfg.ipns, namesys_pubsub),
         republisher: parking_lot::Mutex::new(None),
+        repo: Arc::downgrade(repo),
+        strategy,
+        reprovide_interval,
+        reprovide: parking_lot::Mutex::new(routing_on.then_some(trigger_tx)),
     });
     *repo.online.write() = Some(online.clone());
     let period = ipfs_kit_ipns::parse_go_duration(&cfg.ipns.republish_period)
@@ -225,10 +291,21 @@ impl Online {
             t.abort();
         }
         self.names.stop();
+        repo.blocks.set_network(None);
+        self.reprovide.lock().take();
         self.net.shutdown().await;
         let task = self.task.lock().take();
         if let Some(t) = task {
             let _ = t.await;
+        }
+    }
+
+    /// Announces what was just pinned, when the strategy provides pins rather than every
+    /// block (those were announced as they were stored). Never waits.
+    pub(crate) fn pinned(&self, repo: &Repo, roots: &[Cid]) {
+        if self.reprovide.lock().is_some() {
+            self.net
+                .announce(provide::pinned_keys(repo, self.strategy, roots));
         }
     }
 
@@ -307,10 +384,13 @@ impl Online {
             .map_err(|e| RpcError::normal(e.to_string()))
     }
 
-    /// `id` for this node, with its addresses and protocols.
+    /// `id` for this node: its announced addresses, the protocols the swarm answers on now,
+    /// and the agent version identify announces.
     pub(crate) fn id_info(&self) -> Result<Value, Error> {
         let net = self.net.clone();
-        let (_, announced) = self.wait(async move { net.addrs().await })??;
+        let (announced, protocols) = self.wait(async move {
+            Ok::<_, ipfs_kit_net::Error>((net.addrs().await?.1, net.protocols().await?))
+        })??;
         let peer = self.net.peer_id();
         Ok(json!({
             "ID": peer.to_string(),
@@ -319,25 +399,10 @@ impl Online {
             "Addresses": announced.iter().map(|a| format!("{a}/p2p/{peer}")).collect::<Vec<_>>(),
             "AgentVersion": format!("ipfs-kit/{}", env!("CARGO_PKG_VERSION")),
             "ProtocolVersion": "ipfs/0.1.0",
-            "Protocols": PROTOCOLS,
+            "Protocols": protocols,
         }))
     }
 }
-
-/// The protocols this node speaks, as `id` lists them.
-const PROTOCOLS: &[&str] = &[
-    "/ipfs/bitswap",
-    "/ipfs/bitswap/1.0.0",
-    "/ipfs/bitswap/1.1.0",
-    "/ipfs/bitswap/1.2.0",
-    "/ipfs/id/1.0.0",
-    "/ipfs/id/push/1.0.0",
-    "/ipfs/kad/1.0.0",
-    "/ipfs/lan/kad/1.0.0",
-    "/ipfs/ping/1.0.0",
-    "/meshsub/1.0.0",
-    "/meshsub/1.1.0",
-];
 
 impl From<ipfs_kit_net::Error> for Error {
     /// A block nobody sent in time is "not found", as offline; anything else is the network's.
@@ -454,7 +519,7 @@ impl NetworkApi for Online {
     fn bitswap_stat(&self) -> Result<Value, RpcError> {
         let s = self.ask(|n| async move { n.bitswap_stat().await })?;
         Ok(json!({
-            "ProvideBufLen": 0,
+            "ProvideBufLen": s.provide_queue,
             "Wantlist": s.wantlist.iter().map(|c| json!({ "/": c.to_string() })).collect::<Vec<_>>(),
             "Peers": s.peers.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
             "BlocksReceived": s.stats.blocks_received,
@@ -577,12 +642,36 @@ impl NetworkApi for Online {
             .collect())
     }
 
-    fn provide(&self, cids: &[String], _recursive: bool) -> Result<usize, RpcError> {
-        let cids = cids
-            .iter()
-            .map(|c| ipfs_kit_block::parse_cid(c).map_err(|e| RpcError::normal(e.to_string())))
-            .collect::<Result<Vec<_>, _>>()?;
-        self.ask(move |n| async move { n.provide(cids).await })
+    fn provide(&self, cids: &[String], recursive: bool) -> Result<usize, RpcError> {
+        let repo = self.repo_for_provide()?;
+        // Kubo checks for peers before it looks at the keys.
+        if self.ask(|n| async move { n.peers().await })?.is_empty() {
+            return Err(RpcError::normal("cannot provide, no connected peers"));
+        }
+        let mut keys = Vec::new();
+        for c in cids {
+            let cid = ipfs_kit_block::parse_cid(c).map_err(|e| RpcError::normal(e.to_string()))?;
+            // Kubo provides only what it has.
+            if !repo
+                .blocks()
+                .has(&cid)
+                .map_err(|e| RpcError::normal(e.to_string()))?
+            {
+                return Err(RpcError::normal(format!(
+                    "block {cid} not found locally, cannot provide"
+                )));
+            }
+            if recursive {
+                let mut seen = std::collections::HashSet::new();
+                ipfs_kit_pin::walk_dag(repo.blocks(), &cid, &mut seen, &mut |c| keys.push(*c))
+                    .map_err(|e| RpcError::normal(e.to_string()))?;
+            } else {
+                keys.push(cid);
+            }
+        }
+        Ok(self
+            .ask(move |n| async move { n.provide(keys).await })?
+            .keys)
     }
 
     fn get_value(&self, key: &str) -> Result<Vec<u8>, RpcError> {
@@ -622,17 +711,97 @@ impl NetworkApi for Online {
             .collect())
     }
 
-    fn bandwidth(&self, protocol: Option<&str>) -> Result<(u64, u64), RpcError> {
-        let s = self.ask(|n| async move { n.bitswap_stat().await })?;
-        match protocol {
-            None => Ok((s.stats.data_received, s.stats.data_sent)),
-            Some(p) if p.starts_with("/ipfs/bitswap") => {
-                Ok((s.stats.data_received, s.stats.data_sent))
-            }
-            Some(p) => Err(RpcError::normal(format!(
-                "bandwidth is tracked for bitswap only, not {p}"
-            ))),
+    fn reprovide(&self) -> Result<(), RpcError> {
+        if self.reprovide_interval.is_zero() {
+            return Err(RpcError::normal(
+                "invalid configuration: Reprovider.Interval is set to '0'",
+            ));
         }
+        let trigger = self
+            .reprovide
+            .lock()
+            .clone()
+            .ok_or_else(|| RpcError::normal("routing is disabled (Routing.Type none)"))?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.wait(async move {
+            trigger
+                .send(tx)
+                .await
+                .map_err(|_| Error::Network("the reprovider stopped".into()))?;
+            rx.await
+                .map_err(|_| Error::Network("the reprovider stopped".into()))?
+        })
+        .map_err(rpc_err)?
+        .map_err(rpc_err)?;
+        Ok(())
+    }
+
+    fn provide_stat(&self) -> Result<Value, RpcError> {
+        let s = self.ask(|n| async move { n.provide_stat().await })?;
+        let avg = if s.total_provides == 0 {
+            0
+        } else {
+            (s.total_duration.as_nanos() / u128::from(s.total_provides)) as u64
+        };
+        Ok(json!({
+            "TotalProvides": s.total_provides,
+            "AvgProvideDuration": avg,
+            "LastReprovideDuration": s.last_reprovide_duration.as_nanos() as u64,
+            "LastReprovideBatchSize": s.last_reprovide_keys,
+        }))
+    }
+
+    fn bandwidth(&self, protocol: Option<&str>, peer: Option<&str>) -> Result<Bandwidth, RpcError> {
+        let bw = self.net.bandwidth();
+        let s = match (protocol, peer) {
+            (Some(p), _) => bw.protocol(p),
+            (None, Some(p)) => bw.peer(&parse_peer(p)?),
+            (None, None) => bw.total(),
+        };
+        Ok(Bandwidth {
+            total_in: s.total_in,
+            total_out: s.total_out,
+            rate_in: s.rate_in,
+            rate_out: s.rate_out,
+        })
+    }
+
+    fn ping(
+        &self,
+        peer: &str,
+        count: usize,
+        emit: &mut dyn FnMut(PingLine) -> io::Result<()>,
+    ) -> Result<(), RpcError> {
+        let p = peer_of(peer)?;
+        if p == self.net.peer_id() {
+            return Err(RpcError::normal("error: can't ping self"));
+        }
+        // A multiaddr names where to find the peer.
+        if let Ok(addr) = peer.parse::<Multiaddr>() {
+            self.ask(move |n| async move { n.connect(addr).await })?;
+        }
+        let mut rx = self.net.ping(p, count);
+        while let Some(item) = self.runtime.block_on(rx.recv()) {
+            let e = item.map_err(RpcError::normal)?;
+            let line = PingLine {
+                success: e.success,
+                time_ns: e.time.as_nanos() as u64,
+                text: e.text,
+            };
+            if emit(line).is_err() {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Online {
+    /// The repo this node serves (providing reads what it stores).
+    fn repo_for_provide(&self) -> Result<Arc<Repo>, RpcError> {
+        self.repo
+            .upgrade()
+            .ok_or_else(|| RpcError::normal("the node is shutting down"))
     }
 }
 

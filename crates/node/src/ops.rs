@@ -595,6 +595,9 @@ impl Repo {
             }
         }
         self.pins.add(&self.blocks, &cids, mode)?;
+        if let Some(online) = self.online() {
+            online.pinned(self, &cids);
+        }
         Ok(cids)
     }
 

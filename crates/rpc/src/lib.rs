@@ -27,7 +27,7 @@ pub use metrics::Metrics;
 pub use name::NamePublish;
 /// Largest value `routing put` accepts: an IPNS record's limit.
 pub(crate) const MAX_ROUTING_VALUE: usize = 10 * 1024;
-pub use network::{NetworkApi, PubsubMessage, SwarmPeer};
+pub use network::{Bandwidth, NetworkApi, PingLine, PubsubMessage, SwarmPeer};
 pub use request::Request;
 pub use server::{call_deadline, router, Limits};
 pub use upload::{AddEvent, AddParams, Upload, UploadKind};

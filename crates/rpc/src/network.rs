@@ -38,6 +38,30 @@ pub struct PubsubMessage {
     pub topic: String,
 }
 
+/// One line of `ping`, as Kubo's `PingResult`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PingLine {
+    /// Whether the line reports success.
+    pub success: bool,
+    /// The round trip in nanoseconds (Go's `time.Duration`), for a pong.
+    pub time_ns: u64,
+    /// A status, error or summary; empty for a pong.
+    pub text: String,
+}
+
+/// `stats/bw` figures.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Bandwidth {
+    /// Bytes received.
+    pub total_in: u64,
+    /// Bytes sent.
+    pub total_out: u64,
+    /// Bytes received per second, recently.
+    pub rate_in: f64,
+    /// Bytes sent per second, recently.
+    pub rate_out: f64,
+}
+
 /// What the network commands need from a running node. Calls block (they run on the blocking
 /// pool); streaming ones call `emit` per item and stop when it fails (the client went away).
 pub trait NetworkApi: Send + Sync {
@@ -82,10 +106,23 @@ pub trait NetworkApi: Send + Sync {
     ) -> Result<(), RpcError>;
     /// Addresses of a peer.
     fn find_peer(&self, peer: &str) -> Result<Vec<String>, RpcError>;
-    /// Announces provider records (the DAG under each CID when `recursive`); returns how many.
+    /// Announces provider records (the DAG under each CID when `recursive`) and waits until
+    /// they are sent; returns how many keys.
     fn provide(&self, cids: &[String], recursive: bool) -> Result<usize, RpcError>;
-    /// `stats/bw` totals (bytes in, bytes out) overall or for one protocol.
-    fn bandwidth(&self, protocol: Option<&str>) -> Result<(u64, u64), RpcError>;
+    /// Runs the reprovider now and waits for it (`bitswap reprovide`, `routing reprovide`).
+    fn reprovide(&self) -> Result<(), RpcError>;
+    /// `stats/provide` in Kubo's shape.
+    fn provide_stat(&self) -> Result<Value, RpcError>;
+    /// `stats/bw` figures: overall, for one protocol, or for one peer.
+    fn bandwidth(&self, protocol: Option<&str>, peer: Option<&str>) -> Result<Bandwidth, RpcError>;
+    /// Pings a peer (`count` times) and emits Kubo's lines; an error after the first line ends
+    /// the stream with it.
+    fn ping(
+        &self,
+        peer: &str,
+        count: usize,
+        emit: &mut dyn FnMut(PingLine) -> io::Result<()>,
+    ) -> Result<(), RpcError>;
     /// `routing get`: the best valid value under a textual key (`/ipns/<name>`, `/pk/<id>`).
     fn get_value(&self, key: &str) -> Result<Vec<u8>, RpcError>;
     /// `routing put`: validates `value` for the key and puts it to the DHT; returns the peer
@@ -122,6 +159,7 @@ pub(crate) const GROUPS: &[&str] = &[
 /// The network commands as `commands` lists them.
 pub(crate) const COMMANDS: &[&str] = &[
     "bitswap/ledger",
+    "bitswap/reprovide",
     "bitswap/stat",
     "bitswap/wantlist",
     "bootstrap",
@@ -136,6 +174,7 @@ pub(crate) const COMMANDS: &[&str] = &[
     "dht/provide",
     "dht/put",
     "dht/query",
+    "ping",
     "pubsub/ls",
     "pubsub/peers",
     "pubsub/pub",
@@ -145,8 +184,10 @@ pub(crate) const COMMANDS: &[&str] = &[
     "routing/get",
     "routing/provide",
     "routing/put",
+    "routing/reprovide",
     "stats/bitswap",
     "stats/bw",
+    "stats/provide",
     "swarm/addrs",
     "swarm/addrs/listen",
     "swarm/addrs/local",
@@ -298,9 +339,39 @@ pub(crate) async fn run(
             let peer = req.arg(0, "peer")?.to_string();
             json_response(&blocking(move || net(&b)?.ledger(&peer)).await?)
         }
-        "bitswap/reprovide" => {
-            blocking(move || net(&b).map(|_| ())).await?;
-            json_response(&json!({}))
+        "bitswap/reprovide" | "routing/reprovide" => {
+            blocking(move || net(&b)?.reprovide()).await?;
+            crate::server::ndjson_response(Vec::<Value>::new())
+        }
+        "stats/provide" => json_response(&blocking(move || net(&b)?.provide_stat()).await?),
+        "ping" => {
+            let peer = req.arg(0, "peer ID")?.to_string();
+            let count = match req.string(&["count", "n"]) {
+                None => 10,
+                Some(c) => match c.parse::<i64>() {
+                    Ok(n) if n > 0 => n as usize,
+                    Ok(n) => {
+                        return Err(RpcError::normal(format!(
+                            "ping count must be greater than 0, was {n}"
+                        )))
+                    }
+                    Err(_) => {
+                        return Err(RpcError::client(format!("count: {c:?} is not an integer")))
+                    }
+                },
+            };
+            stream_response(limits, true, move |w| {
+                net(&b)?.ping(&peer, count, &mut |l| {
+                    let mut line = serde_json::to_vec(&json!({
+                        "Success": l.success, "Time": l.time_ns, "Text": l.text,
+                    }))
+                    .map_err(io::Error::other)?;
+                    line.push(b'\n');
+                    w.write_all(&line)?;
+                    w.flush()
+                })
+            })
+            .await
         }
         "pubsub/pub" => {
             let topic = topic_arg(req.arg(0, "topic")?)?;
@@ -417,16 +488,38 @@ pub(crate) async fn run(
         }
         "stats/bw" => {
             let proto = req.string(&["proto", "t"]).map(str::to_string);
-            if req.string(&["peer", "p"]).is_some() {
-                return Err(RpcError::normal(
-                    "per-peer bandwidth is not tracked; ask for the totals or a protocol",
-                ));
+            let peer = req.string(&["peer", "p"]).map(str::to_string);
+            if proto.is_some() && peer.is_some() {
+                return Err(RpcError::normal("please only specify peer OR protocol"));
             }
-            let (total_in, total_out) =
-                blocking(move || net(&b)?.bandwidth(proto.as_deref())).await?;
-            json_response(&json!({
-                "TotalIn": total_in, "TotalOut": total_out, "RateIn": 0.0, "RateOut": 0.0,
-            }))
+            let poll = req.flag(&["poll"], false)?;
+            let interval = match req.string(&["interval", "i"]) {
+                None => std::time::Duration::from_secs(1),
+                Some(i) => parse_interval(i)?,
+            };
+            let line = |bw: Bandwidth| {
+                json!({
+                    "TotalIn": bw.total_in, "TotalOut": bw.total_out,
+                    "RateIn": bw.rate_in, "RateOut": bw.rate_out,
+                })
+            };
+            if !poll {
+                let bw =
+                    blocking(move || net(&b)?.bandwidth(proto.as_deref(), peer.as_deref())).await?;
+                return Ok(json_response(&line(bw)));
+            }
+            // `--poll`: one object per interval until the client goes away.
+            stream_response(limits, true, move |w| loop {
+                let bw = net(&b)?.bandwidth(proto.as_deref(), peer.as_deref())?;
+                let mut bytes = serde_json::to_vec(&line(bw))
+                    .map_err(|e| RpcError::normal(format!("encode: {e}")))?;
+                bytes.push(b'\n');
+                if w.write_all(&bytes).and_then(|_| w.flush()).is_err() {
+                    return Ok(());
+                }
+                std::thread::sleep(interval);
+            })
+            .await
         }
         _ => {
             return Err(RpcError::normal(format!(
@@ -434,6 +527,26 @@ pub(crate) async fn run(
             )))
         }
     })
+}
+
+/// `stats/bw`'s `interval`: a Go duration of at least 10 ms (`500ms`, `2s`, `1m`).
+fn parse_interval(s: &str) -> Result<std::time::Duration, RpcError> {
+    let bad = || RpcError::client(format!("interval: {s:?} is not a duration such as 1s"));
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(bad)?;
+    let n: f64 = s[..split].parse().map_err(|_| bad())?;
+    let secs = match &s[split..] {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(bad()),
+    };
+    if !(0.01..=86_400.0).contains(&secs) {
+        return Err(RpcError::client("interval must be between 10ms and 24h"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 /// `bootstrap list|add|add/default|rm|rm/all`: edits `network.bootstrap` in the config.

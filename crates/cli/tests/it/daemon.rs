@@ -1594,13 +1594,21 @@ fn delegated_routing_and_ipns_between_two_daemons() {
     nb.ok(&["swarm", "connect", &a_addr]);
     let a_id = a_addr.rsplit("/p2p/").next().expect("id").to_string();
 
-    // Providers: none yet is 404 (cacheable briefly); a's announced CID is found from b.
+    // Providers: none for content nobody holds is 404 (cacheable briefly); a's announced CID
+    // is found from b.
     let file = na.dir.path().join("routed.txt");
     std::fs::write(&file, b"delegated routing\n").expect("write");
+    let unheld = na.dir.path().join("unheld.txt");
+    std::fs::write(&unheld, b"held by nobody\n").expect("write");
+    let nobody = na.ok(&["add", "-Q", "--only-hash", unheld.to_str().expect("p")]);
+    let (status, head, _) = curl_full(&[&format!(
+        "{}/routing/v1/providers/{}",
+        b.gateway,
+        nobody.trim()
+    )]);
+    assert_eq!(status, 404, "{head}");
     let cid = na.ok(&["add", "-Q", file.to_str().expect("p")]);
     let cid = cid.trim();
-    let (status, head, _) = curl_full(&[&format!("{}/routing/v1/providers/{cid}", b.gateway)]);
-    assert_eq!(status, 404, "{head}");
     assert!(head.contains("cache-control: public, max-age=15"), "{head}");
     assert!(head.contains("access-control-allow-origin: *"), "{head}");
     eventually("a provides", || {

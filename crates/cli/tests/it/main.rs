@@ -6,6 +6,7 @@ mod daemon;
 mod interop;
 mod names;
 mod netns;
+mod network;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -345,3 +345,380 @@ async fn dht_query_and_findpeer_reach_peers_we_are_not_connected_to() {
     assert!(ids.contains(&b.peer_id()), "{ids:?}");
     assert!(ids.len() <= ipfs_kit_net::records::CLOSEST);
 }
+
+/// A node with `config` tweaked by `f`.
+async fn node_with(f: impl FnOnce(&mut Config)) -> (Network, Arc<MemStore>) {
+    let store = Arc::new(MemStore::default());
+    let mut config = Config::new(Keypair::generate_ed25519());
+    f(&mut config);
+    let (net, _task) = Network::start(config, store.clone()).await.unwrap();
+    (net, store)
+}
+
+/// Waits until `net`'s DHT routing table holds `n` peers (identify tells kad who speaks it).
+async fn until_dht_knows(net: &Network, n: usize) {
+    for _ in 0..200 {
+        let known = net.known_addrs().await.unwrap().len();
+        if known >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the DHT never learnt {n} peers");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_provided_with_one_crawl_and_found_by_others() {
+    // Five DHT servers in a star around `hub`; `a` provides 300 keys. With fewer peers than
+    // Kademlia's K (20), one lookup sees them all, and every key goes to every peer.
+    let (hub, _) = node(RoutingMode::Server, false).await;
+    let mut nodes = Vec::new();
+    for _ in 0..4 {
+        let (n, s) = node(RoutingMode::Server, false).await;
+        n.connect(tcp_addr(&hub).await).await.unwrap();
+        nodes.push((n, s));
+    }
+    let (a, _) = &nodes[0];
+    until_dht_knows(a, 1).await;
+    // The hub must have learnt every leaf for a's crawl to see them.
+    until_dht_knows(&hub, 4).await;
+    let keys: Vec<Cid> = (0..300u32)
+        .map(|i| *Block::encode(codec::RAW, HashAlg::Sha2_256, 1, i.to_be_bytes().to_vec()).cid())
+        .collect();
+    let outcome = a.provide(keys.clone()).await.unwrap();
+    assert_eq!(outcome.keys, 300);
+    assert_eq!(outcome.lookups, 1, "one crawl lookup for the whole batch");
+    assert_eq!(outcome.peers, 4, "every other server gets every key");
+    assert_eq!(outcome.messages, 4 * 300);
+    assert_eq!(outcome.failed_peers, 0);
+    // Another node finds the provider of a sample of the keys.
+    let (e, _) = &nodes[3];
+    for key in keys.iter().step_by(37) {
+        let mut found = e.find_providers(*key, 1).await.unwrap();
+        let p = tokio::time::timeout(Duration::from_secs(30), found.recv())
+            .await
+            .unwrap()
+            .expect("a provider");
+        assert_eq!(p.peer, a.peer_id());
+    }
+    // A small batch right after reuses the crawl: no lookups at all.
+    let more = vec![*Block::encode(codec::RAW, HashAlg::Sha2_256, 1, &b"more"[..]).cid()];
+    let outcome = a.provide(more.clone()).await.unwrap();
+    assert_eq!((outcome.lookups, outcome.peers), (0, 4));
+    let mut found = e.find_providers(more[0], 1).await.unwrap();
+    assert_eq!(found.recv().await.unwrap().peer, a.peer_id());
+    let stat = a.provide_stat().await.unwrap();
+    assert_eq!(stat.total_provides, 301);
+    assert_eq!(stat.last_crawl_peers, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn announced_keys_reach_the_dht() {
+    let (a, _) = node(RoutingMode::Server, false).await;
+    let (b, _) = node(RoutingMode::Server, false).await;
+    a.connect(tcp_addr(&b).await).await.unwrap();
+    until_dht_knows(&a, 1).await;
+    let x = *Block::encode(codec::RAW, HashAlg::Sha2_256, 1, &b"announced"[..]).cid();
+    // Coalesced: the same key twice is one announcement.
+    a.announce(vec![x, x]);
+    let mut found_it = false;
+    for _ in 0..100 {
+        let mut found = b.find_providers(x, 1).await.unwrap();
+        if let Ok(Some(p)) = tokio::time::timeout(Duration::from_secs(2), found.recv()).await {
+            assert_eq!(p.peer, a.peer_id());
+            found_it = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(found_it, "the announced key was never provided");
+    // The job ends once kad reports the record stored; the record may be found before that.
+    let mut total = 0;
+    for _ in 0..100 {
+        total = a.provide_stat().await.unwrap().total_provides;
+        if total > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(total, 1, "one key, announced once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_reports_like_kubo() {
+    let (a, _) = node(RoutingMode::Server, false).await;
+    let (b, _) = node(RoutingMode::Server, false).await;
+    a.connect(tcp_addr(&b).await).await.unwrap();
+    let mut rx = a.ping(b.peer_id(), 2);
+    let mut lines = Vec::new();
+    while let Some(item) = rx.recv().await {
+        lines.push(item.unwrap());
+    }
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert_eq!(lines[0].text, format!("PING {}.", b.peer_id()));
+    for pong in &lines[1..3] {
+        assert!(
+            pong.success && pong.text.is_empty() && pong.time > Duration::ZERO,
+            "{lines:?}"
+        );
+    }
+    assert!(lines[3].text.starts_with("Average latency: "));
+    // A peer nobody knows: looked up, then the whole ping fails.
+    let stranger = Keypair::generate_ed25519().public().to_peer_id();
+    let mut rx = a.ping(stranger, 1);
+    let first = rx.recv().await.unwrap().unwrap();
+    assert_eq!(first.text, format!("Looking up peer {stranger}"));
+    assert!(rx.recv().await.unwrap().is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bandwidth_is_counted_by_protocol_and_peer() {
+    let (a, sa) = node(RoutingMode::Server, false).await;
+    let (b, _) = node(RoutingMode::Server, false).await;
+    let x = Block::encode(codec::RAW, HashAlg::Sha2_256, 1, vec![7u8; 200_000]);
+    sa.put(&x);
+    b.connect(tcp_addr(&a).await).await.unwrap();
+    b.get_block(*x.cid(), Duration::from_secs(30))
+        .await
+        .unwrap();
+    let bw = b.bandwidth();
+    let bitswap = bw.protocol("/ipfs/bitswap/1.2.0");
+    assert!(bitswap.total_in >= 200_000, "{bitswap:?}");
+    let peer = bw.peer(&a.peer_id());
+    let total = bw.total();
+    assert!(peer.total_in >= bitswap.total_in && total.total_in >= peer.total_in);
+    assert!(total.total_out > 0);
+    // The sender counted the same block going out.
+    assert!(a.bandwidth().protocol("/ipfs/bitswap/1.2.0").total_out >= 200_000);
+    assert_eq!(bw.protocol("/no/such/1.0.0"), Default::default());
+    let names: Vec<String> = bw.protocols().into_iter().map(|(p, _)| p).collect();
+    assert!(names.contains(&"/ipfs/id/1.0.0".to_string()), "{names:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocols_follow_the_swarm() {
+    let (server, _) = node(RoutingMode::Server, true).await;
+    let list = server.protocols().await.unwrap();
+    for p in [
+        "/ipfs/kad/1.0.0",
+        "/ipfs/bitswap/1.2.0",
+        "/meshsub/1.1.0",
+        "/ipfs/ping/1.0.0",
+    ] {
+        assert!(list.contains(&p.to_string()), "{p} missing from {list:?}");
+    }
+    let (client, _) = node(RoutingMode::Client, false).await;
+    let list = client.protocols().await.unwrap();
+    assert!(!list.contains(&"/ipfs/kad/1.0.0".to_string()));
+    assert!(!list.iter().any(|p| p.starts_with("/meshsub")));
+    assert!(!list.contains(&"/libp2p/circuit/relay/0.2.0/hop".to_string()));
+}
+
+/// A loopback TCP port free a moment ago (for a node that must announce its address).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_reach_each_other_through_a_relay() {
+    // A relay serves only with a confirmed address: it announces its loopback one.
+    let port = free_port();
+    let relay_listen: libp2p::Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap();
+    let (relay, _) = node_with(|c| {
+        c.relay_service = true;
+        c.listen = vec![relay_listen.clone()];
+        c.announce = vec![relay_listen.clone()];
+    })
+    .await;
+    let relay_addr = tcp_addr(&relay).await;
+    let circuit = relay_addr
+        .clone()
+        .with(libp2p::multiaddr::Protocol::P2pCircuit);
+    // `b` listens only through the relay: nobody can dial it directly.
+    let (b, sb) = node_with(|c| {
+        c.listen = Vec::new();
+        c.hole_punching = false;
+    })
+    .await;
+    b.connect(relay_addr.clone()).await.unwrap();
+    b.listen_on(circuit.clone()).await.unwrap();
+    let mut reserved = false;
+    for _ in 0..200 {
+        let (listen, _) = b.addrs().await.unwrap();
+        if listen
+            .iter()
+            .any(|a| a.to_string().contains("/p2p-circuit"))
+        {
+            reserved = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(reserved, "no reservation on the relay");
+    let (a, _) = node_with(|c| c.hole_punching = false).await;
+    let x = Block::encode(codec::RAW, HashAlg::Sha2_256, 1, &b"through the relay"[..]);
+    sb.put(&x);
+    let via = circuit.with(libp2p::multiaddr::Protocol::P2p(b.peer_id()));
+    assert_eq!(a.connect(via).await.unwrap(), b.peer_id());
+    let peers = a.peers().await.unwrap();
+    let to_b = peers.iter().find(|p| p.peer == b.peer_id()).unwrap();
+    assert!(
+        to_b.addr.to_string().contains("/p2p-circuit"),
+        "{}",
+        to_b.addr
+    );
+    let got = a
+        .get_block(*x.cid(), Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(got, x);
+    // Relayed bytes are counted too.
+    assert!(a.bandwidth().peer(&b.peer_id()).total_in > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autonat_finds_a_reachable_node_public() {
+    // AutoNAT on loopback needs private addresses allowed (go-libp2p and we skip them by
+    // default). Three peers are asked; the first dial-back decides.
+    let allow = |c: &mut Config| c.autonat_only_global = false;
+    let (a, _) = node_with(allow).await;
+    let mut servers = Vec::new();
+    for _ in 0..3 {
+        let (s, _) = node_with(allow).await;
+        a.connect(tcp_addr(&s).await).await.unwrap();
+        servers.push(s);
+    }
+    let mut status = ipfs_kit_net::Reachability::Unknown;
+    for _ in 0..600 {
+        status = a.reachability().await.unwrap();
+        if status != ipfs_kit_net::Reachability::Unknown {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        matches!(status, ipfs_kit_net::Reachability::Public(_)),
+        "{status:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_node_listens_through_its_static_relay() {
+    // `b` announces an address nothing listens on and listens nowhere else: AutoNAT's dial-backs
+    // fail, b is found private, and it listens through the relay it was given.
+    let port = free_port();
+    let relay_listen: libp2p::Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap();
+    let (relay, _) = node_with(|c| {
+        c.relay_service = true;
+        c.autonat_only_global = false;
+        c.listen = vec![relay_listen.clone()];
+        c.announce = vec![relay_listen.clone()];
+    })
+    .await;
+    let relay_addr = tcp_addr(&relay).await;
+    let closed: libp2p::Multiaddr = format!("/ip4/127.0.0.1/tcp/{}", free_port())
+        .parse()
+        .unwrap();
+    let mut helpers = Vec::new();
+    let (b, _) = node_with(|c| {
+        c.listen = Vec::new();
+        c.announce = vec![closed];
+        c.autonat_only_global = false;
+        c.static_relays = vec![relay_addr.clone()];
+    })
+    .await;
+    b.connect(relay_addr.clone()).await.unwrap();
+    for _ in 0..2 {
+        let (h, _) = node_with(|c| c.autonat_only_global = false).await;
+        b.connect(tcp_addr(&h).await).await.unwrap();
+        helpers.push(h);
+    }
+    let mut listening = false;
+    for _ in 0..900 {
+        let (listen, _) = b.addrs().await.unwrap();
+        if listen
+            .iter()
+            .any(|a| a.to_string().contains("/p2p-circuit"))
+        {
+            listening = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        b.reachability().await.unwrap(),
+        ipfs_kit_net::Reachability::Private
+    );
+    assert!(listening, "b never listened through its relay");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crawl_splits_the_keyspace_when_the_dht_outgrows_k() {
+    // 26 servers: more than K (20), so one lookup cannot see them all and the crawl explores
+    // prefix regions. Every key must still reach its closest peers: others find the provider.
+    let (hub, _) = node(RoutingMode::Server, false).await;
+    let mut nodes = Vec::new();
+    for _ in 0..25 {
+        let (n, _) = node(RoutingMode::Server, false).await;
+        n.connect(tcp_addr(&hub).await).await.unwrap();
+        nodes.push(n);
+    }
+    until_dht_knows(&hub, 25).await;
+    let a = &nodes[0];
+    until_dht_knows(a, 1).await;
+    let keys: Vec<Cid> = (0..200u32)
+        .map(|i| *Block::encode(codec::RAW, HashAlg::Sha2_256, 1, i.to_le_bytes().to_vec()).cid())
+        .collect();
+    let outcome = a.provide(keys.clone()).await.unwrap();
+    assert!(outcome.lookups > 1, "{outcome:?}");
+    assert!(outcome.peers >= 20, "{outcome:?}");
+    // Each key goes to its 20 closest servers, `a` itself excepted when it is one of them.
+    let mut everyone: Vec<libp2p::PeerId> = nodes.iter().map(|n| n.peer_id()).collect();
+    everyone.push(hub.peer_id());
+    let sha = |b: &[u8]| -> [u8; 32] {
+        sha2::Digest::finalize(sha2::Digest::chain_update(
+            <sha2::Sha256 as sha2::Digest>::new(),
+            b,
+        ))
+        .into()
+    };
+    let expected: usize = keys
+        .iter()
+        .map(|k| {
+            let target = sha(&k.hash().to_bytes());
+            let mut by_distance = everyone.clone();
+            by_distance.sort_by_key(|p| {
+                let h = sha(&p.to_bytes());
+                let mut d = [0u8; 32];
+                for i in 0..32 {
+                    d[i] = h[i] ^ target[i];
+                }
+                d
+            });
+            by_distance[..20]
+                .iter()
+                .filter(|p| **p != a.peer_id())
+                .count()
+        })
+        .sum();
+    assert_eq!(outcome.messages, expected, "each key to its 20 closest");
+    assert_eq!(outcome.failed_peers, 0);
+    let stat = a.provide_stat().await.unwrap();
+    assert_eq!(
+        stat.last_crawl_peers, 25,
+        "the crawl saw every other server"
+    );
+    for (i, key) in keys.iter().enumerate().step_by(25) {
+        let finder = &nodes[1 + i % 24];
+        let mut found = finder.find_providers(*key, 1).await.unwrap();
+        let p = tokio::time::timeout(Duration::from_secs(30), found.recv())
+            .await
+            .unwrap()
+            .expect("a provider");
+        assert_eq!(p.peer, a.peer_id());
+    }
+}

@@ -37,10 +37,24 @@ const RENAMES: &[(&str, &str)] = &[
 
 /// Kubo keys that Kubo moved, with their current name: reading or writing the old key reads
 /// or writes the setting under its new one, as Kubo migrates the old key at startup.
-const MOVED: &[(&str, &str)] = &[(
-    "Internal.UnixFSShardingSizeThreshold",
-    "Import.UnixFSHAMTDirectorySizeThreshold",
-)];
+const MOVED: &[(&str, &str)] = &[
+    (
+        "Internal.UnixFSShardingSizeThreshold",
+        "Import.UnixFSHAMTDirectorySizeThreshold",
+    ),
+    // Kubo's network settings, which live in our `[network]` section.
+    ("Reprovider.Strategy", "Network.ReproviderStrategy"),
+    ("Reprovider.Interval", "Network.ReproviderInterval"),
+    ("Swarm.RelayClient.Enabled", "Network.RelayClient"),
+    ("Swarm.RelayClient.StaticRelays", "Network.StaticRelays"),
+    ("Swarm.RelayService.Enabled", "Network.RelayService"),
+    ("Swarm.EnableHolePunching", "Network.HolePunching"),
+    ("AutoNAT.ServiceMode", "Network.AutonatServiceMode"),
+    (
+        "Routing.AcceleratedDHTClient",
+        "Network.AcceleratedDhtClient",
+    ),
+];
 
 /// `key` with a moved Kubo key (any case) replaced by its current name.
 fn current_key(key: &str) -> &str {
@@ -50,29 +64,33 @@ fn current_key(key: &str) -> &str {
         .map_or(key, |(_, new)| new)
 }
 
+/// Removes the value at the nested key `parts` (any case), and the maps left empty on the way.
+fn take_path(m: &mut Map<String, Value>, parts: &[&str]) -> Option<Value> {
+    let (first, rest) = parts.split_first()?;
+    let key = existing_key(m, first)?;
+    if rest.is_empty() {
+        return m.remove(&key);
+    }
+    let Some(Value::Object(inner)) = m.get_mut(&key) else {
+        return None;
+    };
+    let value = take_path(inner, rest);
+    if inner.is_empty() {
+        m.remove(&key);
+    }
+    value
+}
+
 /// Moves the values of moved keys in a whole Kubo config to their current place. Like Kubo, it
 /// refuses the old and the new key set to different values (the new one left at its default
 /// counts as unset).
 fn move_keys(root: &mut Map<String, Value>) -> Result<(), Error> {
     let default = Config::default().kubo_view(false)?;
     for (old, new) in MOVED {
-        let Some((old_section, old_name)) = old.split_once('.') else {
+        let parts: Vec<&str> = old.split('.').collect();
+        let Some(value) = take_path(root, &parts) else {
             continue;
         };
-        let Some(Value::Object(section)) = existing_key(root, old_section)
-            .as_deref()
-            .and_then(|k| root.get_mut(k))
-        else {
-            continue;
-        };
-        let Some(value) = existing_key(section, old_name).and_then(|k| section.remove(&k)) else {
-            continue;
-        };
-        if section.is_empty() {
-            if let Some(k) = existing_key(root, old_section) {
-                root.remove(&k);
-            }
-        }
         if value.is_null() {
             continue;
         }
