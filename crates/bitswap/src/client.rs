@@ -56,7 +56,9 @@ struct Want {
 #[derive(Default)]
 struct PeerInfo {
     inflight: usize,
-    /// Blocks and HAVEs this peer gave us: how likely it is to have the next block.
+    /// How likely this peer is to have the next block: one more for each block or HAVE it
+    /// gave us, halved by each DONT_HAVE or timeout (so it follows the content being fetched
+    /// now, not all history).
     useful: u64,
 }
 
@@ -225,11 +227,19 @@ impl Client {
                 Presence::DontHave => {
                     w.dont_have.insert(peer);
                     w.have.retain(|p| *p != peer);
-                    if matches!(w.block_from, Some((p, _)) if p == peer) {
+                    let asked_block = matches!(w.block_from, Some((p, _)) if p == peer);
+                    if asked_block {
                         w.block_from = None;
-                        if let Some(p) = self.peers.get_mut(&peer) {
+                    }
+                    if let Some(p) = self.peers.get_mut(&peer) {
+                        // Usefulness is recent usefulness: a peer that served an earlier DAG
+                        // but lacks this one stops being asked first after a few misses.
+                        p.useful /= 2;
+                        if asked_block {
                             p.inflight = p.inflight.saturating_sub(1);
                         }
+                    }
+                    if asked_block {
                         self.schedule(*cid, now);
                     }
                 }
@@ -252,6 +262,7 @@ impl Client {
                     w.have.retain(|q| *q != p);
                     if let Some(info) = self.peers.get_mut(&p) {
                         info.inflight = info.inflight.saturating_sub(1);
+                        info.useful /= 2;
                     }
                     stale.push(*cid);
                 }
@@ -592,6 +603,46 @@ mod tests {
             .filter(|(_, m)| m.wantlist.iter().any(|e| e.want_type == WantType::Have))
             .count();
         assert_eq!(haves, MAX_HAVE_FANOUT);
+    }
+
+    #[test]
+    fn a_past_provider_that_lacks_the_new_content_stops_being_asked_first() {
+        let now = Instant::now();
+        let mut c = Client::new(ClientConfig::default());
+        let (old, new) = (PeerId::random(), PeerId::random());
+        c.peer_connected(old, now);
+        c.peer_connected(new, now);
+        // `old` served a lot before; `new` has the content wanted now.
+        c.peers.get_mut(&old).unwrap().useful = 100;
+        for i in 0..8u32 {
+            let cid = *block(100 + i).cid();
+            c.want(cid, now).unwrap();
+            let out = c.take_outbox();
+            let asked = if wants_of(&out, old).contains(&(cid, WantType::Block, false)) {
+                old
+            } else {
+                new
+            };
+            if asked == old {
+                let dont = Message {
+                    presences: vec![(cid, Presence::DontHave)],
+                    ..Default::default()
+                };
+                c.on_message(old, &dont, now);
+                c.take_outbox();
+            }
+            let got = Message {
+                blocks: vec![block(100 + i)],
+                ..Default::default()
+            };
+            c.on_message(new, &got, now);
+            c.take_outbox();
+        }
+        // A hundred blocks of history are gone after a handful of misses.
+        let cid = *block(999).cid();
+        c.want(cid, now).unwrap();
+        let out = c.take_outbox();
+        assert_eq!(wants_of(&out, new), vec![(cid, WantType::Block, false)]);
     }
 
     #[test]
