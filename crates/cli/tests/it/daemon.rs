@@ -4,7 +4,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use crate::Node;
+use crate::{eventually, Node};
 
 struct Daemon {
     child: Child,
@@ -81,6 +81,16 @@ impl Daemon {
         assert!(status.success());
         let exit = self.child.wait().expect("wait daemon");
         assert!(exit.success(), "daemon exited with {exit}");
+    }
+}
+
+/// A test that fails before `stop` must not leave its daemon running.
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -1563,18 +1573,6 @@ fn curl_full(args: &[&str]) -> (u16, String, Vec<u8>) {
         .and_then(|s| s.parse().ok())
         .expect("status");
     (status, head, raw[split + 4..].to_vec())
-}
-
-/// Polls `f` until it gives a value (each try is a fresh lookup), for what travels through the
-/// network in the background (identify, DHT tables, gossipsub meshes).
-fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    for _ in 0..150 {
-        if let Some(v) = f() {
-            return v;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-    panic!("{what}: never happened");
 }
 
 /// Delegated routing on the gateway (`/routing/v1/providers|peers|ipns`, GET and PUT), and

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::Node;
+use crate::{eventually, Node};
 
 /// The Kubo harness script, or `None` (outside CI) when this machine has none configured.
 fn kubo_script() -> Option<PathBuf> {
@@ -346,18 +346,6 @@ fn pubsub_with_kubo_both_ways() {
         received.contains(me["ID"].as_str().expect("our id")),
         "from is not our peer ID: {received}"
     );
-}
-
-/// Polls `f` until it gives a value (each try a fresh lookup): DHT tables fill in the
-/// background after each connection (identify, then Kademlia).
-fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    for _ in 0..150 {
-        if let Some(v) = f() {
-            return v;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-    panic!("{what}: never happened");
 }
 
 fn peer_id_of(node: &Node) -> String {

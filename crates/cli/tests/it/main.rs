@@ -90,6 +90,18 @@ impl Node {
     }
 }
 
+/// Polls `f` until it gives a value (each try a fresh lookup), for what travels through the
+/// network in the background (identify, DHT tables, gossipsub meshes).
+pub(crate) fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    for _ in 0..150 {
+        if let Some(v) = f() {
+            return v;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("{what}: never happened");
+}
+
 fn check_failure(out: &Output, args: &[&str], needle: &str) {
     assert!(!out.status.success(), "ipfs-kit {args:?} should fail");
     let err = String::from_utf8_lossy(&out.stderr);
