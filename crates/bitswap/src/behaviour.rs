@@ -81,17 +81,20 @@ impl Behaviour {
         if p.unsupported {
             return false;
         }
-        p.queued += message.approx_size();
-        self.stats.messages_sent += 1;
-        for b in &message.blocks {
-            self.stats.blocks_sent += 1;
-            self.stats.data_sent += b.data().len() as u64;
+        // A message over the frame limit would be refused whole by the receiver.
+        for part in message.split(crate::protocol::MAX_MESSAGE_SIZE) {
+            p.queued += part.approx_size();
+            self.stats.messages_sent += 1;
+            for b in &part.blocks {
+                self.stats.blocks_sent += 1;
+                self.stats.data_sent += b.data().len() as u64;
+            }
+            self.pending.push_back(ToSwarm::NotifyHandler {
+                peer_id: peer,
+                handler: NotifyHandler::One(conn),
+                event: FromBehaviour::Send(part),
+            });
         }
-        self.pending.push_back(ToSwarm::NotifyHandler {
-            peer_id: peer,
-            handler: NotifyHandler::One(conn),
-            event: FromBehaviour::Send(message),
-        });
         if let Some(w) = self.waker.take() {
             w.wake();
         }

@@ -328,6 +328,11 @@ impl Client {
 
     /// The peer to ask for `cid`'s block: one that said HAVE, else the most useful peer, else
     /// any peer; least loaded first, never one that said DONT_HAVE or is at its window.
+    /// While a useful peer is only at its window, nobody is asked: the want waits for its
+    /// slot. A want-block to a peer that has given us nothing lately is most likely a
+    /// DONT_HAVE round trip; with two idle peers connected, spilling over to them made a
+    /// 10,000-block directory fetch 2.7x slower. Such peers still hear want-haves, and a
+    /// HAVE makes them useful.
     fn pick(&self, w: &Want) -> Option<PeerId> {
         let window = self.config.max_inflight_per_peer;
         let open = |p: &PeerId| {
@@ -337,11 +342,20 @@ impl Client {
         if let Some(p) = w.have.iter().filter(|p| open(p)).min_by_key(|p| load(p)) {
             return Some(*p);
         }
-        self.peers
+        let (peer, info) = self
+            .peers
             .iter()
             .filter(|(p, _)| open(p))
-            .min_by_key(|(_, i)| (i.useful == 0, i.inflight, u64::MAX - i.useful))
-            .map(|(p, _)| *p)
+            .min_by_key(|(_, i)| (i.useful == 0, i.inflight, u64::MAX - i.useful))?;
+        let useful_busy = || {
+            self.peers
+                .iter()
+                .any(|(p, i)| i.useful > 0 && !w.dont_have.contains(p))
+        };
+        if info.useful == 0 && useful_busy() {
+            return None;
+        }
+        Some(*peer)
     }
 
     fn schedule(&mut self, cid: Cid, now: Instant) {
@@ -587,6 +601,53 @@ mod tests {
         );
         assert_eq!(block_wants(&c.take_outbox(), peers[0]), 1);
         assert_eq!(c.queue.len(), 7);
+    }
+
+    #[test]
+    fn idle_peers_get_no_want_blocks_while_a_useful_one_is_at_its_window() {
+        let now = Instant::now();
+        let mut c = Client::new(ClientConfig {
+            max_inflight_per_peer: 4,
+            ..Default::default()
+        });
+        let (serving, idle) = (PeerId::random(), PeerId::random());
+        c.peer_connected(serving, now);
+        c.peer_connected(idle, now);
+        c.peers.get_mut(&serving).unwrap().useful = CONFIDENT_USEFUL;
+        let blocks: Vec<Block> = (0..10).map(block).collect();
+        for b in &blocks {
+            c.want(*b.cid(), now).unwrap();
+        }
+        let out = c.take_outbox();
+        let block_wants = |out: &[(PeerId, Message)], p: PeerId| {
+            wants_of(out, p)
+                .into_iter()
+                .filter(|(_, t, _)| *t == WantType::Block)
+                .count()
+        };
+        assert_eq!(block_wants(&out, serving), 4);
+        assert_eq!(block_wants(&out, idle), 0, "the rest wait for the window");
+        assert_eq!(c.queue.len(), 6);
+        // A block back opens a slot at the serving peer, and a queued want takes it.
+        let (cid, _, _) = wants_of(&out, serving)[0];
+        let b = blocks.iter().find(|b| *b.cid() == cid).unwrap().clone();
+        let got = Message {
+            blocks: vec![b],
+            ..Default::default()
+        };
+        c.on_message(serving, &got, now);
+        let out = c.take_outbox();
+        assert_eq!(block_wants(&out, serving), 1);
+        assert_eq!(block_wants(&out, idle), 0);
+        // Once the serving peer says DONT_HAVE for a CID, the idle peer is asked for it.
+        let (cid, _, _) = wants_of(&out, serving)[0];
+        let dont = Message {
+            presences: vec![(cid, Presence::DontHave)],
+            ..Default::default()
+        };
+        c.on_message(serving, &dont, now);
+        let out = c.take_outbox();
+        assert!(wants_of(&out, idle).contains(&(cid, WantType::Block, false)));
     }
 
     #[test]

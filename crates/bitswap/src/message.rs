@@ -80,6 +80,31 @@ pub struct Message {
     pub pending_bytes: i32,
 }
 
+/// The messages [`Message::split`] has filled, and the one it is filling.
+struct Parts {
+    done: Vec<Message>,
+    current: Message,
+    size: usize,
+    limit: usize,
+}
+
+impl Parts {
+    /// Starts a new message when `n` more bytes would take the current one past the limit.
+    fn make_room(&mut self, n: usize) {
+        if self.size + n > self.limit && self.size > 0 {
+            self.done.push(std::mem::take(&mut self.current));
+            self.size = 0;
+        }
+        self.size += n;
+    }
+}
+
+/// At most what one block adds to an encoded message (1.0.0 sends the data alone, 1.1.0 and
+/// 1.2.0 a CID prefix beside it; each field a tag and a varint length).
+fn block_bound(block: &Block) -> usize {
+    block.data().len() + block.cid().encoded_len() + 24
+}
+
 /// Which dialect to write: 1.0.0 has no presences, want types or CID prefixes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dialect {
@@ -98,6 +123,59 @@ impl Message {
             && !self.full
             && self.blocks.is_empty()
             && self.presences.is_empty()
+    }
+
+    /// Splits into messages that each encode to at most `limit` bytes (in any dialect), in
+    /// order: wants first, then presences, then blocks, so a receiver applies them as it would
+    /// the whole. Only the first part carries `full`: the later ones add to the wantlist it
+    /// set. A single block bigger than `limit` still travels alone (and the receiver refuses
+    /// it, as it would anyway). Bitswap blocks are at most 2 MiB and the frame limit is
+    /// 4 MiB, so this only splits what a careless caller built too big.
+    pub fn split(self, limit: usize) -> Vec<Message> {
+        if self.size_bound() <= limit {
+            return vec![self];
+        }
+        let mut parts = Parts {
+            done: Vec::new(),
+            current: Message {
+                full: self.full,
+                pending_bytes: self.pending_bytes,
+                ..Message::default()
+            },
+            size: 0,
+            limit,
+        };
+        for entry in self.wantlist {
+            parts.make_room(entry.cid.encoded_len() + 16);
+            parts.current.wantlist.push(entry);
+        }
+        for (cid, presence) in self.presences {
+            parts.make_room(cid.encoded_len() + 8);
+            parts.current.presences.push((cid, presence));
+        }
+        for block in self.blocks {
+            parts.make_room(block_bound(&block));
+            parts.current.blocks.push(block);
+        }
+        parts.done.push(parts.current);
+        parts.done
+    }
+
+    /// An upper bound of the encoded size: a block costs its data, its CID prefix and a few
+    /// tags and varints; a want or presence its CID and as much again at most in fields.
+    fn size_bound(&self) -> usize {
+        self.blocks.iter().map(block_bound).sum::<usize>()
+            + self
+                .wantlist
+                .iter()
+                .map(|e| e.cid.encoded_len() + 16)
+                .sum::<usize>()
+            + self
+                .presences
+                .iter()
+                .map(|(c, _)| c.encoded_len() + 8)
+                .sum::<usize>()
+            + 16
     }
 
     /// Approximate encoded size, for queue accounting.
@@ -616,6 +694,40 @@ mod tests {
                 pending_bytes: pending,
             };
             prop_assert_eq!(Message::decode(&msg.encode(Dialect::V120)).unwrap(), msg);
+        }
+
+        #[test]
+        fn split_parts_fit_and_add_up_to_the_whole(
+            wants in proptest::collection::vec(any::<[u8; 8]>(), 0..40),
+            blocks in proptest::collection::vec(0usize..600, 0..12),
+            presences in proptest::collection::vec(any::<[u8; 8]>(), 0..40),
+            full in any::<bool>(),
+            limit in 64usize..2048,
+        ) {
+            let cid = |seed: &[u8]| *block(seed, 1, codec::RAW).cid();
+            let msg = Message {
+                wantlist: wants.iter().map(|s| WantEntry::want(cid(s), WantType::Have, true)).collect(),
+                full,
+                blocks: blocks.iter().enumerate().map(|(i, n)| {
+                    let mut data = vec![i as u8; *n];
+                    data.extend_from_slice(&i.to_le_bytes());
+                    block(&data, 1, codec::RAW)
+                }).collect(),
+                presences: presences.iter().map(|s| (cid(s), Presence::DontHave)).collect(),
+                pending_bytes: 0,
+            };
+            let parts = msg.clone().split(limit);
+            let mut joined = Message { full, ..Message::default() };
+            for (i, part) in parts.iter().enumerate() {
+                prop_assert_eq!(part.full, full && i == 0);
+                let len = part.encode(Dialect::V120).len();
+                let one_block = part.blocks.len() == 1 && part.wantlist.is_empty() && part.presences.is_empty();
+                prop_assert!(len <= limit || one_block, "part {} of {} bytes over {}", i, len, limit);
+                joined.wantlist.extend(part.wantlist.iter().cloned());
+                joined.presences.extend(part.presences.iter().cloned());
+                joined.blocks.extend(part.blocks.iter().cloned());
+            }
+            prop_assert_eq!(joined, msg);
         }
 
         #[test]

@@ -490,17 +490,18 @@ pub fn run(api: &Api, cmd: Cmd, out: &mut dyn Write) -> Result<()> {
                 bail!("{} already exists", target.display());
             }
             let tmp = tempfile_near(&target)?;
-            let mut w = io::BufWriter::new(std::fs::File::create(&tmp)?);
-            api.copy("get", &q, &mut w)?;
-            w.flush()?;
-            drop(w);
+            let result = if archive {
+                save_archive(api, &q, &tmp)
+            } else {
+                extract_streaming(api, &q, name, &tmp)
+            };
+            if let Err(e) = result.and_then(|()| Ok(std::fs::rename(&tmp, &target)?)) {
+                remove_any(&tmp);
+                return Err(e);
+            }
             if archive {
-                std::fs::rename(&tmp, &target)?;
                 writeln!(out, "Saving archive to {}", target.display())?;
             } else {
-                let result = extract(&tmp, name, &target);
-                let _ = std::fs::remove_file(&tmp);
-                result?;
                 writeln!(out, "Saving file(s) to {}", target.display())?;
             }
         }
@@ -1004,10 +1005,93 @@ fn tempfile_near(target: &Path) -> Result<PathBuf> {
     Ok(dir.join(format!(".{name}.{:x}.part", rand_u64())))
 }
 
+/// Writes the tar `get` answers to `path`, as it is.
+fn save_archive(api: &Api, q: &[(&str, String)], path: &Path) -> Result<()> {
+    let mut w = io::BufWriter::new(std::fs::File::create(path)?);
+    api.copy("get", q, &mut w)?;
+    w.flush()?;
+    Ok(())
+}
+
+/// Chunks of the answer in flight between the HTTP reader and the unpacking thread.
+const EXTRACT_QUEUE: usize = 64;
+
+/// Unpacks `get`'s tar at `target` while it arrives: the HTTP reader hands chunks to an
+/// unpacking thread, so fetching and writing files overlap instead of following each other
+/// through a temporary tar file. The daemon's answer decides the outcome: a transfer that
+/// breaks off fails even if it broke at an entry boundary and the tar looked complete.
+fn extract_streaming(api: &Api, q: &[(&str, String)], root: &str, target: &Path) -> Result<()> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(EXTRACT_QUEUE);
+    let (root_owned, target_owned) = (root.to_string(), target.to_path_buf());
+    let unpacker = std::thread::Builder::new()
+        .name("get-unpack".into())
+        .spawn(move || {
+            let mut reader = ChunkReader {
+                rx,
+                chunk: Vec::new(),
+                pos: 0,
+            };
+            let result = extract(&mut reader, &root_owned, &target_owned);
+            // After the tar's end only padding follows: take it, so the sender finishes. On
+            // failure the receiver is dropped instead, which stops the transfer.
+            if result.is_ok() {
+                while reader.rx.recv().is_ok() {}
+            }
+            result
+        })
+        .context("start the unpacking thread")?;
+    let fetched = api.call("get", q, None, &mut |d| {
+        tx.send(d.to_vec())
+            .map_err(|_| anyhow::anyhow!("the unpacking thread stopped"))
+    });
+    drop(tx);
+    let unpacked = unpacker
+        .join()
+        .map_err(|_| anyhow::anyhow!("the unpacking thread panicked"))?;
+    // An unpacking error explains a stopped thread better than the send failure it caused.
+    unpacked.and(fetched)
+}
+
+/// A `Read` over byte chunks sent from another thread; the end of the channel is the end of
+/// the stream.
+struct ChunkReader {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl io::Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(c) => (self.chunk, self.pos) = (c, 0),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Removes a file or directory tree left by a failed `get`, best effort.
+fn remove_any(path: &Path) {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => {
+            let _ = std::fs::remove_dir_all(path);
+        }
+        Ok(_) => {
+            let _ = std::fs::remove_file(path);
+        }
+        Err(_) => {}
+    }
+}
+
 /// Unpacks the tar the daemon sent, its root entry `root` landing at `target`. Entries must
 /// stay under the root: a tar from a daemon is outside input like any other.
-fn extract(tar: &Path, root: &str, target: &Path) -> Result<()> {
-    let mut archive = tar::Archive::new(std::fs::File::open(tar)?);
+fn extract(tar: &mut dyn io::Read, root: &str, target: &Path) -> Result<()> {
+    let mut archive = tar::Archive::new(tar);
     archive.set_preserve_mtime(true);
     archive.set_preserve_permissions(true);
     for entry in archive.entries()? {

@@ -27,7 +27,7 @@
 //!
 //! Work arrives as jobs: `routing provide` (answered when done), reprovider batches, and newly
 //! added blocks, which wait in a bounded, de-duplicated announce queue and go out together when
-//! no other job runs.
+//! no other job runs and either enough of them are queued or the oldest has waited a second.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -61,6 +61,11 @@ const SNAPSHOT_TTL: Duration = Duration::from_secs(10 * 60);
 pub const ANNOUNCE_QUEUE: usize = 65_536;
 /// Keys per announce job.
 const ANNOUNCE_BATCH: usize = 16_384;
+/// Fewer than [`SWEEP_MIN_KEYS`] new keys wait this long for company before they are
+/// announced: blocks stored one batch at a time (a transfer in progress) would otherwise go out
+/// as many small jobs, each a set of per-key lookups, instead of one crawl whose peer set
+/// then serves every later announcement.
+const ANNOUNCE_DELAY: Duration = Duration::from_secs(1);
 /// Provide jobs queued at most; more are refused.
 const MAX_JOBS: usize = 64;
 /// Deepest prefix a crawl splits to. Below it a region is taken as seen (2^20 regions of K
@@ -226,6 +231,8 @@ pub(crate) struct Provider {
     jobs: VecDeque<Job>,
     announce: VecDeque<Cid>,
     announce_set: HashSet<Cid>,
+    /// When the oldest key now in `announce` was queued.
+    announce_since: Option<Instant>,
     run: Option<Run>,
     snapshot: Option<Snapshot>,
     /// Sender tasks: (peer, messages sent or why not).
@@ -242,6 +249,7 @@ impl Provider {
             jobs: VecDeque::new(),
             announce: VecDeque::new(),
             announce_set: HashSet::new(),
+            announce_since: None,
             run: None,
             snapshot: None,
             senders: JoinSet::new(),
@@ -273,8 +281,17 @@ impl Provider {
                 self.stat.dropped += 1;
             } else if self.announce_set.insert(cid) {
                 self.announce.push_back(cid);
+                self.announce_since.get_or_insert_with(Instant::now);
             }
         }
+    }
+
+    /// Whether the queued new keys should go out now (see [`ANNOUNCE_DELAY`]).
+    fn announce_due(&self) -> bool {
+        self.announce.len() >= SWEEP_MIN_KEYS
+            || self
+                .announce_since
+                .is_some_and(|t| t.elapsed() >= ANNOUNCE_DELAY)
     }
 
     pub(crate) fn stat(&self) -> ProvideStat {
@@ -368,12 +385,13 @@ impl Provider {
     fn start_next(&mut self, swarm: &mut Swarm<Behaviour>) {
         let job = match self.jobs.pop_front() {
             Some(job) => job,
-            None if !self.announce.is_empty() => {
+            None if !self.announce.is_empty() && self.announce_due() => {
                 let n = self.announce.len().min(ANNOUNCE_BATCH);
                 let keys: Vec<Cid> = self.announce.drain(..n).collect();
                 for k in &keys {
                     self.announce_set.remove(k);
                 }
+                self.announce_since = (!self.announce.is_empty()).then(Instant::now);
                 Job {
                     keys,
                     reply: None,

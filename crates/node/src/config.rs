@@ -132,6 +132,9 @@ pub struct Datastore {
     /// re-hashing. One-shot commands do not use it.
     #[serde(deserialize_with = "string_or_integer")]
     pub block_cache_size: String,
+    /// Keep newly written blocks in the OS page cache too. Off: once on disk they leave it,
+    /// which makes taking in large content several times cheaper (see `docs/storage.md`).
+    pub cache_writes: bool,
 }
 
 impl Default for Datastore {
@@ -141,6 +144,7 @@ impl Default for Datastore {
             verify_reads: true,
             compact_dead_ratio: 0.5,
             block_cache_size: "256MiB".into(),
+            cache_writes: false,
         }
     }
 }
@@ -420,7 +424,8 @@ const HEADER: &str = "\
 # [identity]     the node's Ed25519 key and peer ID; keep private_key secret.
 # [datastore]    segment_size (bytes per segment file), verify_reads (re-hash every block read),
 #                compact_dead_ratio (gc rewrites a segment once this fraction is garbage),
-#                block_cache_size (the daemon's memory cache of verified blocks, 256MiB; 0: off).
+#                block_cache_size (the daemon's memory cache of verified blocks, 256MiB; 0: off),
+#                cache_writes (keep newly written blocks in the OS page cache; off).
 # [import]       profile: unixfs-v0-2015 (Kubo's default CIDs), unixfs-v1-2025 (CIDv1, raw
 #                leaves, 1 MiB chunks) or kubo-v0.22; `add` flags override it. hamt_threshold:
 #                estimated directory size past which add and MFS shard a directory (256KiB;

@@ -324,6 +324,7 @@ impl Repo {
             segment_size: config.datastore.segment_size,
             verify_reads: config.datastore.verify_reads,
             compact_dead_ratio: config.datastore.compact_dead_ratio,
+            cache_writes: config.datastore.cache_writes,
         };
         let blocks = FsBlockstore::open(path.join("blocks"), store_cfg).map_err(|e| match e {
             ipfs_kit_blockstore::Error::Locked(_) => Error::Locked(path.to_path_buf()),

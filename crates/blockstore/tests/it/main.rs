@@ -25,6 +25,16 @@ fn fs_store_conforms() {
 }
 
 #[test]
+fn fs_store_conforms_keeping_writes_cached() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = FsConfig {
+        cache_writes: true,
+        ..FsConfig::default()
+    };
+    conformance::run(&FsBlockstore::open(dir.path(), cfg).expect("open"));
+}
+
+#[test]
 fn fs_store_conforms_with_tiny_segments() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = FsConfig::default().with_segment_size(4096);

@@ -1161,6 +1161,25 @@ fn cli_commands_go_through_a_running_daemon() {
     assert!(node.ok(&["ls", &root]).contains(" - sub/\n"));
     let got = node.dir.path().join("got");
     node.ok(&["get", &root, "-o", got.to_str().expect("p")]);
+    // The tar is unpacked as it streams in, beside the target, and renamed into place: a
+    // failed get leaves neither the target nor its temporary.
+    let missing = node.dir.path().join("missing");
+    node.fails(
+        &[
+            "get",
+            &format!("{root}/nope"),
+            "-o",
+            missing.to_str().expect("p"),
+        ],
+        "nope",
+    );
+    assert!(!missing.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(node.dir.path())
+        .expect("ls")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
     // Dotfiles are left out unless asked for, as Kubo does.
     std::fs::remove_file(dir.join(".hidden")).expect("rm");
     crate::assert_same_tree(&dir, &got);
