@@ -37,6 +37,7 @@ pub(crate) async fn fetch(
     root: Cid,
     timeout: Duration,
 ) -> Result<FetchStats, Error> {
+    let mark = net.store_mark();
     let mut stats = FetchStats::default();
     let mut stack = vec![root];
     let mut seen = HashSet::from([root]);
@@ -87,5 +88,8 @@ pub(crate) async fn fetch(
             }
         }
     }
+    // Blocks reach this walk before the writer has committed them; the caller may record a
+    // pin next.
+    net.settle(mark).await?;
     Ok(stats)
 }

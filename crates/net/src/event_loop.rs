@@ -3,9 +3,14 @@
 //!
 //! Block-store work never runs here: lookups for the bitswap server run on blocking threads (at
 //! most [`MAX_LOOKUPS`] batches at once) and received blocks go to one writer thread that
-//! commits them in batches; a block is handed to its waiters only once it is stored.
+//! commits them in batches. A verified block is handed to its waiters at once and kept in
+//! memory until the writer reports it stored, so wants meanwhile are answered from there and
+//! readers never wait for an fsync; `Settle` waits for the writer (a DAG fetch does, before
+//! its caller records a pin). Past [`MAX_PENDING_BYTES`] of such blocks, waiters get theirs
+//! only once stored again, which bounds the memory and slows fetching to the disk's pace.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +36,9 @@ use crate::{BlockStore, Command, Config, Error, Reachability, RoutingMode};
 
 /// Server lookup batches running at once.
 const MAX_LOOKUPS: usize = 4;
+/// Bytes of received, not yet stored blocks past which they are handed out only once stored.
+const MAX_PENDING_BYTES: usize = 64 << 20;
+
 /// Received-block batches queued for the writer thread.
 const STORE_QUEUE: usize = 64;
 /// Provider lookups running at once (wants nobody connected has).
@@ -79,6 +87,9 @@ pub struct BitswapStat {
     pub provide_queue: usize,
 }
 
+/// A `Settle` call: the writer count to reach, the failures that do not count, the reply.
+type Settle = (u64, u64, oneshot::Sender<Result<(), String>>);
+
 enum Stored {
     Done(Vec<Block>),
     Failed(Vec<Cid>, String),
@@ -94,6 +105,19 @@ pub(crate) struct EventLoop {
     /// Received blocks waiting for room in the writer's queue (bounded by the client's
     /// windows: only wanted blocks get here).
     unstored: std::collections::VecDeque<Vec<Block>>,
+    /// Received blocks the writer has not yet finished with, and their bytes.
+    pending: HashMap<Cid, Block>,
+    pending_bytes: usize,
+    /// Blocks given to the writer so far, and how many of them it has finished (stored or
+    /// failed): FIFO, so a count reached means every block before it is done.
+    received_seq: u64,
+    settled_seq: u64,
+    /// Writer failures so far (read by [`crate::Network::store_mark`]), and the last one's
+    /// message.
+    store_failures: Arc<AtomicU64>,
+    last_store_failure: String,
+    /// `Settle` calls waiting for the writer.
+    settles: Vec<Settle>,
     lookups: JoinSet<(PeerId, Vec<(Task, Found)>)>,
     store_tx: std::sync::mpsc::SyncSender<Vec<Block>>,
     stored_rx: mpsc::Receiver<Stored>,
@@ -168,6 +192,13 @@ impl EventLoop {
             store,
             waiters: HashMap::new(),
             unstored: std::collections::VecDeque::new(),
+            pending: HashMap::new(),
+            pending_bytes: 0,
+            received_seq: 0,
+            settled_seq: 0,
+            store_failures: Arc::new(AtomicU64::new(0)),
+            last_store_failure: String::new(),
+            settles: Vec::new(),
             lookups: JoinSet::new(),
             store_tx,
             stored_rx,
@@ -234,6 +265,11 @@ impl EventLoop {
         Ok(event_loop)
     }
 
+    /// The writer's failure count, shared with the [`crate::Network`] handle.
+    pub(crate) fn store_failures(&self) -> Arc<AtomicU64> {
+        self.store_failures.clone()
+    }
+
     /// A handle for opening streams of our own (ping).
     pub(crate) fn stream_control(&self) -> libp2p_stream::Control {
         self.swarm.behaviour().stream.new_control()
@@ -284,11 +320,8 @@ impl EventLoop {
                     break;
                 }
                 Err(std::sync::mpsc::TrySendError::Disconnected(batch)) => {
-                    for b in batch {
-                        for w in self.waiters.remove(b.cid()).unwrap_or_default() {
-                            let _ = w.send(Err("the block writer stopped".into()));
-                        }
-                    }
+                    let cids = batch.iter().map(|b| *b.cid()).collect();
+                    self.on_stored(Stored::Failed(cids, "the block writer stopped".into()));
                 }
             }
         }
@@ -373,27 +406,80 @@ impl EventLoop {
         }
     }
 
+    /// Takes in verified blocks: waiters get them now unless too many are waiting for the
+    /// writer already, and the writer gets them as its queue has room.
+    fn on_received(&mut self, blocks: Vec<Block>) {
+        for block in &blocks {
+            let early = self.pending_bytes < MAX_PENDING_BYTES;
+            if self.pending.insert(*block.cid(), block.clone()).is_none() {
+                self.pending_bytes += block.data().len();
+            }
+            if early {
+                for w in self.waiters.remove(block.cid()).unwrap_or_default() {
+                    let _ = w.send(Ok(block.clone()));
+                }
+            }
+        }
+        self.received_seq += blocks.len() as u64;
+        self.unstored.push_back(blocks);
+        self.flush_store();
+    }
+
+    fn unpend(&mut self, cid: &Cid) {
+        if let Some(b) = self.pending.remove(cid) {
+            self.pending_bytes -= b.data().len();
+        }
+    }
+
     fn on_stored(&mut self, stored: Stored) {
-        match stored {
+        let finished = match stored {
             Stored::Done(blocks) => {
                 let cids: Vec<Cid> = blocks.iter().map(|b| *b.cid()).collect();
                 for block in blocks {
+                    // Waiters left are those not served early.
                     if let Some(waiters) = self.waiters.remove(block.cid()) {
                         for w in waiters {
                             let _ = w.send(Ok(block.clone()));
                         }
                     }
+                    self.unpend(block.cid());
                 }
                 self.server.blocks_added(&cids);
+                cids.len()
             }
             Stored::Failed(cids, e) => {
                 tracing::error!("storing {} received blocks failed: {e}", cids.len());
-                for cid in cids {
-                    for w in self.waiters.remove(&cid).unwrap_or_default() {
+                for cid in &cids {
+                    for w in self.waiters.remove(cid).unwrap_or_default() {
                         let _ = w.send(Err(format!("storing the block failed: {e}")));
                     }
+                    self.unpend(cid);
                 }
+                self.store_failures.fetch_add(1, Ordering::Relaxed);
+                self.last_store_failure = e;
+                cids.len()
             }
+        };
+        self.settled_seq += finished as u64;
+        let settled = self.settled_seq;
+        let (done, waiting) = std::mem::take(&mut self.settles)
+            .into_iter()
+            .partition(|(target, _, _)| *target <= settled);
+        self.settles = waiting;
+        for (_, since, reply) in done {
+            let _ = reply.send(self.settle_result(since));
+        }
+    }
+
+    /// The answer to a `Settle` that counts writer failures after the first `since`.
+    fn settle_result(&self, since: u64) -> Result<(), String> {
+        if self.store_failures.load(Ordering::Relaxed) > since {
+            Err(format!(
+                "storing received blocks failed: {}",
+                self.last_store_failure
+            ))
+        } else {
+            Ok(())
         }
     }
 
@@ -484,6 +570,19 @@ impl EventLoop {
             }
             Command::PeerIdentity { peer, reply } => {
                 let _ = reply.send(self.identities.get(&peer).cloned());
+            }
+            // Received, not yet stored: no need to ask anyone.
+            Command::Want { cid, reply } if self.pending.contains_key(&cid) => {
+                if let Some(block) = self.pending.get(&cid) {
+                    let _ = reply.send(Ok(block.clone()));
+                }
+            }
+            Command::Settle { since, reply } => {
+                if self.settled_seq >= self.received_seq {
+                    let _ = reply.send(self.settle_result(since));
+                } else {
+                    self.settles.push((self.received_seq, since, reply));
+                }
             }
             Command::Want { cid, reply } => match self.client.want(cid, Instant::now()) {
                 Ok(()) => self.waiters.entry(cid).or_default().push(reply),
@@ -833,8 +932,7 @@ impl EventLoop {
                         .count_duplicate(b.data().len());
                 }
                 if !received.blocks.is_empty() {
-                    self.unstored.push_back(received.blocks);
-                    self.flush_store();
+                    self.on_received(received.blocks);
                 }
             }
         }

@@ -241,6 +241,12 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Result<Block, String>>,
     },
     Unwant(Cid),
+    /// Answered once every block received so far is stored, with the last store error if
+    /// the writer failed more than `since` times in all.
+    Settle {
+        since: u64,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
     BitswapStat(oneshot::Sender<BitswapStat>),
     Wantlist {
         peer: Option<PeerId>,
@@ -295,7 +301,13 @@ pub struct Network {
     store: Arc<dyn BlockStore>,
     bandwidth: Arc<Bandwidth>,
     control: libp2p_stream::Control,
+    store_failures: Arc<std::sync::atomic::AtomicU64>,
 }
+
+/// A point in the block writer's history, from [`Network::store_mark`]: [`Network::settle`]
+/// reports the writer's failures after it.
+#[derive(Clone, Copy, Debug)]
+pub struct StoreMark(u64);
 
 /// Commands queued to the event loop at most; senders wait beyond this.
 const COMMAND_QUEUE: usize = 1024;
@@ -314,6 +326,7 @@ impl Network {
         let event_loop =
             event_loop::EventLoop::new(config, store.clone(), rx, bandwidth.clone()).await?;
         let control = event_loop.stream_control();
+        let store_failures = event_loop.store_failures();
         let task = tokio::spawn(event_loop.run());
         Ok((
             Network {
@@ -323,6 +336,7 @@ impl Network {
                 store,
                 bandwidth,
                 control,
+                store_failures,
             },
             task,
         ))
@@ -385,7 +399,10 @@ impl Network {
     }
 
     /// Fetches one block from the network (waits until some peer sends it, or `timeout`).
-    /// The block is verified and stored before it is returned.
+    /// The block is verified before it is returned, and stored right after, by the writer
+    /// thread: a reader does not wait for the fsync'd commit. [`Network::settle`] waits for
+    /// it, and wants for a block between its arrival and its commit are answered from
+    /// memory.
     pub async fn get_block(&self, cid: Cid, timeout: Duration) -> Result<Block, Error> {
         let (reply, rx) = oneshot::channel();
         self.tx
@@ -409,9 +426,31 @@ impl Network {
     }
 
     /// Fetches every block of the DAG under `root` that the store lacks, many at once; see
-    /// [`FetchStats`]. `timeout` bounds the wait for any one block.
+    /// [`FetchStats`]. `timeout` bounds the wait for any one block. Returns once every block
+    /// fetched is stored, so a pin recorded afterwards never points at a missing block.
     pub async fn fetch_dag(&self, root: Cid, timeout: Duration) -> Result<FetchStats, Error> {
         dag::fetch(self, root, timeout).await
+    }
+
+    /// Where the block writer is now: take one before fetching blocks that must end up
+    /// stored, and hand it to [`Network::settle`] after.
+    pub fn store_mark(&self) -> StoreMark {
+        StoreMark(
+            self.store_failures
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    /// Waits until every block received so far is stored. Fails, naming the last failure, if
+    /// the writer failed to store anything since `since`: a block fetched after the mark may
+    /// be among what was lost.
+    pub async fn settle(&self, since: StoreMark) -> Result<(), Error> {
+        self.ask(|reply| Command::Settle {
+            since: since.0,
+            reply,
+        })
+        .await?
+        .map_err(Error::Store)
     }
 
     /// Bitswap counters and peers.

@@ -338,11 +338,24 @@ impl Online {
         Ok(left.min(self.fetch_timeout))
     }
 
-    /// One block from the network (verified and stored on arrival).
+    /// One block from the network (verified on arrival; stored right after, see
+    /// [`Online::settle`]).
     pub(crate) fn fetch_block(&self, cid: &Cid) -> Result<Bytes, Error> {
         let (net, cid, timeout) = (self.net.clone(), *cid, self.timeout()?);
         let block = self.wait(async move { net.get_block(cid, timeout).await })??;
         Ok(block.into_parts().1)
+    }
+
+    /// Where the block writer is now (see [`Online::settle`]).
+    pub(crate) fn store_mark(&self) -> ipfs_kit_net::StoreMark {
+        self.net.store_mark()
+    }
+
+    /// Waits until every block fetched so far is stored, failing if the writer lost any since
+    /// `since`: before anything durable (a pin) comes to depend on them.
+    pub(crate) fn settle(&self, since: ipfs_kit_net::StoreMark) -> Result<(), Error> {
+        let net = self.net.clone();
+        Ok(self.wait(async move { net.settle(since).await })??)
     }
 
     /// Fetches the whole DAG under `root` and waits for it.

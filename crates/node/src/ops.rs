@@ -590,8 +590,14 @@ impl Repo {
                 self.fetch_missing(cid)?;
             }
         } else {
+            let online = self.online();
+            let mark = online.as_ref().map(|o| o.store_mark());
             for cid in &cids {
                 self.block_bytes(cid)?;
+            }
+            // A fetched block is handed over before it is stored.
+            if let (Some(online), Some(mark)) = (online, mark) {
+                online.settle(mark)?;
             }
         }
         self.pins.add(&self.blocks, &cids, mode)?;

@@ -88,6 +88,50 @@ fn tree(n: usize, size: usize, seed: u8) -> (Cid, Vec<Block>) {
     (cid, all)
 }
 
+/// A store whose disk is full: every write fails.
+struct FullStore;
+
+impl BlockStore for FullStore {
+    fn get(&self, _: &Cid) -> Result<Option<Bytes>, String> {
+        Ok(None)
+    }
+    fn size(&self, _: &Cid) -> Result<Option<u64>, String> {
+        Ok(None)
+    }
+    fn put_many(&self, _: Vec<Block>) -> Result<(), String> {
+        Err("no space left on device".into())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_is_handed_over_before_its_commit_and_a_failed_commit_surfaces_at_settle() {
+    let (a, sa) = node(RoutingMode::None, false).await;
+    let (b, _task) = Network::start(
+        Config {
+            routing: RoutingMode::None,
+            ..Config::new(Keypair::generate_ed25519())
+        },
+        Arc::new(FullStore),
+    )
+    .await
+    .unwrap();
+    b.connect(tcp_addr(&a).await).await.unwrap();
+    let x = Block::encode(codec::RAW, HashAlg::Sha2_256, 1, &b"unstorable"[..]);
+    sa.put(&x);
+    let mark = b.store_mark();
+    // The reader gets the verified block even though it can never be stored...
+    let got = b
+        .get_block(*x.cid(), Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!(got, x);
+    // ...but whoever needs it durable (a pin) learns that it is not.
+    let err = b.settle(mark).await.unwrap_err().to_string();
+    assert!(err.contains("no space left on device"), "{err}");
+    // A failure is reported to those who fetched before it, not to later ones.
+    b.settle(b.store_mark()).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocks_move_both_ways() {
     let (a, sa) = node(RoutingMode::None, false).await;
@@ -102,7 +146,9 @@ async fn blocks_move_both_ways() {
         .await
         .unwrap();
     assert_eq!(got, x);
-    assert!(sb.has(x.cid()), "stored before it is returned");
+    // Handed over before the writer's commit; settling waits for it.
+    b.settle(b.store_mark()).await.unwrap();
+    assert!(sb.has(x.cid()), "stored once settled");
     let got = a
         .get_block(*y.cid(), Duration::from_secs(20))
         .await
