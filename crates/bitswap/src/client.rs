@@ -472,6 +472,14 @@ mod tests {
             .collect()
     }
 
+    /// How many want-blocks `out` sends `peer`.
+    fn block_wants(out: &[(PeerId, Message)], peer: PeerId) -> usize {
+        wants_of(out, peer)
+            .into_iter()
+            .filter(|(_, t, _)| *t == WantType::Block)
+            .count()
+    }
+
     #[test]
     fn first_want_goes_as_block_to_one_and_have_to_others() {
         let (a, b) = (PeerId::random(), PeerId::random());
@@ -573,12 +581,6 @@ mod tests {
             c.want(*b.cid(), now).unwrap();
         }
         let out = c.take_outbox();
-        let block_wants = |out: &[(PeerId, Message)], p: PeerId| {
-            wants_of(out, p)
-                .into_iter()
-                .filter(|(_, t, _)| *t == WantType::Block)
-                .count()
-        };
         for p in &peers {
             assert_eq!(block_wants(&out, *p), 4, "window of 4 per peer");
             // The other peers' 8 want-blocks came with a want-have here.
@@ -619,12 +621,6 @@ mod tests {
             c.want(*b.cid(), now).unwrap();
         }
         let out = c.take_outbox();
-        let block_wants = |out: &[(PeerId, Message)], p: PeerId| {
-            wants_of(out, p)
-                .into_iter()
-                .filter(|(_, t, _)| *t == WantType::Block)
-                .count()
-        };
         assert_eq!(block_wants(&out, serving), 4);
         assert_eq!(block_wants(&out, idle), 0, "the rest wait for the window");
         assert_eq!(c.queue.len(), 6);

@@ -81,7 +81,11 @@ impl Api {
             q.append_pair(k, v);
         }
         let uri = format!("/api/v0/{cmd}?{}", q.finish());
-        let mut req = hyper::Request::post(uri).header(hyper::header::HOST, "127.0.0.1");
+        // `TE: trailers`: a command that fails after its output started then says why in an
+        // `X-Stream-Error` trailer, instead of the connection just breaking.
+        let mut req = hyper::Request::post(uri)
+            .header(hyper::header::HOST, "127.0.0.1")
+            .header(hyper::header::TE, "trailers");
         if let Some(a) = &self.auth {
             req = req.header(hyper::header::AUTHORIZATION, a);
         }

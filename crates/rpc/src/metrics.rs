@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use axum::body::{Body, HttpBody};
 use axum::response::Response;
-use futures_util::StreamExt as _;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -101,11 +100,13 @@ impl Metrics {
             sent.inc_by(n);
             return resp;
         }
+        // Frame by frame, so trailers (`X-Stream-Error`) pass through.
         resp.map(|body| {
-            Body::from_stream(body.into_data_stream().inspect(move |chunk| {
-                if let Ok(c) = chunk {
-                    sent.inc_by(c.len() as u64);
+            Body::new(http_body_util::BodyExt::map_frame(body, move |frame| {
+                if let Some(data) = frame.data_ref() {
+                    sent.inc_by(data.len() as u64);
                 }
+                frame
             }))
         })
     }

@@ -95,6 +95,66 @@ pub fn router(
 tokio::task_local! {
     /// The request's `timeout` deadline, seen by the streams it starts.
     static DEADLINE: Option<Instant>;
+    /// Whether the client takes trailers (`TE: trailers`), so a stream that fails part way
+    /// can end with Kubo's `X-Stream-Error` trailer rather than a broken connection.
+    static TRAILERS: bool;
+}
+
+/// Whether a request's `TE` header lists `trailers`. HTTP/1.1 servers may send trailers
+/// only then (hyper drops them otherwise).
+fn accepts_trailers(headers: &axum::http::HeaderMap) -> bool {
+    headers.get_all(header::TE).iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',').any(|t| {
+                t.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .eq_ignore_ascii_case("trailers")
+            })
+        })
+    })
+}
+
+/// A streamed answer whose failure part way goes out as Kubo's `X-Stream-Error` trailer
+/// after what was written, so the client learns why the output ended.
+struct TrailerBody {
+    rx: mpsc::Receiver<Result<Bytes, io::Error>>,
+    done: bool,
+}
+
+impl http_body::Body for TrailerBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, io::Error>>> {
+        use std::task::Poll;
+        if self.done {
+            return Poll::Ready(None);
+        }
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(Ok(data))) => Poll::Ready(Some(Ok(http_body::Frame::data(data)))),
+            Poll::Ready(Some(Err(e))) => {
+                self.done = true;
+                let mut trailers = axum::http::HeaderMap::new();
+                // A header value cannot hold control characters: those become spaces.
+                let message: String = e
+                    .to_string()
+                    .chars()
+                    .map(|c| if c.is_control() { ' ' } else { c })
+                    .collect();
+                if let Ok(v) = HeaderValue::from_str(&message) {
+                    trailers.insert("X-Stream-Error", v);
+                }
+                Poll::Ready(Some(Ok(http_body::Frame::trailers(trailers))))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 /// The message Go clients know for a request past its deadline.
@@ -213,7 +273,8 @@ impl Write for ChannelWriter {
 }
 
 /// Streams what `produce` writes. An error before the first byte becomes a normal error
-/// response; one after it ends the body early, which clients see as a broken stream.
+/// response; one after it ends the body with an `X-Stream-Error` trailer when the client
+/// takes trailers, else early, which clients see as a broken stream.
 pub(crate) async fn stream_response(
     limits: Limits,
     json_lines: bool,
@@ -251,8 +312,14 @@ pub(crate) async fn stream_response(
     if let Ok(Err(e)) = first_rx.await {
         return e.into_response();
     }
-    let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
-    let mut resp = Response::new(Body::from_stream(stream));
+    // A failure part way: a trailer for clients that take one, else a broken stream (the
+    // only signal left once the status has gone out).
+    let body = if TRAILERS.try_with(|t| *t).unwrap_or(false) {
+        Body::new(TrailerBody { rx, done: false })
+    } else {
+        Body::from_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+    };
+    let mut resp = Response::new(body);
     let h = resp.headers_mut();
     if json_lines {
         h.insert(
@@ -417,7 +484,11 @@ async fn handle(state: &AppState, request: axum::extract::Request) -> (&'static 
         Err(e) => return (label, e.into_response()),
     };
     let deadline = timeout.map(|t| Instant::now() + t);
-    let work = DEADLINE.scope(deadline, run(state, &cmd, req, request));
+    let trailers = accepts_trailers(request.headers());
+    let work = TRAILERS.scope(
+        trailers,
+        DEADLINE.scope(deadline, run(state, &cmd, req, request)),
+    );
     let result = match timeout {
         Some(t) => tokio::time::timeout(t, work)
             .await

@@ -218,13 +218,25 @@ pub(crate) async fn from_request(
     Ok(start(multipart, limits, received))
 }
 
+/// How long the rest of an upload is read and thrown away once the backend has stopped
+/// reading it (it failed: a bad entry, a full disk). Closing a connection with the client's
+/// bytes unread makes the kernel reset it, and the reset destroys the error answer already
+/// sent before the client reads it: the client then reports "connection reset" instead of
+/// what went wrong. Kubo's clients, curl and ours all upload the whole body before reading.
+const LINGER: Duration = Duration::from_secs(10);
+
 pub(crate) fn start(mut multipart: Multipart, limits: &Limits, received: Counter) -> Upload {
     let (tx, rx) = mpsc::channel(limits.stream_buffer.max(1));
     let (max_bytes, stall) = (limits.max_upload, limits.stall_timeout);
     tokio::spawn(async move {
         let mut total = 0u64;
+        // Set when the backend stops reading: from then on the body is only drained.
+        let mut gone: Option<tokio::time::Instant> = None;
         let result: Result<(), RpcError> = async {
             while let Some(mut field) = within(stall, multipart.next_field()).await? {
+                if gone.is_some_and(|since| since.elapsed() > LINGER) {
+                    return Ok(());
+                }
                 let name = part_name(field.file_name().or(field.name()).unwrap_or_default());
                 let kind = match field.content_type() {
                     Some("application/x-directory" | "multipart/form-data" | "multipart/mixed") => {
@@ -245,8 +257,8 @@ pub(crate) fn start(mut multipart: Multipart, limits: &Limits, received: Counter
                     _ => UploadKind::File,
                 };
                 let is_file = kind == UploadKind::File;
-                if tx.send(Msg::Entry(name, kind)).await.is_err() {
-                    return Ok(());
+                if gone.is_none() && tx.send(Msg::Entry(name, kind)).await.is_err() {
+                    gone = Some(tokio::time::Instant::now());
                 }
                 if !is_file {
                     continue;
@@ -259,8 +271,14 @@ pub(crate) fn start(mut multipart: Multipart, limits: &Limits, received: Counter
                             "upload exceeds the limit of {max_bytes} bytes"
                         )));
                     }
-                    if tx.send(Msg::Data(chunk)).await.is_err() {
-                        return Ok(());
+                    match gone {
+                        Some(since) if since.elapsed() > LINGER => return Ok(()),
+                        Some(_) => {}
+                        None => {
+                            if tx.send(Msg::Data(chunk)).await.is_err() {
+                                gone = Some(tokio::time::Instant::now());
+                            }
+                        }
                     }
                 }
             }

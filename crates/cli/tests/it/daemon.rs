@@ -1149,6 +1149,16 @@ fn cli_commands_go_through_a_running_daemon() {
         node.ok(&["add", "-w", "-n", a_txt.to_str().expect("p")]),
         local_wrapped
     );
+    // A command that fails after its output started says why (the X-Stream-Error trailer),
+    // even with megabytes of its upload still unsent when the daemon gives up.
+    let (a, big_file) = (
+        a_txt.to_str().expect("p"),
+        dir.join("sub/big.bin").to_string_lossy().into_owned(),
+    );
+    node.fails(
+        &["add", "-w", a, a, &big_file],
+        "\"a.txt\" appears twice in the upload",
+    );
     let root = remote
         .lines()
         .last()
