@@ -1,96 +1,14 @@
 //! The daemon's RPC API, driven over TCP and a Unix socket by curl, a real HTTP client.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-use crate::{eventually, Node};
-
-struct Daemon {
-    child: Child,
-    url: String,
-    socket: std::path::PathBuf,
-    /// The gateway's base URL.
-    gateway: String,
-}
+use crate::{eventually, Daemon, Node};
 
 impl Daemon {
-    /// Starts `ipfs-kit daemon` on an ephemeral loopback port and a Unix socket, and waits for
-    /// "Daemon is ready" on its output.
-    fn start(node: &Node) -> Daemon {
-        Daemon::start_with(node, &[])
-    }
-
-    /// [`Daemon::start`] with more daemon arguments (`--offline`).
-    fn start_with(node: &Node, extra: &[&str]) -> Daemon {
-        let socket = node.dir.path().join("api.sock");
-        let mut child = node
-            .cmd(&[
-                "daemon",
-                "--api",
-                "/ip4/127.0.0.1/tcp/0",
-                "--api",
-                &format!("/unix{}", socket.display()),
-                // Not the default 8080 and 4001: tests run side by side.
-                "--gateway",
-                "/ip4/127.0.0.1/tcp/0",
-                "--swarm",
-                "/ip4/127.0.0.1/tcp/0",
-            ])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn daemon");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let mut url = None;
-        let mut gateway = None;
-        for line in lines.by_ref() {
-            let line = line.expect("daemon output");
-            if let Some(addr) = line.strip_prefix("Gateway server listening on /ip4/") {
-                let (ip, port) = addr.split_once("/tcp/").expect("tcp multiaddr");
-                gateway.get_or_insert(format!("http://{ip}:{port}"));
-            }
-            if let Some(addr) = line.strip_prefix("RPC API server listening on /ip4/") {
-                let (ip, port) = addr.split_once("/tcp/").expect("tcp multiaddr");
-                url.get_or_insert(format!("http://{ip}:{port}"));
-            }
-            if line == "Daemon is ready" {
-                break;
-            }
-        }
-        Daemon {
-            child,
-            url: url.expect("a tcp listener"),
-            socket,
-            gateway: gateway.expect("a gateway listener"),
-        }
-    }
-
     /// POSTs (or `method`s) `path` and returns (status, body).
     fn call(&self, method: &str, path: &str) -> (u16, Vec<u8>) {
         curl(&["-X", method, &format!("{}{path}", self.url)])
-    }
-
-    fn stop(mut self) {
-        // SIGTERM, as an init system would send; the daemon must exit 0 on its own.
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-        let exit = self.child.wait().expect("wait daemon");
-        assert!(exit.success(), "daemon exited with {exit}");
-    }
-}
-
-/// A test that fails before `stop` must not leave its daemon running.
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 

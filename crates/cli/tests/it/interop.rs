@@ -7,10 +7,10 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::{eventually, Node};
+use crate::{eventually, Daemon, Node};
 
 /// The Kubo harness script, or `None` (outside CI) when this machine has none configured.
 fn kubo_script() -> Option<PathBuf> {
@@ -97,47 +97,12 @@ impl Drop for Kubo {
     }
 }
 
-/// An online ipfs-kit daemon on free loopback ports (TCP and QUIC swarm), stopped on drop.
-struct Online {
-    child: Child,
-}
-
-impl Online {
-    fn start(node: &Node, extra: &[&str]) -> Online {
-        let mut child = node
-            .cmd(&[
-                "daemon",
-                "--api",
-                "/ip4/127.0.0.1/tcp/0",
-                "--gateway",
-                "/ip4/127.0.0.1/tcp/0",
-                "--swarm",
-                "/ip4/127.0.0.1/tcp/0",
-                "--swarm",
-                "/ip4/127.0.0.1/udp/0/quic-v1",
-            ])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn daemon");
-        let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        for line in lines {
-            if line.expect("daemon output") == "Daemon is ready" {
-                break;
-            }
-        }
-        Online { child }
-    }
-}
-
-impl Drop for Online {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
+/// An online ipfs-kit daemon of `node` with a QUIC swarm address beside the TCP one (see
+/// [`Daemon`]).
+fn online(node: &Node, extra: &[&str]) -> Daemon {
+    let mut args = vec!["--swarm", "/ip4/127.0.0.1/udp/0/quic-v1"];
+    args.extend_from_slice(extra);
+    Daemon::start_with(node, &args)
 }
 
 /// `len` pseudo-random bytes (xorshift; fast, and no two seeds alike).
@@ -190,7 +155,7 @@ fn bitswap_with_kubo_both_ways_over_tcp_and_quic() {
     let Some(script) = kubo_script() else { return };
     let kubo = Kubo::start(&script);
     let node = Node::new();
-    let _daemon = Online::start(&node, &[]);
+    let _daemon = online(&node, &[]);
     let work = node.dir.path();
 
     for (i, transport) in ["/tcp/", "/quic-v1"].into_iter().enumerate() {
@@ -236,7 +201,7 @@ fn hamt_directories_move_both_ways() {
     let Some(script) = kubo_script() else { return };
     let kubo = Kubo::start(&script);
     let node = Node::new();
-    let _daemon = Online::start(&node, &[]);
+    let _daemon = online(&node, &[]);
     let work = node.dir.path();
 
     // Kubo's 10,000-entry directory (a HAMT in Kubo's defaults) comes to ipfs-kit whole.
@@ -278,7 +243,7 @@ fn pubsub_with_kubo_both_ways() {
     let Some(script) = kubo_script() else { return };
     let kubo = Kubo::start(&script);
     let node = Node::new();
-    let _daemon = Online::start(&node, &["--enable-pubsub-experiment"]);
+    let _daemon = online(&node, &["--enable-pubsub-experiment"]);
     node.ok(&["swarm", "connect", &kubo.addr("/tcp/")]);
 
     // Kubo -> ipfs-kit: our subscriber prints what Kubo publishes. Kubo publishes until the
@@ -375,9 +340,9 @@ fn dht_of_ipfs_kit_nodes_and_kubo_finds_peers_providers_and_names() {
     let kubo = Kubo::start(&script);
     let kubo_id = kubo.peer_id();
     let nodes: Vec<Node> = (0..3).map(|_| Node::new()).collect();
-    let mut daemons: Vec<Option<Online>> = nodes
+    let mut daemons: Vec<Option<Daemon>> = nodes
         .iter()
-        .map(|n| Some(Online::start(n, &["--routing", "dhtserver"])))
+        .map(|n| Some(online(n, &["--routing", "dhtserver"])))
         .collect();
     let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
     let (a_id, b_id, c_id) = (peer_id_of(a), peer_id_of(b), peer_id_of(c));
@@ -416,7 +381,7 @@ fn dht_of_ipfs_kit_nodes_and_kubo_finds_peers_providers_and_names() {
     let a_cid = a_cid.trim().to_string();
     a.ok(&["routing", "provide", &a_cid]);
     let d = Node::new();
-    let _online = Online::start(&d, &["--routing", "dhtserver"]);
+    let _online = online(&d, &["--routing", "dhtserver"]);
     d.ok(&["swarm", "connect", &kubo.addr("/tcp/")]);
     let c_tcp = our_addr(c, "/tcp/");
     let c_tcp = c_tcp.split("/p2p/").next().expect("addr").to_string();

@@ -8,8 +8,9 @@ mod names;
 mod netns;
 mod network;
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
 
@@ -631,4 +632,93 @@ fn config_and_identity() {
         "bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e"
     );
     assert!(node.ok(&["config", "show"]).contains("<redacted>"));
+}
+
+/// A daemon of `node` on free loopback ports (TCP API, a Unix-socket API, gateway, TCP swarm),
+/// killed on drop if a test ends before `stop`.
+pub(crate) struct Daemon {
+    child: Child,
+    /// The RPC API's base URL.
+    pub(crate) url: String,
+    /// The RPC API's Unix socket.
+    pub(crate) socket: std::path::PathBuf,
+    /// The gateway's base URL.
+    pub(crate) gateway: String,
+}
+
+impl Daemon {
+    /// Starts `ipfs-kit daemon` on an ephemeral loopback port and a Unix socket, and waits for
+    /// "Daemon is ready" on its output.
+    pub(crate) fn start(node: &Node) -> Daemon {
+        Daemon::start_with(node, &[])
+    }
+
+    /// [`Daemon::start`] with more daemon arguments (`--offline`, `--routing dhtserver`, another
+    /// `--swarm` address).
+    pub(crate) fn start_with(node: &Node, extra: &[&str]) -> Daemon {
+        let socket = node.dir.path().join("api.sock");
+        let mut child = node
+            .cmd(&[
+                "daemon",
+                "--api",
+                "/ip4/127.0.0.1/tcp/0",
+                "--api",
+                &format!("/unix{}", socket.display()),
+                // Not the default 8080 and 4001: tests run side by side.
+                "--gateway",
+                "/ip4/127.0.0.1/tcp/0",
+                "--swarm",
+                "/ip4/127.0.0.1/tcp/0",
+            ])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn daemon");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut url = None;
+        let mut gateway = None;
+        for line in lines.by_ref() {
+            let line = line.expect("daemon output");
+            if let Some(addr) = line.strip_prefix("Gateway server listening on /ip4/") {
+                let (ip, port) = addr.split_once("/tcp/").expect("tcp multiaddr");
+                gateway.get_or_insert(format!("http://{ip}:{port}"));
+            }
+            if let Some(addr) = line.strip_prefix("RPC API server listening on /ip4/") {
+                let (ip, port) = addr.split_once("/tcp/").expect("tcp multiaddr");
+                url.get_or_insert(format!("http://{ip}:{port}"));
+            }
+            if line == "Daemon is ready" {
+                break;
+            }
+        }
+        Daemon {
+            child,
+            url: url.expect("a tcp listener"),
+            socket,
+            gateway: gateway.expect("a gateway listener"),
+        }
+    }
+
+    /// Stops the daemon with SIGTERM and checks that it exits cleanly.
+    pub(crate) fn stop(mut self) {
+        // SIGTERM, as an init system would send; the daemon must exit 0 on its own.
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let exit = self.child.wait().expect("wait daemon");
+        assert!(exit.success(), "daemon exited with {exit}");
+    }
+}
+
+/// A test that fails before `stop` must not leave its daemon running.
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }

@@ -2,53 +2,18 @@
 //! what `init --profile` writes (a public-profile node is never started here).
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-use crate::Node;
+use crate::{Daemon, Node};
 
-/// A DHT-server daemon on free loopback ports, stopped on drop.
-struct Online {
-    child: Child,
-    url: String,
+/// A DHT-server daemon of `node` (see [`Daemon`]).
+fn online(node: &Node) -> Daemon {
+    Daemon::start_with(node, &["--routing", "dhtserver"])
 }
 
-impl Online {
-    fn start(node: &Node) -> Online {
-        let mut child = node
-            .cmd(&[
-                "daemon",
-                "--api",
-                "/ip4/127.0.0.1/tcp/0",
-                "--gateway",
-                "/ip4/127.0.0.1/tcp/0",
-                "--swarm",
-                "/ip4/127.0.0.1/tcp/0",
-                "--routing",
-                "dhtserver",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn daemon");
-        let mut url = None;
-        for line in BufReader::new(child.stdout.take().expect("stdout")).lines() {
-            let line = line.expect("daemon output");
-            if let Some(addr) = line.strip_prefix("RPC API server listening on /ip4/") {
-                let (ip, port) = addr.split_once("/tcp/").expect("tcp multiaddr");
-                url.get_or_insert(format!("http://{ip}:{port}"));
-            }
-            if line == "Daemon is ready" {
-                break;
-            }
-        }
-        Online {
-            child,
-            url: url.expect("an API listener"),
-        }
-    }
-
-    /// POSTs `path`; (status, body).
-    fn call(&self, path: &str) -> (u16, String) {
+impl Daemon {
+    /// POSTs `api/v0/path`; (status, body).
+    fn rpc(&self, path: &str) -> (u16, String) {
         let out = Command::new("curl")
             .args(["-s", "-X", "POST", "-w", "\n%{http_code}"])
             .arg(format!("{}/api/v0/{path}", self.url))
@@ -60,18 +25,9 @@ impl Online {
     }
 
     fn json(&self, path: &str) -> serde_json::Value {
-        let (status, body) = self.call(path);
+        let (status, body) = self.rpc(path);
         assert_eq!(status, 200, "{path}: {body}");
         serde_json::from_str(&body).expect("json")
-    }
-}
-
-impl Drop for Online {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
     }
 }
 
@@ -91,7 +47,7 @@ fn ping_bandwidth_id_and_providing_between_daemons() {
         .ok(&["add", "-Q", file.to_str().expect("path")])
         .trim()
         .to_string();
-    let (da, db) = (Online::start(&a), Online::start(&b));
+    let (da, db) = (online(&a), online(&b));
     let a_id = da.json("id")["ID"].as_str().expect("ID").to_string();
     let b_id = db.json("id")["ID"].as_str().expect("ID").to_string();
     let b_addr = b
@@ -124,7 +80,7 @@ fn ping_bandwidth_id_and_providing_between_daemons() {
         .starts_with("ipfs-kit/"));
 
     // ping: Kubo's JSON lines over the API, Kubo's text from the CLI, Kubo's refusals.
-    let (status, body) = da.call(&format!("ping?arg={b_id}&count=2"));
+    let (status, body) = da.rpc(&format!("ping?arg={b_id}&count=2"));
     assert_eq!(status, 200, "{body}");
     let l = lines(&body);
     assert_eq!(l.len(), 4, "{body}");
@@ -139,9 +95,9 @@ fn ping_bandwidth_id_and_providing_between_daemons() {
     let text: Vec<&str> = out.lines().collect();
     assert_eq!(text[0], format!("PING {b_id}."));
     assert!(text[1].starts_with("Pong received: time="), "{out}");
-    let (status, body) = da.call(&format!("ping?arg={a_id}"));
+    let (status, body) = da.rpc(&format!("ping?arg={a_id}"));
     assert!(status == 500 && body.contains("can't ping self"), "{body}");
-    let (status, body) = da.call(&format!("ping?arg={b_id}&count=0"));
+    let (status, body) = da.rpc(&format!("ping?arg={b_id}&count=0"));
     assert!(
         status == 500 && body.contains("ping count must be greater than 0, was 0"),
         "{body}"
@@ -157,7 +113,7 @@ fn ping_bandwidth_id_and_providing_between_daemons() {
     assert!(from_a["TotalIn"].as_u64() >= bw["TotalIn"].as_u64());
     let total = db.json("stats/bw");
     assert!(total["TotalIn"].as_u64() >= from_a["TotalIn"].as_u64());
-    let (status, body) = db.call(&format!("stats/bw?peer={a_id}&proto=/ipfs/bitswap/1.2.0"));
+    let (status, body) = db.rpc(&format!("stats/bw?peer={a_id}&proto=/ipfs/bitswap/1.2.0"));
     assert!(status == 500 && body.contains("only specify peer OR protocol"));
     let out = b.ok(&["stats", "bw", "--proto", "/ipfs/bitswap/1.2.0"]);
     assert!(out.starts_with("Bandwidth\nTotalIn: "), "{out}");
@@ -182,17 +138,17 @@ fn ping_bandwidth_id_and_providing_between_daemons() {
 
     // Providing: only what is stored; then the other daemon finds a as a provider.
     let missing = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy";
-    let (status, body) = da.call(&format!("routing/provide?arg={missing}"));
+    let (status, body) = da.rpc(&format!("routing/provide?arg={missing}"));
     assert!(
         status == 500 && body.contains("not found locally"),
         "{body}"
     );
-    let (status, body) = da.call(&format!("routing/provide?arg={cid}&recursive=true"));
+    let (status, body) = da.rpc(&format!("routing/provide?arg={cid}&recursive=true"));
     assert_eq!(status, 200, "{body}");
     // b provides the blocks it fetched too (strategy "all"): a must be among the providers.
     let found = b.ok(&["routing", "findprovs", "-n", "2", &cid]);
     assert!(found.lines().any(|l| l == a_id), "{found}");
-    let (status, body) = da.call("bitswap/reprovide");
+    let (status, body) = da.rpc("bitswap/reprovide");
     assert_eq!(status, 200, "{body}");
     let stat = da.json("stats/provide");
     assert!(stat["TotalProvides"].as_u64() >= Some(2), "{stat}");
@@ -204,14 +160,16 @@ fn ping_bandwidth_id_and_providing_between_daemons() {
 #[test]
 fn init_profiles_write_the_config_and_refuse_unknown_names() {
     let dir = tempfile::tempdir().expect("tempdir");
+    let init = |repo: &std::path::Path, profile: &str| {
+        crate::bin()
+            .arg("--repo-dir")
+            .arg(repo)
+            .args(["init", "--profile", profile])
+            .output()
+            .expect("init")
+    };
     let repo = dir.path().join("public");
-    let out = crate::bin()
-        .arg("--repo-dir")
-        .arg(&repo)
-        .args(["init", "--profile", "public"])
-        .output()
-        .expect("init");
-    assert!(out.status.success());
+    assert!(init(&repo, "public").status.success());
     let get = |key: &str| {
         let out = crate::bin()
             .arg("--repo-dir")
@@ -228,21 +186,11 @@ fn init_profiles_write_the_config_and_refuse_unknown_names() {
     assert!(get("addresses.swarm").contains("/ip4/0.0.0.0/tcp/4001"));
 
     // An import profile still works; an unknown name fails and writes nothing.
-    let v1 = dir.path().join("v1");
-    let out = crate::bin()
-        .arg("--repo-dir")
-        .arg(&v1)
-        .args(["init", "--profile", "unixfs-v1-2025"])
-        .output()
-        .expect("init");
-    assert!(out.status.success());
+    assert!(init(&dir.path().join("v1"), "unixfs-v1-2025")
+        .status
+        .success());
     let bad = dir.path().join("bad");
-    let out = crate::bin()
-        .arg("--repo-dir")
-        .arg(&bad)
-        .args(["init", "--profile", "public,nope"])
-        .output()
-        .expect("init");
+    let out = init(&bad, "public,nope");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unknown profile \"nope\""), "{err}");
