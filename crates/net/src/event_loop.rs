@@ -571,12 +571,6 @@ impl EventLoop {
             Command::PeerIdentity { peer, reply } => {
                 let _ = reply.send(self.identities.get(&peer).cloned());
             }
-            // Received, not yet stored: no need to ask anyone.
-            Command::Want { cid, reply } if self.pending.contains_key(&cid) => {
-                if let Some(block) = self.pending.get(&cid) {
-                    let _ = reply.send(Ok(block.clone()));
-                }
-            }
             Command::Settle { since, reply } => {
                 if self.settled_seq >= self.received_seq {
                     let _ = reply.send(self.settle_result(since));
@@ -584,12 +578,19 @@ impl EventLoop {
                     self.settles.push((self.received_seq, since, reply));
                 }
             }
-            Command::Want { cid, reply } => match self.client.want(cid, Instant::now()) {
-                Ok(()) => self.waiters.entry(cid).or_default().push(reply),
-                Err(e) => {
-                    let _ = reply.send(Err(e.to_string()));
+            Command::Want { cid, reply } => {
+                // Received, not yet stored: no need to ask anyone.
+                if let Some(block) = self.pending.get(&cid) {
+                    let _ = reply.send(Ok(block.clone()));
+                    return;
                 }
-            },
+                match self.client.want(cid, Instant::now()) {
+                    Ok(()) => self.waiters.entry(cid).or_default().push(reply),
+                    Err(e) => {
+                        let _ = reply.send(Err(e.to_string()));
+                    }
+                }
+            }
             Command::Unwant(cid) => {
                 if let Some(w) = self.waiters.get_mut(&cid) {
                     let before = w.len();

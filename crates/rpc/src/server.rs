@@ -116,45 +116,19 @@ fn accepts_trailers(headers: &axum::http::HeaderMap) -> bool {
     })
 }
 
-/// A streamed answer whose failure part way goes out as Kubo's `X-Stream-Error` trailer
-/// after what was written, so the client learns why the output ended.
-struct TrailerBody {
-    rx: mpsc::Receiver<Result<Bytes, io::Error>>,
-    done: bool,
-}
-
-impl http_body::Body for TrailerBody {
-    type Data = Bytes;
-    type Error = io::Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, io::Error>>> {
-        use std::task::Poll;
-        if self.done {
-            return Poll::Ready(None);
-        }
-        match self.rx.poll_recv(cx) {
-            Poll::Ready(Some(Ok(data))) => Poll::Ready(Some(Ok(http_body::Frame::data(data)))),
-            Poll::Ready(Some(Err(e))) => {
-                self.done = true;
-                let mut trailers = axum::http::HeaderMap::new();
-                // A header value cannot hold control characters: those become spaces.
-                let message: String = e
-                    .to_string()
-                    .chars()
-                    .map(|c| if c.is_control() { ' ' } else { c })
-                    .collect();
-                if let Ok(v) = HeaderValue::from_str(&message) {
-                    trailers.insert("X-Stream-Error", v);
-                }
-                Poll::Ready(Some(Ok(http_body::Frame::trailers(trailers))))
-            }
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
+/// Kubo's `X-Stream-Error` trailer for a stream that failed part way. A header value cannot
+/// hold control characters: those become spaces.
+fn error_trailer(e: &io::Error) -> axum::http::HeaderMap {
+    let message: String = e
+        .to_string()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let mut trailers = axum::http::HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&message) {
+        trailers.insert("X-Stream-Error", v);
     }
+    trailers
 }
 
 /// The message Go clients know for a request past its deadline.
@@ -313,11 +287,18 @@ pub(crate) async fn stream_response(
         return e.into_response();
     }
     // A failure part way: a trailer for clients that take one, else a broken stream (the
-    // only signal left once the status has gone out).
+    // only signal left once the status has gone out). The producer sends nothing after it.
+    let chunks = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
     let body = if TRAILERS.try_with(|t| *t).unwrap_or(false) {
-        Body::new(TrailerBody { rx, done: false })
+        use futures_util::StreamExt as _;
+        Body::new(http_body_util::StreamBody::new(chunks.map(|chunk| {
+            Ok::<_, io::Error>(match chunk {
+                Ok(data) => http_body::Frame::data(data),
+                Err(e) => http_body::Frame::trailers(error_trailer(&e)),
+            })
+        })))
     } else {
-        Body::from_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+        Body::from_stream(chunks)
     };
     let mut resp = Response::new(body);
     let h = resp.headers_mut();
