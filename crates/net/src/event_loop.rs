@@ -27,6 +27,7 @@ use libp2p::{autonat, gossipsub, identify, kad, mdns, ping, Multiaddr, PeerId, S
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
+use crate::autorelay;
 use crate::bandwidth::Bandwidth;
 use crate::provide::Provider;
 use crate::pubsub::{PubsubMessage, Subscribers};
@@ -46,12 +47,12 @@ const MAX_PROVIDER_QUERIES: usize = 8;
 /// Most keys of one explicit provide that are also announced on the LAN DHT, key by key.
 const MAX_LAN_PROVIDES: usize = 256;
 
-/// A connected peer, as `swarm peers` lists it.
+/// A connection to a peer, as `swarm peers` lists it.
 #[derive(Clone, Debug)]
 pub struct PeerInfo {
     /// The peer.
     pub peer: PeerId,
-    /// The remote address of one connection.
+    /// The connection's remote address.
     pub addr: Multiaddr,
     /// Whether we dialed.
     pub outbound: bool,
@@ -136,6 +137,7 @@ pub(crate) struct EventLoop {
     provider: Provider,
     bandwidth: Arc<Bandwidth>,
     reachability: Reachability,
+    relays: autorelay::Relays,
 }
 
 /// A provider lookup on the LAN instance for a `routing findprovs` caller.
@@ -215,6 +217,7 @@ impl EventLoop {
             provider,
             bandwidth,
             reachability: Reachability::Unknown,
+            relays: autorelay::Relays::default(),
         };
         // Wait until every listener is bound, so the addresses are known when start returns.
         let mut pending = event_loop.config.listen.len();
@@ -517,12 +520,13 @@ impl EventLoop {
                 let _ = reply.send(self.swarm.disconnect_peer_id(peer).is_ok());
             }
             Command::Peers(reply) => {
+                // One entry per connection, as Kubo lists them: a peer reached through a
+                // relay and then directly (DCUtR) shows both until the relayed one closes.
                 let mut peers: Vec<PeerInfo> = self
                     .connections
                     .iter()
-                    .filter_map(|(peer, conns)| {
-                        let (_, addr, outbound, _) = conns.first()?;
-                        Some(PeerInfo {
+                    .flat_map(|(peer, conns)| {
+                        conns.iter().map(|(_, addr, outbound, _)| PeerInfo {
                             peer: *peer,
                             addr: addr.clone(),
                             outbound: *outbound,
@@ -530,6 +534,7 @@ impl EventLoop {
                         })
                     })
                     .collect();
+                // Stable: each peer's connections stay in the order they were made.
                 peers.sort_by_key(|p| p.peer);
                 let _ = reply.send(peers);
             }
@@ -840,6 +845,15 @@ impl EventLoop {
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!("swarm listening on {address}");
             }
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                reason,
+                ..
+            } if self.relays.closed(listener_id) => {
+                // (`closed` forgets the listener; only a relay circuit of ours gets here.)
+                tracing::info!("relay listener closed ({reason:?}): looking for another");
+                self.autorelay();
+            }
             SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
             _ => {}
         }
@@ -874,6 +888,13 @@ impl EventLoop {
                 if self.identities.len() > 4 * self.config.conn_high_water.max(64) {
                     let connected = &self.connections;
                     self.identities.retain(|p, _| connected.contains_key(p));
+                }
+                if info
+                    .protocols
+                    .iter()
+                    .any(|p| p.as_ref() == autorelay::HOP_PROTOCOL)
+                {
+                    self.autorelay();
                 }
             }
             BehaviourEvent::Ping(ping::Event {
@@ -1131,8 +1152,8 @@ impl EventLoop {
 }
 
 impl EventLoop {
-    /// AutoNAT's verdict. An unreachable node with a relay client listens through its static
-    /// relays, so that others can reach it (and DCUtR can then try a direct connection).
+    /// AutoNAT's verdict. An unreachable node with a relay client listens through relays, so
+    /// that others can reach it (and DCUtR can then try a direct connection).
     fn on_reachability(&mut self, status: autonat::NatStatus) {
         self.reachability = match status {
             autonat::NatStatus::Public(a) => Reachability::Public(a),
@@ -1140,19 +1161,30 @@ impl EventLoop {
             autonat::NatStatus::Unknown => Reachability::Unknown,
         };
         tracing::info!("reachability: {:?}", self.reachability);
-        if self.reachability == Reachability::Private && self.config.relay_client {
-            let listening: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
-            for relay in self.config.static_relays.clone() {
-                let circuit = relay.with(Protocol::P2pCircuit);
-                if listening
-                    .iter()
-                    .any(|l| l.to_string().starts_with(&circuit.to_string()))
-                {
-                    continue;
+        self.autorelay();
+    }
+
+    /// Listens through the relays [`autorelay::Relays`] picks, when the node is unreachable.
+    fn autorelay(&mut self) {
+        if self.reachability != Reachability::Private || !self.config.relay_client {
+            return;
+        }
+        let hops = self
+            .identities
+            .iter()
+            .filter(|(_, id)| id.protocols.iter().any(|p| p == autorelay::HOP_PROTOCOL))
+            .filter_map(|(peer, _)| {
+                let (_, addr, _, _) = self.connections.get(peer)?.first()?;
+                Some((*peer, addr.clone()))
+            })
+            .collect();
+        for circuit in self.relays.wanted(&self.config.static_relays, hops) {
+            match self.swarm.listen_on(circuit.clone()) {
+                Ok(id) => {
+                    tracing::info!("listening through relay {circuit}");
+                    self.relays.listening(id, &circuit);
                 }
-                if let Err(e) = self.swarm.listen_on(circuit.clone()) {
-                    tracing::warn!("listen through relay {circuit}: {e}");
-                }
+                Err(e) => tracing::warn!("listen through relay {circuit}: {e}"),
             }
         }
     }

@@ -9,6 +9,7 @@
 //! Blocks come and go through a [`BlockStore`] the owner supplies; every block received is
 //! verified against its CID before it is stored or handed to anyone (see docs/bitswap.md).
 
+mod autorelay;
 mod bandwidth;
 mod dag;
 mod dht;
@@ -93,11 +94,11 @@ pub enum RoutingMode {
 }
 
 impl RoutingMode {
-    /// Parses Kubo's names: `dht`/`auto`, `dhtclient`, `dhtserver`, `none`.
+    /// Parses Kubo's names: `dht`/`auto`, `dhtclient`/`autoclient`, `dhtserver`, `none`.
     pub fn parse(s: &str) -> Result<Self, Error> {
         Ok(match s {
             "dht" | "auto" | "" => RoutingMode::Auto,
-            "dhtclient" => RoutingMode::Client,
+            "dhtclient" | "autoclient" => RoutingMode::Client,
             "dhtserver" => RoutingMode::Server,
             "none" => RoutingMode::None,
             other => {
@@ -142,7 +143,8 @@ pub struct Config {
     /// `Swarm.RelayClient.Enabled`).
     pub relay_client: bool,
     /// Relays to listen through once AutoNAT finds the node unreachable (Kubo's
-    /// `Swarm.RelayClient.StaticRelays`), as `/…/p2p/<relay>` addresses.
+    /// `Swarm.RelayClient.StaticRelays`), as `/…/p2p/<relay>` addresses. Without any, the
+    /// node listens through connected peers that offer to relay (autorelay).
     pub static_relays: Vec<Multiaddr>,
     /// Act as a relay for others (Kubo's `Swarm.RelayService.Enabled`).
     pub relay_service: bool,
@@ -371,7 +373,7 @@ impl Network {
         self.ask(|reply| Command::Disconnect { peer, reply }).await
     }
 
-    /// Connected peers.
+    /// Open connections, a peer's in the order they were made (Kubo's `swarm peers`).
     pub async fn peers(&self) -> Result<Vec<PeerInfo>, Error> {
         self.ask(Command::Peers).await
     }

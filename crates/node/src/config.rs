@@ -611,6 +611,26 @@ mod tests {
         let c = Config::default();
         assert_eq!(c.kubo_get("Reprovider.Strategy").unwrap(), "all");
         assert_eq!(c.kubo_get("Reprovider.Interval").unwrap(), "22h");
+        assert_eq!(c.kubo_get("Routing.Type").unwrap(), "dht");
+        assert_eq!(c.kubo_get("Bootstrap").unwrap(), serde_json::json!([]));
+        assert_eq!(c.kubo_get("Swarm.ConnMgr.HighWater").unwrap(), 96);
+        let older = c
+            .clone()
+            .with_kubo("Routing.Type", "dhtserver".into())
+            .unwrap()
+            .with_kubo("Discovery.MDNS.Enabled", true.into())
+            .unwrap()
+            .with_kubo("Swarm.ConnMgr.LowWater", 10.into())
+            .unwrap()
+            .with_kubo("Swarm.ConnMgr.GracePeriod", "1m".into())
+            .unwrap()
+            .with_kubo("Pubsub.Enabled", true.into())
+            .unwrap();
+        let n = &older.network;
+        assert_eq!(n.routing, "dhtserver");
+        assert!(n.mdns && n.pubsub);
+        assert_eq!((n.conn_low_water, n.conn_grace_period.as_str()), (10, "1m"));
+        assert!(c.with_kubo("Routing.Type", "fastest".into()).is_err());
         let c = c
             .with_kubo("Reprovider.Strategy", "roots".into())
             .unwrap()

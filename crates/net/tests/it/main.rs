@@ -652,10 +652,10 @@ async fn autonat_finds_a_reachable_node_public() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreachable_node_listens_through_its_static_relay() {
-    // `b` announces an address nothing listens on and listens nowhere else: AutoNAT's dial-backs
-    // fail, b is found private, and it listens through the relay it was given.
+/// `b` announces an address nothing listens on and listens nowhere else: AutoNAT's dial-backs
+/// fail, b is found private, and it listens through the relay: the one it was given when
+/// `static_relay`, else the one connected peer that offers to relay (autorelay).
+async fn an_unreachable_node_listens_through_a_relay(static_relay: bool) {
     let port = free_port();
     let relay_listen: libp2p::Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap();
     let (relay, _) = node_with(|c| {
@@ -674,7 +674,9 @@ async fn an_unreachable_node_listens_through_its_static_relay() {
         c.listen = Vec::new();
         c.announce = vec![closed];
         c.autonat_only_global = false;
-        c.static_relays = vec![relay_addr.clone()];
+        if static_relay {
+            c.static_relays = vec![relay_addr.clone()];
+        }
     })
     .await;
     b.connect(relay_addr.clone()).await.unwrap();
@@ -683,13 +685,11 @@ async fn an_unreachable_node_listens_through_its_static_relay() {
         b.connect(tcp_addr(&h).await).await.unwrap();
         helpers.push(h);
     }
+    let circuit = format!("/p2p/{}/p2p-circuit", relay.peer_id());
     let mut listening = false;
     for _ in 0..900 {
         let (listen, _) = b.addrs().await.unwrap();
-        if listen
-            .iter()
-            .any(|a| a.to_string().contains("/p2p-circuit"))
-        {
+        if listen.iter().any(|a| a.to_string().contains(&circuit)) {
             listening = true;
             break;
         }
@@ -700,6 +700,16 @@ async fn an_unreachable_node_listens_through_its_static_relay() {
         ipfs_kit_net::Reachability::Private
     );
     assert!(listening, "b never listened through its relay");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_node_listens_through_its_static_relay() {
+    an_unreachable_node_listens_through_a_relay(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_node_finds_a_relay_among_its_peers() {
+    an_unreachable_node_listens_through_a_relay(false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

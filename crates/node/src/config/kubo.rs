@@ -43,6 +43,13 @@ const MOVED: &[(&str, &str)] = &[
         "Import.UnixFSHAMTDirectorySizeThreshold",
     ),
     // Kubo's network settings, which live in our `[network]` section.
+    ("Bootstrap", "Network.Bootstrap"),
+    ("Routing.Type", "Network.Routing"),
+    ("Pubsub.Enabled", "Network.Pubsub"),
+    ("Discovery.MDNS.Enabled", "Network.Mdns"),
+    ("Swarm.ConnMgr.LowWater", "Network.ConnLowWater"),
+    ("Swarm.ConnMgr.HighWater", "Network.ConnHighWater"),
+    ("Swarm.ConnMgr.GracePeriod", "Network.ConnGracePeriod"),
     ("Reprovider.Strategy", "Network.ReproviderStrategy"),
     ("Reprovider.Interval", "Network.ReproviderInterval"),
     ("Swarm.RelayClient.Enabled", "Network.RelayClient"),
