@@ -55,8 +55,11 @@ struct Namespaces {
 impl Namespaces {
     /// An empty set, or `None` when namespaces (or one of `tools`) are not available here.
     fn new(tag: &str, tools: &[&str]) -> Option<Namespaces> {
+        // Unique per test, also when tests share a process (`cargo test` threads).
+        static SETS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = SETS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut set = Namespaces {
-            prefix: format!("ik{}{tag}", std::process::id()),
+            prefix: format!("ik{}{tag}{n}", std::process::id()),
             names: Vec::new(),
         };
         let missing: Vec<&str> = tools.iter().copied().filter(|t| !have(t)).collect();
@@ -411,11 +414,11 @@ fn fetch_completes_across_namespaces_when_a_provider_dies() {
 
 /// Two hosts, each behind a NAT router that drops whatever it did not ask for, meet through a
 /// relay (circuit relay v2), and DCUtR replaces the relayed connection with a direct one: both
-/// dial at once, each through its own router's mapping, and TCP's simultaneous open joins them.
-/// Neither can reach the other any other way: each sees the other only at its router's
-/// address, where nothing listens.
-#[test]
-fn hole_punching_joins_two_hosts_behind_nats() {
+/// dial at once, each through its own router's mapping (over TCP, simultaneous open joins the
+/// two dials). Neither can reach the other any other way: each sees the other only at its
+/// router's address, where nothing listens. `transport` is the address tail after the IP
+/// (`tcp/4001`, `udp/4001/quic-v1`); every connection uses it.
+fn hole_punching_joins_two_hosts_behind_nats(transport: &str) {
     let Some(net) = NatNet::new() else { return };
     let relay = Node::new();
     relay.ok(&["config", "set", "network.relay_service", "true"]);
@@ -424,23 +427,29 @@ fn hole_punching_joins_two_hosts_behind_nats() {
         "config",
         "set",
         "addresses.announce",
-        r#"["/ip4/10.78.0.1/tcp/4001"]"#,
+        &format!(r#"["/ip4/10.78.0.1/{transport}"]"#),
     ]);
-    let r = HostDaemon::start(&net.relay, &relay, &["/ip4/10.78.0.1/tcp/4001"]);
+    let r = HostDaemon::start(
+        &net.relay,
+        &relay,
+        &[&format!("/ip4/10.78.0.1/{transport}")],
+    );
     // b listens on its private address and through the relay (a reservation).
     let b = Node::new();
     let circuit = format!("{}/p2p-circuit", r.addr);
-    let bd = HostDaemon::start(&net.hosts[1], &b, &["/ip4/192.168.2.2/tcp/4001", &circuit]);
+    let b_listen = format!("/ip4/192.168.2.2/{transport}");
+    let bd = HostDaemon::start(&net.hosts[1], &b, &[&b_listen, &circuit]);
     until(60, "b got no reservation on the relay", || {
         b.ok(&["swarm", "addrs", "listen"]).contains("/p2p-circuit")
     });
     let a = Node::new();
-    let _ad = HostDaemon::start(&net.hosts[0], &a, &["/ip4/192.168.1.2/tcp/4001"]);
+    let a_listen = format!("/ip4/192.168.1.2/{transport}");
+    let _ad = HostDaemon::start(&net.hosts[0], &a, &[&a_listen]);
     let b_id = peer_id(&b);
     let out = a.ok(&["swarm", "connect", &format!("{circuit}/p2p/{b_id}")]);
     assert!(out.contains("success"), "{out}");
     // a's connections to b: first the relayed one, then (DCUtR) one straight to b's router.
-    let direct = format!("/ip4/10.78.0.3/tcp/4001/p2p/{b_id}");
+    let direct = format!("/ip4/10.78.0.3/{transport}/p2p/{b_id}");
     until(60, "no direct connection replaced the relayed one", || {
         a.ok(&["swarm", "peers"]).lines().any(|l| l == direct)
     });
@@ -467,4 +476,14 @@ fn hole_punching_joins_two_hosts_behind_nats() {
     );
     assert!(got.stdout == data, "fetched bytes differ");
     drop(bd);
+}
+
+#[test]
+fn hole_punching_over_tcp() {
+    hole_punching_joins_two_hosts_behind_nats("tcp/4001");
+}
+
+#[test]
+fn hole_punching_over_quic() {
+    hole_punching_joins_two_hosts_behind_nats("udp/4001/quic-v1");
 }
