@@ -126,9 +126,8 @@ pub(crate) struct EventLoop {
     connections: HashMap<PeerId, Vec<(ConnectionId, Multiaddr, bool, Instant)>>,
     latency: HashMap<PeerId, Duration>,
     identities: HashMap<PeerId, Identity>,
-    provider_queries: HashMap<kad::QueryId, ProviderQuery>,
-    /// `routing findprovs` on the LAN instance, beside the WAN query in `provider_queries`.
-    lan_provider_queries: HashMap<kad::QueryId, LanProviders>,
+    /// Provider lookups on either DHT instance (each want or `routing findprovs` runs on both).
+    provider_queries: HashMap<(Dht, kad::QueryId), ProviderQuery>,
     /// Record, closest-peer and find-peer lookups (see `records`).
     ops: Ops,
     subscribers: Subscribers,
@@ -140,20 +139,14 @@ pub(crate) struct EventLoop {
     relays: autorelay::Relays,
 }
 
-/// A provider lookup on the LAN instance for a `routing findprovs` caller.
-struct LanProviders {
-    limit: usize,
-    found: HashSet<PeerId>,
-    reply: mpsc::Sender<PeerInfo>,
-}
-
 enum ProviderQuery {
     /// A want nobody connected has: dial whoever provides it.
     Want,
-    /// `routing findprovs`.
+    /// `routing findprovs`, whose lookups on both instances share what they found, so each
+    /// provider is sent once.
     Caller {
         limit: usize,
-        found: HashSet<PeerId>,
+        found: Arc<std::sync::Mutex<HashSet<PeerId>>>,
         reply: mpsc::Sender<PeerInfo>,
     },
 }
@@ -209,7 +202,6 @@ impl EventLoop {
             latency: HashMap::new(),
             identities: HashMap::new(),
             provider_queries: HashMap::new(),
-            lan_provider_queries: HashMap::new(),
             ops: Ops::default(),
             subscribers: Subscribers::default(),
             pubsub_seq: 0,
@@ -362,19 +354,17 @@ impl EventLoop {
     fn on_tick(&mut self) {
         self.bandwidth.tick();
         let lost = self.client.tick(Instant::now());
-        if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
-            let running = self
-                .provider_queries
-                .values()
-                .filter(|q| matches!(q, ProviderQuery::Want))
-                .count();
-            for cid in lost
-                .into_iter()
-                .take(MAX_PROVIDER_QUERIES.saturating_sub(running))
-            {
-                let id = kad.get_providers(kad::RecordKey::new(&cid.hash().to_bytes()));
-                self.provider_queries.insert(id, ProviderQuery::Want);
-            }
+        let running = self
+            .provider_queries
+            .values()
+            .filter(|q| matches!(q, ProviderQuery::Want))
+            .count();
+        // Each want is looked up on both instances: a want costs up to two queries.
+        for cid in lost
+            .into_iter()
+            .take(MAX_PROVIDER_QUERIES.saturating_sub(running) / 2)
+        {
+            self.find_providers(&cid, || ProviderQuery::Want);
         }
         self.trim_connections();
         if let Some(gs) = self.swarm.behaviour_mut().gossipsub.as_mut() {
@@ -635,30 +625,13 @@ impl EventLoop {
                     .handle(gs, local, &mut self.pubsub_seq, cmd);
             }
             Command::FindProviders { cid, limit, reply } => {
-                let key = kad::RecordKey::new(&cid.hash().to_bytes());
-                if let Some(kad) = self.swarm.behaviour_mut().kad_lan.as_mut() {
-                    let id = kad.get_providers(key.clone());
-                    let reply = reply.clone();
-                    let found = HashSet::new();
-                    let lan = LanProviders {
-                        limit,
-                        found,
-                        reply,
-                    };
-                    self.lan_provider_queries.insert(id, lan);
-                }
-                if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
-                    let id = kad.get_providers(key);
-                    self.provider_queries.insert(
-                        id,
-                        ProviderQuery::Caller {
-                            limit,
-                            found: HashSet::new(),
-                            reply,
-                        },
-                    );
-                }
                 // Without a DHT the receiver simply ends empty.
+                let found = Arc::default();
+                self.find_providers(&cid, || ProviderQuery::Caller {
+                    limit,
+                    found: Arc::clone(&found),
+                    reply: reply.clone(),
+                });
             }
             Command::Provide {
                 cids,
@@ -1006,7 +979,7 @@ impl EventLoop {
         }
     }
 
-    /// Events of the LAN instance: lookups shared with the WAN one, and `routing findprovs`.
+    /// Events of the LAN instance: lookups shared with the WAN one, and provider lookups.
     fn on_kad_lan(&mut self, event: kad::Event) {
         let kad::Event::OutboundQueryProgressed {
             id, result, step, ..
@@ -1019,40 +992,7 @@ impl EventLoop {
             self.follow_up(follow);
             return;
         }
-        if let kad::QueryResult::GetProviders(Ok(kad::GetProvidersOk::FoundProviders {
-            providers,
-            ..
-        })) = result
-        {
-            let mut done = false;
-            let addrs: Vec<(PeerId, Multiaddr)> = providers
-                .into_iter()
-                .map(|p| (p, self.known_addr(&p)))
-                .collect();
-            if let Some(q) = self.lan_provider_queries.get_mut(&id) {
-                for (p, addr) in addrs {
-                    if q.found.len() >= q.limit {
-                        break;
-                    }
-                    if q.found.insert(p) {
-                        let _ = q.reply.try_send(PeerInfo {
-                            peer: p,
-                            addr,
-                            outbound: false,
-                            latency: None,
-                        });
-                    }
-                }
-                done = q.found.len() >= q.limit;
-            }
-            if done {
-                self.lan_provider_queries.remove(&id);
-                self.finish_query(Dht::Lan, id);
-            }
-        }
-        if step.last {
-            self.lan_provider_queries.remove(&id);
-        }
+        self.on_providers(Dht::Lan, id, result, step.last);
     }
 
     /// One address we know for `p` (connected, else announced), or the empty address.
@@ -1068,9 +1008,8 @@ impl EventLoop {
             .unwrap_or_else(Multiaddr::empty)
     }
 
-    // One query kind is matched below now that the lookups live in `records`; the match stays
-    // for the provider queries still to come.
-    #[allow(clippy::single_match)]
+    /// Events of the WAN instance: lookups (see `records`), batched providing, provider
+    /// lookups.
     fn on_kad(&mut self, event: kad::Event) {
         let kad::Event::OutboundQueryProgressed {
             id, result, step, ..
@@ -1086,67 +1025,74 @@ impl EventLoop {
         if self.provider.on_query(id, &result) {
             return;
         }
-        match result {
-            kad::QueryResult::GetProviders(Ok(kad::GetProvidersOk::FoundProviders {
-                providers,
-                ..
-            })) => {
-                let local = *self.swarm.local_peer_id();
-                let mut done = false;
-                match self.provider_queries.get_mut(&id) {
-                    Some(ProviderQuery::Want) => {
-                        for p in providers {
-                            if p != local && !self.connections.contains_key(&p) {
-                                let _ = self.swarm.dial(DialOpts::peer_id(p).build());
-                            }
-                        }
-                    }
-                    Some(ProviderQuery::Caller {
-                        limit,
-                        found,
-                        reply,
-                    }) => {
-                        for p in providers {
-                            if found.len() >= *limit {
-                                break;
-                            }
-                            if found.insert(p) {
-                                let addr = self
-                                    .connections
-                                    .get(&p)
-                                    .and_then(|c| c.first().map(|c| c.1.clone()))
-                                    .or_else(|| {
-                                        self.identities
-                                            .get(&p)
-                                            .and_then(|i| i.addrs.first().cloned())
-                                    })
-                                    .unwrap_or_else(Multiaddr::empty);
-                                let _ = reply.try_send(PeerInfo {
-                                    peer: p,
-                                    addr,
-                                    outbound: false,
-                                    latency: None,
-                                });
-                            }
-                        }
-                        done = found.len() >= *limit;
-                    }
-                    None => {}
-                }
-                if done {
-                    self.provider_queries.remove(&id);
-                    if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
-                        if let Some(mut q) = kad.query_mut(&id) {
-                            q.finish();
-                        }
-                    }
-                }
+        self.on_providers(Dht::Wan, id, result, step.last);
+    }
+
+    /// Starts a provider lookup for `cid` on each DHT instance that runs.
+    fn find_providers(&mut self, cid: &Cid, query: impl Fn() -> ProviderQuery) {
+        let key = kad::RecordKey::new(&cid.hash().to_bytes());
+        let b = self.swarm.behaviour_mut();
+        for (dht, kad) in [(Dht::Wan, b.kad.as_mut()), (Dht::Lan, b.kad_lan.as_mut())] {
+            if let Some(kad) = kad {
+                let id = kad.get_providers(key.clone());
+                self.provider_queries.insert((dht, id), query());
             }
-            _ => {}
+        }
+    }
+
+    /// Progress of a provider lookup: a want's providers are dialed, a caller's are sent on
+    /// (up to its limit, which ends the lookup).
+    fn on_providers(&mut self, dht: Dht, id: kad::QueryId, result: kad::QueryResult, last: bool) {
+        if let kad::QueryResult::GetProviders(Ok(kad::GetProvidersOk::FoundProviders {
+            providers,
+            ..
+        })) = result
+        {
+            let local = *self.swarm.local_peer_id();
+            let addrs: Vec<(PeerId, Multiaddr)> = providers
+                .into_iter()
+                .filter(|p| *p != local)
+                .map(|p| (p, self.known_addr(&p)))
+                .collect();
+            let mut done = false;
+            match self.provider_queries.get_mut(&(dht, id)) {
+                Some(ProviderQuery::Want) => {
+                    for (p, _) in addrs {
+                        if !self.connections.contains_key(&p) {
+                            let _ = self.swarm.dial(DialOpts::peer_id(p).build());
+                        }
+                    }
+                }
+                Some(ProviderQuery::Caller {
+                    limit,
+                    found,
+                    reply,
+                }) => {
+                    let mut found = found.lock().unwrap_or_else(|e| e.into_inner());
+                    for (peer, addr) in addrs {
+                        if found.len() >= *limit {
+                            break;
+                        }
+                        if found.insert(peer) {
+                            let _ = reply.try_send(PeerInfo {
+                                peer,
+                                addr,
+                                outbound: false,
+                                latency: None,
+                            });
+                        }
+                    }
+                    done = found.len() >= *limit;
+                }
+                None => {}
+            }
+            if done {
+                self.finish_query(dht, id);
+            }
         }
         // A provider query's last step (found enough or not) ends it.
-        if step.last {
-            self.provider_queries.remove(&id);
+        if last {
+            self.provider_queries.remove(&(dht, id));
         }
     }
 }

@@ -425,3 +425,36 @@ fn dht_of_ipfs_kit_nodes_and_kubo_finds_peers_providers_and_names() {
     let peers = d.ok(&["swarm", "peers"]);
     assert!(peers.lines().all(|l| l.ends_with(&kubo_id)), "{peers}");
 }
+
+/// Two ipfs-kit DHT clients that know only Kubo, which on loopback serves only its LAN DHT
+/// (`/ipfs/lan/kad/1.0.0`): one provides a file, and the other's `cat`, which no connected
+/// peer can answer, looks the block's providers up on the LAN DHT, finds the first client
+/// there, dials it and fetches the file.
+#[test]
+fn a_want_finds_its_provider_on_kubos_lan_dht() {
+    let Some(script) = kubo_script() else { return };
+    let kubo = Kubo::start(&script);
+    let kubo_id = kubo.peer_id();
+    let (p, e) = (Node::new(), Node::new());
+    // (Routing set explicitly: provider records then carry the listen addresses, which Kubo
+    // needs to keep them.)
+    let client = ["--routing", "dhtclient"];
+    let (_p_online, _e_online) = (online(&p, &client), online(&e, &client));
+    p.ok(&["swarm", "connect", &kubo.addr("/tcp/")]);
+    e.ok(&["swarm", "connect", &kubo.addr("/tcp/")]);
+    let work = tempfile::tempdir().expect("tempdir");
+    let file = work.path().join("from-p.txt");
+    std::fs::write(&file, random_bytes(1000, 13)).expect("write");
+    let cid = p.ok(&["add", "-Q", file.to_str().expect("p")]);
+    let cid = cid.trim().to_string();
+    p.ok(&["routing", "provide", &cid]);
+    let peers = e.ok(&["swarm", "peers"]);
+    assert!(peers.lines().all(|l| l.ends_with(&kubo_id)), "{peers}");
+    let got = e.run(&["cat", &cid]);
+    assert!(
+        got.status.success(),
+        "{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    assert_eq!(got.stdout, random_bytes(1000, 13));
+}
