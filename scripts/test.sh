@@ -29,6 +29,19 @@ if [ "${KUBO:-1}" != "0" ] && [ -z "${IPFS_KIT_KUBO:-}" ]; then
   export IPFS_KIT_KUBO="$(cd ../shared/kubo && pwd)/kubo.sh"
 fi
 
+# The object storage tier's tests run against moto's S3 server (PyPI); install it once (S3=0
+# skips them).
+if [ "${S3:-1}" != "0" ] && [ -z "${IPFS_KIT_MOTO:-}" ]; then
+  venv="${TMPDIR:-/tmp}/ipfs-kit-moto"
+  if [ ! -x "$venv/bin/moto_server" ]; then
+    echo "== installing moto's S3 server into $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q "moto[server]==5.2.5"
+  fi
+  export IPFS_KIT_MOTO="$venv/bin/moto_server"
+fi
+
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast

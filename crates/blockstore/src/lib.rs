@@ -49,6 +49,20 @@ pub enum Error {
     /// Stored bytes no longer hash to their CID.
     #[error("block {0} is corrupt: its bytes do not match its hash")]
     Corrupt(Cid),
+    /// A storage tier (object storage, a remote) failed or could not be reached.
+    #[error("the {tier} tier: {message}")]
+    Tier {
+        /// The tier's name (`s3`).
+        tier: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A write batch holds more than the store keeps before its commit.
+    #[error("a write batch of this store holds at most {limit} bytes")]
+    BatchFull {
+        /// The limit.
+        limit: usize,
+    },
     /// A block larger than the store accepts.
     #[error("block of {size} bytes is larger than the limit of {limit} bytes")]
     TooLarge {

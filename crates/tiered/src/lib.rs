@@ -1,4 +1,4 @@
-//! Tiered block storage for ipfs-kit. Today: the memory tier.
+//! Tiered block storage for ipfs-kit. Today: the memory tier and the object storage tier.
 //!
 //! - [`arc`]: ARC (Megiddo and Modha's Adaptive Replacement Cache), sized in bytes, as a
 //!   single-threaded core and a sharded cache for concurrent use, with hit, miss and eviction
@@ -6,6 +6,8 @@
 //! - [`CachedBlockstore`]: a [`Blockstore`](ipfs_kit_blockstore::Blockstore) with an ARC cache
 //!   of verified blocks in front of another, so hot blocks are served without I/O or
 //!   re-hashing; deletes through it invalidate.
+//! - [`ObjectBlockstore`]: blocks in an S3-compatible bucket (`object_store`), every read
+//!   re-verified; the layout is in `docs/tiered.md`.
 //! - [`sim`]: LRU and 2Q, synthetic traces and a replay driver, to measure ARC against them.
 //!
 //! See `docs/tiered.md` for the design and `docs/benchmarks.md` for the figures.
@@ -24,6 +26,8 @@
 pub mod arc;
 mod cache;
 mod lists;
+mod object;
 pub mod sim;
 
 pub use cache::{BlockCache, CacheConfig, CachedBlockstore};
+pub use object::{key_of, ObjectBlockstore, ObjectConfig, MAX_BATCH_BYTES};
