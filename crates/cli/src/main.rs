@@ -16,6 +16,7 @@ use ipfs_kit_pin::PinType;
 use ipfs_kit_unixfs::{ImportProfile, Kind};
 
 mod remote;
+mod storage;
 
 /// ipfs-kit: an IPFS node and toolkit. Content addressing identical to Kubo's, a crash-safe
 /// repo, pins, GC and CAR import/export.
@@ -104,6 +105,10 @@ enum Cmd {
     /// Repo maintenance: gc, stat, verify.
     #[command(subcommand)]
     Repo(RepoCmd),
+    /// Storage tiers: each tier's usage, where a DAG's blocks live, moving a DAG between the
+    /// local disk and object storage.
+    #[command(subcommand)]
+    Storage(storage::StorageCmd),
     /// Run the node: Kubo's RPC API (TCP and Unix sockets) and the HTTP gateway until SIGINT or
     /// SIGTERM.
     Daemon {
@@ -188,7 +193,7 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum ConfigCmd {
-    /// Print the whole config (the private key redacted).
+    /// Print the whole config (the private key and the object storage secret redacted).
     Show,
     /// Print one value, by dotted key: config.toml's (import.profile) or Kubo's
     /// (Addresses.API, or any key Kubo clients stored).
@@ -731,6 +736,9 @@ fn run(cli: Cli) -> Result<()> {
             ConfigCmd::Show => {
                 let mut cfg = Config::clone(&repo.config());
                 cfg.identity.private_key = "<redacted>".into();
+                if !cfg.object_storage.secret_access_key.is_empty() {
+                    cfg.object_storage.secret_access_key = "<redacted>".into();
+                }
                 write!(out, "{}", cfg.to_toml()?)?;
             }
             ConfigCmd::Get { key } if ipfs_kit_node::config::kubo::ours_spelling(&key) => {
@@ -1040,6 +1048,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Bootstrap(c) => network::run_local(&repo, network::NetCmd::Bootstrap(c), &mut out)?,
         Cmd::Ping(a) => network::run_local(&repo, network::NetCmd::Ping(a), &mut out)?,
         Cmd::Stats(c) => network::run_local(&repo, network::NetCmd::Stats(c), &mut out)?,
+        Cmd::Storage(c) => storage::offline(&repo, c, &mut out)?,
         Cmd::Files(c) => names::files(&repo, c, &mut out)?,
         Cmd::Key(c) => names::key(&repo, c, &mut out)?,
         Cmd::Name(c) => names::name(&repo, c, &mut out)?,

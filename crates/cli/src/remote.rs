@@ -711,6 +711,7 @@ pub fn run(api: &Api, cmd: Cmd, out: &mut dyn Write) -> Result<()> {
                 "pin verify reads the repo directly: stop the daemon first (or run `repo verify`)"
             ),
         },
+        Cmd::Storage(c) => crate::storage::remote(api, c, out)?,
         Cmd::Repo(r) => match r {
             RepoCmd::Gc { quiet } => {
                 api.lines("repo/gc", &[], None, &mut |v| {

@@ -29,6 +29,9 @@ pub struct Config {
     pub network: Network,
     /// IPNS over the network: republishing, IPNS over pubsub, the resolve cache.
     pub ipns: Ipns,
+    /// The object storage tier (S3 and compatibles) behind the local block store; off while
+    /// `bucket` is empty.
+    pub object_storage: ObjectStorage,
     /// Settings under Kubo's names that ipfs-kit does not use (`Fruit`, `Addresses.Swarm`,
     /// `Discovery.MDNS.Enabled`…), kept so that Kubo clients can store and read them back. Only
     /// this table is free-form; the sections above reject unknown keys, so a typo in a setting
@@ -366,6 +369,44 @@ impl Default for Ipns {
     }
 }
 
+/// An S3-compatible bucket as a colder tier of blocks (docs/tiered.md). Credentials left empty
+/// come from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ObjectStorage {
+    /// The bucket; empty: no object storage tier.
+    pub bucket: String,
+    /// A key prefix inside the bucket (blocks go under `<prefix>/blocks/`).
+    pub prefix: String,
+    /// The endpoint (`http://127.0.0.1:9000` for a local server); empty for AWS.
+    pub endpoint: String,
+    /// The region; empty for `us-east-1`.
+    pub region: String,
+    /// The access key ID; empty: from the environment.
+    pub access_key_id: String,
+    /// The secret access key; empty: from the environment. Never shown by `config show`.
+    pub secret_access_key: String,
+    /// `bucket.endpoint/key` requests instead of path-style `endpoint/bucket/key`.
+    pub virtual_hosted_style: bool,
+}
+
+impl ObjectStorage {
+    /// The tier's client settings, or `None` when no bucket is set.
+    pub fn tier_config(&self) -> Option<ipfs_kit_tiered::ObjectConfig> {
+        if self.bucket.is_empty() {
+            return None;
+        }
+        let mut c = ipfs_kit_tiered::ObjectConfig::new(&self.bucket, &self.endpoint);
+        c.prefix = self.prefix.clone();
+        c.region = self.region.clone();
+        c.access_key_id = (!self.access_key_id.is_empty()).then(|| self.access_key_id.clone());
+        c.secret_access_key =
+            (!self.secret_access_key.is_empty()).then(|| self.secret_access_key.clone());
+        c.virtual_hosted_style = self.virtual_hosted_style;
+        Some(c)
+    }
+}
+
 /// Kubo's default bootstrap peers, which `init --profile public` puts in the config. Never used
 /// by default: these machines, and tests, stay off the public network.
 pub const PUBLIC_BOOTSTRAP: &[&str] = &[
@@ -439,6 +480,9 @@ const HEADER: &str = "\
 #                accelerated_dht_client (batched providing; false: one lookup per key).
 # [ipns]         republish_period (4h; 0: off), record_lifetime (48h), use_pubsub (IPNS over
 #                pubsub too), resolve_cache_size (names cached for their record's TTL).
+# [object_storage] bucket (empty: no object storage tier), prefix, endpoint (empty: AWS),
+#                region, access_key_id and secret_access_key (empty: the AWS_* environment),
+#                virtual_hosted_style (else path-style requests). See docs/tiered.md.
 # [api]          authorizations (named secrets, Kubo's API.Authorizations: auth_secret
 #                bearer:TOKEN or basic:USER:PASSWORD, allowed_paths such as /api/v0/cat),
 #                allowed_origins (CORS), http_headers, and the request limits.
@@ -487,6 +531,16 @@ impl Config {
         }
         crate::net::validate(&self.addresses, &self.network)?;
         crate::ipns::validate(&self.ipns)?;
+        if !self.object_storage.bucket.is_empty()
+            && !self.object_storage.endpoint.is_empty()
+            && !self.object_storage.endpoint.starts_with("http://")
+            && !self.object_storage.endpoint.starts_with("https://")
+        {
+            return Err(Error::Config(format!(
+                "object_storage.endpoint {:?} must be an http:// or https:// URL",
+                self.object_storage.endpoint
+            )));
+        }
         if self.datastore.segment_size < 1 << 20 {
             return Err(Error::Config(
                 "datastore.segment_size must be at least 1048576".into(),

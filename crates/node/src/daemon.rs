@@ -488,6 +488,44 @@ impl Backend for NodeBackend {
         Ok(strings(self.repo.gc().map_err(rpc)?))
     }
 
+    fn storage_tiers(&self) -> Result<Vec<ipfs_kit_rpc::TierInfo>, RpcError> {
+        Ok(self
+            .repo
+            .storage_tiers()
+            .map_err(rpc)?
+            .into_iter()
+            .map(|t| ipfs_kit_rpc::TierInfo {
+                name: t.name,
+                blocks: t.blocks,
+                bytes: t.bytes,
+            })
+            .collect())
+    }
+
+    fn storage_stat(&self, path: &str) -> Result<Vec<ipfs_kit_rpc::BlockTiers>, RpcError> {
+        Ok(self
+            .repo
+            .storage_stat(path)
+            .map_err(rpc)?
+            .into_iter()
+            .map(|p| ipfs_kit_rpc::BlockTiers {
+                cid: p.cid.to_string(),
+                size: p.size,
+                tiers: p.tiers,
+            })
+            .collect())
+    }
+
+    fn storage_migrate(&self, path: &str, tier: &str) -> Result<ipfs_kit_rpc::Migrated, RpcError> {
+        let m = self.repo.storage_migrate(path, tier).map_err(rpc)?;
+        Ok(ipfs_kit_rpc::Migrated {
+            copied: m.copied,
+            bytes: m.bytes,
+            already: m.already,
+            removed: m.removed,
+        })
+    }
+
     fn repo_verify(&self) -> Result<(Vec<(String, String)>, u64), RpcError> {
         let (bad, n) = self.repo.repo_verify(&mut |_| {}).map_err(rpc)?;
         Ok((

@@ -32,6 +32,7 @@ mod ops;
 mod path;
 pub mod provide;
 mod rpc_names;
+mod storage;
 mod tar;
 
 use std::fs::{self, File, OpenOptions};
@@ -43,7 +44,9 @@ use fs2::FileExt;
 use ipfs_kit_block::{Bytes, Cid, IDENTITY};
 use ipfs_kit_blockstore::{Blockstore, FsBlockstore, FsConfig};
 use ipfs_kit_pin::Pinset;
-use ipfs_kit_tiered::{CacheConfig, CachedBlockstore};
+use ipfs_kit_tiered::{
+    CacheConfig, CachedBlockstore, ObjectBlockstore, TieredBlockstore, Unavailable,
+};
 use ipfs_kit_unixfs::{BlockSource, BoxError};
 use parking_lot::RwLock;
 
@@ -59,6 +62,7 @@ pub use ops::{
     RepoStat, DEFAULT_BLOCK_LIMIT,
 };
 pub use path::IpfsPath;
+pub use storage::{BlockPlace, Moved, TierStat};
 
 /// The on-disk repo format version this build reads and writes.
 pub const REPO_VERSION: u32 = 1;
@@ -177,9 +181,9 @@ pub struct Repo {
     /// Serialises config changes (read, edit, write the file, swap), so two concurrent sets
     /// cannot lose one another's edit.
     config_write: parking_lot::Mutex<()>,
-    /// The segment store behind the ARC memory tier of verified blocks, announcing new blocks
-    /// to the network while online.
-    blocks: provide::Announcing<CachedBlockstore<FsBlockstore>>,
+    /// The segment store (and the object storage tier behind it, when configured) behind the
+    /// ARC memory tier of verified blocks, announcing new blocks to the network while online.
+    blocks: provide::Announcing<CachedBlockstore<TieredBlockstore<FsBlockstore>>>,
     pins: Pinset,
     gc_lock: RwLock<()>,
     /// Hashing and verifying operations running now; see [`Repo::threads`].
@@ -330,6 +334,22 @@ impl Repo {
             ipfs_kit_blockstore::Error::Locked(_) => Error::Locked(path.to_path_buf()),
             other => other.into(),
         })?;
+        let mut blocks = TieredBlockstore::new(blocks);
+        if let Some(tier) = config.object_storage.tier_config() {
+            // A config the client refuses leaves the tier failing with why, not the repo
+            // unopenable: `config set` must still be able to mend it.
+            blocks = match ObjectBlockstore::open(&tier) {
+                Ok(store) => blocks.with_tier(tier.name.clone(), store),
+                Err(e) => {
+                    let why = match e {
+                        ipfs_kit_blockstore::Error::Tier { message, .. } => message,
+                        other => other.to_string(),
+                    };
+                    tracing::warn!("object storage tier {}: {why}", tier.name);
+                    blocks.with_tier(tier.name.clone(), Unavailable::new(&tier.name, why))
+                }
+            };
+        }
         let cache_size = if opts.block_cache {
             config.datastore.block_cache_bytes()?
         } else {

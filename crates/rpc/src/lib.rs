@@ -56,6 +56,51 @@ pub struct RepoStat {
     pub version: String,
 }
 
+/// `storage/tiers`: one storage tier's figures.
+#[derive(Clone, Debug, Serialize)]
+pub struct TierInfo {
+    /// The tier's name (`local`, `s3`).
+    #[serde(rename = "Name")]
+    pub name: String,
+    /// Blocks it holds.
+    #[serde(rename = "Blocks")]
+    pub blocks: u64,
+    /// Bytes of those blocks.
+    #[serde(rename = "Bytes")]
+    pub bytes: u64,
+}
+
+/// `storage/stat`: where one block of a DAG lives.
+#[derive(Clone, Debug, Serialize)]
+pub struct BlockTiers {
+    /// The block's CID.
+    #[serde(rename = "Cid")]
+    pub cid: String,
+    /// Its size, when some tier holds it.
+    #[serde(rename = "Size")]
+    pub size: Option<u64>,
+    /// The tiers holding it, in tier order.
+    #[serde(rename = "Tiers")]
+    pub tiers: Vec<String>,
+}
+
+/// `storage/migrate`: what moving a DAG did.
+#[derive(Clone, Debug, Serialize)]
+pub struct Migrated {
+    /// Blocks copied into the target tier.
+    #[serde(rename = "Copied")]
+    pub copied: u64,
+    /// Bytes copied.
+    #[serde(rename = "Bytes")]
+    pub bytes: u64,
+    /// Blocks that were there already.
+    #[serde(rename = "Already")]
+    pub already: u64,
+    /// Copies removed from the other tiers.
+    #[serde(rename = "Removed")]
+    pub removed: u64,
+}
+
 /// The walk options of `refs` (the output format is the server's business).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RefsParams {
@@ -205,6 +250,12 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Result<Vec<(String, Option<String>)>, RpcError>;
     /// Garbage-collects; returns the removed CIDs.
     fn repo_gc(&self) -> Result<Vec<String>, RpcError>;
+    /// Every storage tier's figures, the local one first.
+    fn storage_tiers(&self) -> Result<Vec<TierInfo>, RpcError>;
+    /// Where each block of the DAG at `path` lives, root first.
+    fn storage_stat(&self, path: &str) -> Result<Vec<BlockTiers>, RpcError>;
+    /// Moves the DAG at `path` into the tier named `tier`.
+    fn storage_migrate(&self, path: &str, tier: &str) -> Result<Migrated, RpcError>;
     /// Re-hashes every block: the bad ones with why, and the number checked.
     fn repo_verify(&self) -> Result<(Vec<(String, String)>, u64), RpcError>;
     /// Walks the links below each of `paths` as Kubo's `refs` does, calling `emit` for each

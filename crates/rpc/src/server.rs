@@ -614,6 +614,9 @@ const COMMANDS: &[&str] = &[
     "repo/verify",
     "repo/version",
     "resolve",
+    "storage/migrate",
+    "storage/stat",
+    "storage/tiers",
     "stats/repo",
     "version",
 ];
@@ -1104,9 +1107,28 @@ async fn run(
             include_str!("openapi.json"),
         )
             .into_response(),
+        "storage/tiers" => {
+            let tiers = blocking(move || b.storage_tiers()).await?;
+            json_response(&json!({ "Tiers": tiers }))
+        }
+        "storage/stat" => {
+            let path = req.arg(0, "cid")?.to_string();
+            let blocks = blocking(move || b.storage_stat(&path)).await?;
+            json_response(&json!({ "Blocks": blocks }))
+        }
+        "storage/migrate" => {
+            let path = req.arg(0, "cid")?.to_string();
+            let tier = req
+                .string(&["tier"])
+                .ok_or_else(|| {
+                    RpcError::request(StatusCode::BAD_REQUEST, "option \"tier\" is required")
+                })?
+                .to_string();
+            json_response(&blocking(move || b.storage_migrate(&path, &tier)).await?)
+        }
         c if c.starts_with("storage/") || c.starts_with("cluster/") => {
             return Err(RpcError {
-                message: format!("{c} is reserved for ipfs-kit's own commands and has none yet"),
+                message: format!("{c} is reserved for ipfs-kit's own commands and is not one yet"),
                 kind: crate::ErrorKind::Implementation,
                 plain: Some(StatusCode::NOT_IMPLEMENTED),
             })

@@ -8,6 +8,8 @@
 //!   re-hashing; deletes through it invalidate.
 //! - [`ObjectBlockstore`]: blocks in an S3-compatible bucket (`object_store`), every read
 //!   re-verified; the layout is in `docs/tiered.md`.
+//! - [`TieredBlockstore`]: the local store with colder tiers behind it (reads fall through,
+//!   writes stay local) and verified, crash-safe moves between them.
 //! - [`sim`]: LRU and 2Q, synthetic traces and a replay driver, to measure ARC against them.
 //!
 //! See `docs/tiered.md` for the design and `docs/benchmarks.md` for the figures.
@@ -26,8 +28,11 @@
 pub mod arc;
 mod cache;
 mod lists;
+pub mod moto;
 mod object;
 pub mod sim;
+mod tiers;
 
 pub use cache::{BlockCache, CacheConfig, CachedBlockstore};
 pub use object::{key_of, ObjectBlockstore, ObjectConfig, MAX_BATCH_BYTES};
+pub use tiers::{Moved, TieredBlockstore, Unavailable, LOCAL};

@@ -1,82 +1,16 @@
 //! The object storage tier against a real S3-compatible server: moto's server mode, one server
-//! per test on a free loopback port, stopped when the test ends. `IPFS_KIT_MOTO` names the
-//! `moto_server` program (scripts/test.sh installs it); without it the tests say so and pass,
-//! except under CI (`CI` set), where that is a failure.
-
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+//! per test ([`MotoServer`]), stopped when the test ends.
 
 use ipfs_kit_block::{codec, Block, HashAlg};
 use ipfs_kit_blockstore::{conformance, Blockstore, Error};
+use ipfs_kit_tiered::moto::MotoServer;
 use ipfs_kit_tiered::{key_of, ObjectBlockstore, ObjectConfig};
 use object_store::ObjectStore;
 
-/// A moto server on loopback, killed on drop.
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-impl Moto {
-    fn start() -> Option<Moto> {
-        let Some(program) = std::env::var_os("IPFS_KIT_MOTO") else {
-            if std::env::var_os("CI").is_some() {
-                panic!("IPFS_KIT_MOTO is not set: CI must run the object storage tests");
-            }
-            eprintln!("IPFS_KIT_MOTO not set (scripts/test.sh installs moto): skipping");
-            return None;
-        };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
-        let child = Command::new(program)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moto_server");
-        let moto = Moto { child, port };
-        let give_up = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < give_up, "moto_server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(moto)
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Creates `bucket` (object_store has no call for it): an S3 `PUT /bucket`.
-    fn bucket(&self, bucket: &str) {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
-        write!(
-            s,
-            "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            self.port
-        )
-        .expect("send");
-        let mut reply = String::new();
-        s.read_to_string(&mut reply).expect("reply");
-        assert!(reply.starts_with("HTTP/1.1 200"), "create bucket: {reply}");
-    }
-
-    /// A tier on a fresh bucket of this server.
-    fn tier(&self, bucket: &str) -> ObjectBlockstore {
-        self.bucket(bucket);
-        ObjectBlockstore::open(&config(&self.endpoint(), bucket)).expect("open")
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A tier on a fresh bucket of `moto`.
+fn tier(moto: &MotoServer, bucket: &str) -> ObjectBlockstore {
+    moto.create_bucket(bucket);
+    ObjectBlockstore::open(&config(&moto.endpoint(), bucket)).expect("open")
 }
 
 fn config(endpoint: &str, bucket: &str) -> ObjectConfig {
@@ -89,14 +23,18 @@ fn config(endpoint: &str, bucket: &str) -> ObjectConfig {
 
 #[test]
 fn the_object_tier_passes_the_blockstore_conformance_suite() {
-    let Some(moto) = Moto::start() else { return };
-    conformance::run(&moto.tier("conformance"));
+    let Some(moto) = MotoServer::start() else {
+        return;
+    };
+    conformance::run(&tier(&moto, "conformance"));
 }
 
 #[test]
 fn large_blocks_and_many_small_ones_round_trip() {
-    let Some(moto) = Moto::start() else { return };
-    let tier = moto.tier("sizes");
+    let Some(moto) = MotoServer::start() else {
+        return;
+    };
+    let tier = tier(&moto, "sizes");
     // Pseudo-random, so no two blocks are alike.
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
     let mut bytes = |n: usize| -> Vec<u8> {
@@ -129,8 +67,10 @@ fn large_blocks_and_many_small_ones_round_trip() {
 
 #[test]
 fn corrupt_bytes_in_the_bucket_are_detected_and_never_returned() {
-    let Some(moto) = Moto::start() else { return };
-    let tier = moto.tier("corrupt");
+    let Some(moto) = MotoServer::start() else {
+        return;
+    };
+    let tier = tier(&moto, "corrupt");
     let block = Block::encode(codec::RAW, HashAlg::Sha2_256, 1, b"the real bytes".to_vec());
     tier.put_many(vec![block.clone()]).expect("put");
     // Someone overwrites the object behind the tier's back.
@@ -158,8 +98,10 @@ fn corrupt_bytes_in_the_bucket_are_detected_and_never_returned() {
 
 #[test]
 fn an_unreachable_server_is_an_error_naming_the_tier() {
-    let Some(moto) = Moto::start() else { return };
-    let tier = moto.tier("gone");
+    let Some(moto) = MotoServer::start() else {
+        return;
+    };
+    let tier = tier(&moto, "gone");
     let block = Block::encode(codec::RAW, HashAlg::Sha2_256, 1, b"before".to_vec());
     tier.put_many(vec![block.clone()]).expect("put");
     let endpoint = moto.endpoint();

@@ -7,6 +7,7 @@ mod interop;
 mod names;
 mod netns;
 mod network;
+mod storage;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

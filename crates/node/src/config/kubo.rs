@@ -291,6 +291,7 @@ pub fn ours_spelling(key: &str) -> bool {
         "api",
         "network",
         "ipns",
+        "object_storage",
         "extra",
     ]
     .contains(&first)
@@ -303,6 +304,7 @@ impl Config {
             let mut redacted = self.clone();
             redacted.identity.private_key.clear();
             redacted.api.authorizations.clear();
+            redacted.object_storage.secret_access_key.clear();
             serde_json::to_value(redacted.get(key)?).map_err(json_err)
         } else {
             self.kubo_get(key)
@@ -319,7 +321,8 @@ impl Config {
     }
 
     /// The config as Kubo clients see it: Kubo's names, with the `extra` settings merged in.
-    /// `redact` leaves out the secrets (`Identity.PrivKey`, `API.Authorizations`), as every
+    /// `redact` leaves out the secrets (`Identity.PrivKey`, `API.Authorizations`,
+    /// `ObjectStorage.SecretAccessKey`), as every
     /// answer over the API must.
     pub fn kubo_view(&self, redact: bool) -> Result<Value, Error> {
         let Value::Object(ours) = serde_json::to_value(self).map_err(json_err)? else {
@@ -338,7 +341,13 @@ impl Config {
                 let v = match (section.as_str(), field.as_str()) {
                     ("addresses", "api" | "gateway") => strings_to_kubo(v),
                     ("api", "allowed_origins") => continue,
-                    ("api", "authorizations") | ("identity", "private_key") if redact => continue,
+                    ("api", "authorizations")
+                    | ("identity", "private_key")
+                    | ("object_storage", "secret_access_key")
+                        if redact =>
+                    {
+                        continue
+                    }
                     ("api", "authorizations") => rename_entries(v, kubo_name),
                     _ => v,
                 };

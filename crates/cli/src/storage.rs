@@ -1,0 +1,130 @@
+//! `storage`: the repo's storage tiers (local disk, object storage), where a DAG's blocks live,
+//! and moving a DAG between tiers. The same output through a daemon and offline: both build
+//! the RPC API's JSON, and one printer writes it.
+
+use std::io::Write;
+
+use anyhow::Result;
+use clap::Subcommand;
+use ipfs_kit_node::Repo;
+use serde_json::{json, Value};
+
+use crate::remote::Api;
+
+#[derive(Subcommand)]
+pub enum StorageCmd {
+    /// Each tier's blocks and bytes: the local disk first, then object storage
+    /// ([object_storage] in the config). Counting an object storage tier lists its bucket.
+    Tiers,
+    /// Where each block of a CID's DAG lives, and a total per tier.
+    Stat {
+        /// A CID or IPFS path.
+        path: String,
+    },
+    /// Move a CID's whole DAG into a tier (`local`, `s3`): each block is copied, read back and
+    /// re-hashed in the target, and only then deleted from the other tiers, so an interruption
+    /// at any point loses nothing.
+    Migrate {
+        /// A CID or IPFS path.
+        path: String,
+        /// The target tier.
+        tier: String,
+    },
+}
+
+/// Runs `cmd` on the repo directly (no daemon).
+pub fn offline(repo: &Repo, cmd: StorageCmd, out: &mut dyn Write) -> Result<()> {
+    let v = match &cmd {
+        StorageCmd::Tiers => json!({ "Tiers": repo.storage_tiers()?.into_iter().map(|t| json!({
+            "Name": t.name, "Blocks": t.blocks, "Bytes": t.bytes,
+        })).collect::<Vec<_>>() }),
+        StorageCmd::Stat { path } => {
+            json!({ "Blocks": repo.storage_stat(path)?.into_iter().map(|p| json!({
+            "Cid": p.cid.to_string(), "Size": p.size, "Tiers": p.tiers,
+        })).collect::<Vec<_>>() })
+        }
+        StorageCmd::Migrate { path, tier } => {
+            let m = repo.storage_migrate(path, tier)?;
+            json!({ "Copied": m.copied, "Bytes": m.bytes, "Already": m.already, "Removed": m.removed })
+        }
+    };
+    print(&cmd, &v, out)
+}
+
+/// Runs `cmd` through a daemon's API.
+pub fn remote(api: &Api, cmd: StorageCmd, out: &mut dyn Write) -> Result<()> {
+    let v = match &cmd {
+        StorageCmd::Tiers => api.json("storage/tiers", &[])?,
+        StorageCmd::Stat { path } => api.json("storage/stat", &[("arg", path.clone())])?,
+        StorageCmd::Migrate { path, tier } => api.json(
+            "storage/migrate",
+            &[("arg", path.clone()), ("tier", tier.clone())],
+        )?,
+    };
+    print(&cmd, &v, out)
+}
+
+fn print(cmd: &StorageCmd, v: &Value, out: &mut dyn Write) -> Result<()> {
+    let n = |v: &Value| v.as_u64().unwrap_or(0);
+    match cmd {
+        StorageCmd::Tiers => {
+            writeln!(out, "{:<8} {:>10} {:>16}", "TIER", "BLOCKS", "BYTES")?;
+            for t in v["Tiers"].as_array().into_iter().flatten() {
+                let name = t["Name"].as_str().unwrap_or_default();
+                writeln!(
+                    out,
+                    "{name:<8} {:>10} {:>16}",
+                    n(&t["Blocks"]),
+                    n(&t["Bytes"])
+                )?;
+            }
+        }
+        StorageCmd::Stat { .. } => {
+            let mut per_tier: Vec<(String, u64)> = Vec::new();
+            let (mut blocks, mut bytes, mut nowhere) = (0u64, 0u64, 0u64);
+            for b in v["Blocks"].as_array().into_iter().flatten() {
+                let tiers: Vec<&str> = b["Tiers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                blocks += 1;
+                bytes += n(&b["Size"]);
+                if tiers.is_empty() {
+                    nowhere += 1;
+                }
+                for t in &tiers {
+                    match per_tier.iter_mut().find(|(name, _)| name == t) {
+                        Some((_, count)) => *count += 1,
+                        None => per_tier.push((t.to_string(), 1)),
+                    }
+                }
+                let tiers = if tiers.is_empty() {
+                    "-".to_string()
+                } else {
+                    tiers.join(",")
+                };
+                let cid = b["Cid"].as_str().unwrap_or_default();
+                writeln!(out, "{cid} {} {tiers}", n(&b["Size"]))?;
+            }
+            let mut total = format!("total: {blocks} blocks, {bytes} bytes");
+            for (t, count) in per_tier {
+                total.push_str(&format!("; {t}: {count}"));
+            }
+            if nowhere > 0 {
+                total.push_str(&format!("; in no tier: {nowhere}"));
+            }
+            writeln!(out, "{total}")?;
+        }
+        StorageCmd::Migrate { tier, .. } => writeln!(
+            out,
+            "moved {} blocks ({} bytes) to {tier}; {} were there already; {} other copies removed",
+            n(&v["Copied"]),
+            n(&v["Bytes"]),
+            n(&v["Already"]),
+            n(&v["Removed"])
+        )?,
+    }
+    Ok(())
+}

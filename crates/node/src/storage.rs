@@ -1,0 +1,114 @@
+//! Storage tiers seen from the repo: each tier's figures, where a DAG's blocks live, and moving
+//! a DAG between tiers (docs/tiered.md).
+
+use std::collections::HashSet;
+
+use ipfs_kit_block::{codec, Cid, IDENTITY};
+use ipfs_kit_blockstore::Blockstore;
+pub use ipfs_kit_tiered::Moved;
+
+use crate::{Error, Repo};
+
+/// One tier's figures (`storage tiers`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TierStat {
+    /// The tier's name: `local`, `s3`.
+    pub name: String,
+    /// Blocks it holds.
+    pub blocks: u64,
+    /// Bytes of those blocks.
+    pub bytes: u64,
+}
+
+/// Where one block of a DAG lives (`storage stat`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockPlace {
+    /// The block.
+    pub cid: Cid,
+    /// Its size in bytes, if any tier has it.
+    pub size: Option<u64>,
+    /// The tiers holding it, in tier order; empty when none does.
+    pub tiers: Vec<String>,
+}
+
+impl Repo {
+    /// Every tier's figures, the local one first. Counting an object storage tier lists its
+    /// bucket.
+    pub fn storage_tiers(&self) -> Result<Vec<TierStat>, Error> {
+        let tiers = self.blocks.inner();
+        tiers
+            .names()
+            .into_iter()
+            .map(|name| {
+                let s = tiers.tier_stats(name)?;
+                Ok(TierStat {
+                    name: name.to_string(),
+                    blocks: s.blocks,
+                    bytes: s.block_bytes,
+                })
+            })
+            .collect()
+    }
+
+    /// Where each block of the DAG at `path` lives, root first (depth-first, each block once).
+    /// A block no tier has ends its branch: its links cannot be known.
+    pub fn storage_stat(&self, path: &str) -> Result<Vec<BlockPlace>, Error> {
+        let root = self.resolve(path)?;
+        let tiers = self.blocks.inner();
+        self.dag_blocks(&root, false)?
+            .into_iter()
+            .map(|cid| {
+                Ok(BlockPlace {
+                    cid,
+                    size: tiers.size(&cid)?,
+                    tiers: tiers
+                        .locate(&cid)?
+                        .into_iter()
+                        .map(str::to_string)
+                        .collect(),
+                })
+            })
+            .collect()
+    }
+
+    /// Moves every block of the DAG at `path` into tier `tier` (copy, verify the copy, then
+    /// delete the other copies: see [`ipfs_kit_tiered::TieredBlockstore::migrate`]). The whole
+    /// DAG must be in the repo's tiers. Holds off garbage collection while it runs.
+    pub fn storage_migrate(&self, path: &str, tier: &str) -> Result<Moved, Error> {
+        let root = self.resolve(path)?;
+        let _gc = self.gc_lock.read();
+        let cids = self.dag_blocks(&root, true)?;
+        Ok(self.blocks.inner().migrate(&cids, tier)?)
+    }
+
+    /// The stored blocks of the DAG under `root` (identity blocks, which live in their CIDs,
+    /// left out). Raw blocks have no links, so they are not read. With `complete`, a block in
+    /// no tier is an error; without, it is listed and its links skipped.
+    fn dag_blocks(&self, root: &Cid, complete: bool) -> Result<Vec<Cid>, Error> {
+        let tiers = self.blocks.inner();
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        let mut stack = vec![*root];
+        while let Some(cid) = stack.pop() {
+            if cid.hash().code() == IDENTITY || !seen.insert(*cid.hash()) {
+                continue;
+            }
+            out.push(cid);
+            if cid.codec() == codec::RAW {
+                if complete && !tiers.has(&cid)? {
+                    return Err(Error::NotFound(cid));
+                }
+                continue;
+            }
+            match tiers.get(&cid)? {
+                Some(data) => {
+                    let links = ipfs_kit_block::ipld::links(cid.codec(), &data)?;
+                    stack.extend(links.into_iter().rev());
+                }
+                None if complete => return Err(Error::NotFound(cid)),
+                None => {}
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,389 @@
+//! The local store with colder tiers behind it: reads try the local tier, then each colder one
+//! in order; writes go to the local tier; [`TieredBlockstore::migrate`] moves blocks between
+//! tiers without a moment where a block has no verified copy.
+
+use std::collections::HashSet;
+
+use ipfs_kit_block::{Bytes, Cid};
+use ipfs_kit_blockstore::{Blockstore, Error, StoreStats, WriteBatch};
+
+/// The name of the first tier, the one writes go to.
+pub const LOCAL: &str = "local";
+/// Bytes of blocks copied per batch while migrating.
+const MIGRATE_BATCH_BYTES: usize = 32 << 20;
+
+/// A colder tier: its name (`s3`) and its store, which must verify what it reads back (as
+/// [`crate::ObjectBlockstore`] does).
+struct Tier {
+    name: String,
+    store: Box<dyn Blockstore>,
+}
+
+/// A tier that could not be set up (its client refused the config): every call fails with
+/// why, naming the tier, so the rest of the repo keeps working and whatever needs the tier says
+/// what is wrong.
+pub struct Unavailable {
+    name: String,
+    why: String,
+}
+
+impl Unavailable {
+    /// Tier `name`, unusable because of `why`.
+    pub fn new(name: impl Into<String>, why: impl Into<String>) -> Self {
+        Unavailable {
+            name: name.into(),
+            why: why.into(),
+        }
+    }
+
+    fn fail<T>(&self) -> Result<T, Error> {
+        Err(Error::Tier {
+            tier: self.name.clone(),
+            message: self.why.clone(),
+        })
+    }
+}
+
+impl Blockstore for Unavailable {
+    fn get(&self, _: &Cid) -> Result<Option<Bytes>, Error> {
+        self.fail()
+    }
+    fn has(&self, _: &Cid) -> Result<bool, Error> {
+        self.fail()
+    }
+    fn size(&self, _: &Cid) -> Result<Option<u64>, Error> {
+        self.fail()
+    }
+    fn begin(&self) -> Result<Box<dyn WriteBatch + '_>, Error> {
+        self.fail()
+    }
+    fn delete_many(&self, _: &[Cid]) -> Result<u64, Error> {
+        self.fail()
+    }
+    fn list(&self) -> Result<Vec<Cid>, Error> {
+        self.fail()
+    }
+    fn stats(&self) -> Result<StoreStats, Error> {
+        self.fail()
+    }
+}
+
+/// What [`TieredBlockstore::migrate`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Moved {
+    /// Blocks copied into the target tier.
+    pub copied: u64,
+    /// Bytes copied into the target tier.
+    pub bytes: u64,
+    /// Blocks already in the target tier.
+    pub already: u64,
+    /// Copies removed from other tiers.
+    pub removed: u64,
+}
+
+/// The local tier `L` and colder tiers behind it.
+pub struct TieredBlockstore<L> {
+    local: L,
+    lower: Vec<Tier>,
+}
+
+impl<L: Blockstore> TieredBlockstore<L> {
+    /// The local tier alone.
+    pub fn new(local: L) -> Self {
+        TieredBlockstore {
+            local,
+            lower: Vec::new(),
+        }
+    }
+
+    /// Adds a colder tier, tried after those before it.
+    pub fn with_tier(mut self, name: impl Into<String>, store: impl Blockstore + 'static) -> Self {
+        self.lower.push(Tier {
+            name: name.into(),
+            store: Box::new(store),
+        });
+        self
+    }
+
+    /// The local tier.
+    pub fn local(&self) -> &L {
+        &self.local
+    }
+
+    /// Every tier's name, the local one first.
+    pub fn names(&self) -> Vec<&str> {
+        std::iter::once(LOCAL)
+            .chain(self.lower.iter().map(|t| t.name.as_str()))
+            .collect()
+    }
+
+    /// Every tier, the local one first.
+    fn all(&self) -> impl Iterator<Item = (&str, &dyn Blockstore)> {
+        std::iter::once((LOCAL, &self.local as &dyn Blockstore)).chain(
+            self.lower
+                .iter()
+                .map(|t| (t.name.as_str(), t.store.as_ref())),
+        )
+    }
+
+    fn tier(&self, name: &str) -> Result<&dyn Blockstore, Error> {
+        self.all()
+            .find(|(n, _)| *n == name)
+            .map(|(_, s)| s)
+            .ok_or_else(|| Error::Tier {
+                tier: name.to_string(),
+                message: format!("no such tier (the tiers are {})", self.names().join(", ")),
+            })
+    }
+
+    /// The figures of tier `name`.
+    pub fn tier_stats(&self, name: &str) -> Result<StoreStats, Error> {
+        self.tier(name)?.stats()
+    }
+
+    /// The tiers holding `cid`, in tier order.
+    pub fn locate(&self, cid: &Cid) -> Result<Vec<&str>, Error> {
+        let mut found = Vec::new();
+        for (name, store) in self.all() {
+            if store.has(cid)? {
+                found.push(name);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Moves `cids` into tier `to`. Each block not there yet is read from the first tier that
+    /// has it (verified), written to `to` in batches, and read back from `to` and re-hashed;
+    /// only then are the other tiers' copies deleted. A crash or an error at any step leaves
+    /// every block in at least one tier, whole and verified: at worst in two.
+    pub fn migrate(&self, cids: &[Cid], to: &str) -> Result<Moved, Error> {
+        let target = self.tier(to)?;
+        let mut moved = Moved::default();
+        let mut seen = HashSet::new();
+        let mut todo: Vec<Cid> = Vec::new();
+        for cid in cids {
+            if !seen.insert(*cid.hash()) {
+                continue;
+            }
+            if target.has(cid)? {
+                moved.already += 1;
+            } else {
+                todo.push(*cid);
+            }
+        }
+        // Copy, in batches of bounded size.
+        let mut batch: Vec<ipfs_kit_block::Block> = Vec::new();
+        let mut batch_bytes = 0;
+        let flush = |batch: &mut Vec<ipfs_kit_block::Block>, moved: &mut Moved| {
+            moved.copied += batch.len() as u64;
+            moved.bytes += batch.iter().map(|b| b.data().len() as u64).sum::<u64>();
+            target.put_many(std::mem::take(batch))
+        };
+        for cid in &todo {
+            let data = self
+                .all()
+                .filter(|(n, _)| *n != to)
+                .find_map(|(_, s)| s.get(cid).transpose())
+                .transpose()?
+                .ok_or_else(|| Error::Tier {
+                    tier: to.to_string(),
+                    message: format!("block {cid} is in no tier"),
+                })?;
+            batch_bytes += data.len();
+            batch.push(ipfs_kit_block::Block::new_unchecked(*cid, data));
+            if batch_bytes >= MIGRATE_BATCH_BYTES {
+                flush(&mut batch, &mut moved)?;
+                batch_bytes = 0;
+            }
+        }
+        flush(&mut batch, &mut moved)?;
+        // Verify every copy (the target re-hashes what it reads back), then delete the others.
+        for cid in &todo {
+            if target.get(cid)?.is_none() {
+                return Err(Error::Tier {
+                    tier: to.to_string(),
+                    message: format!("block {cid} is missing after its copy"),
+                });
+            }
+        }
+        let all: Vec<Cid> = seen_cids(cids);
+        for (name, store) in self.all() {
+            if name != to {
+                moved.removed += store.delete_many(&all)?;
+            }
+        }
+        Ok(moved)
+    }
+}
+
+/// `cids` with repeated multihashes dropped.
+fn seen_cids(cids: &[Cid]) -> Vec<Cid> {
+    let mut seen = HashSet::new();
+    cids.iter()
+        .filter(|c| seen.insert(*c.hash()))
+        .copied()
+        .collect()
+}
+
+impl<L: Blockstore> Blockstore for TieredBlockstore<L> {
+    fn get(&self, cid: &Cid) -> Result<Option<Bytes>, Error> {
+        for (_, store) in self.all() {
+            if let Some(data) = store.get(cid)? {
+                return Ok(Some(data));
+            }
+        }
+        Ok(None)
+    }
+
+    fn has(&self, cid: &Cid) -> Result<bool, Error> {
+        for (_, store) in self.all() {
+            if store.has(cid)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn size(&self, cid: &Cid) -> Result<Option<u64>, Error> {
+        for (_, store) in self.all() {
+            if let Some(size) = store.size(cid)? {
+                return Ok(Some(size));
+            }
+        }
+        Ok(None)
+    }
+
+    fn begin(&self) -> Result<Box<dyn WriteBatch + '_>, Error> {
+        self.local.begin()
+    }
+
+    /// Deletes from every tier; counts each block present anywhere once.
+    fn delete_many(&self, cids: &[Cid]) -> Result<u64, Error> {
+        let cids = seen_cids(cids);
+        let mut present = 0;
+        for cid in &cids {
+            if self.has(cid)? {
+                present += 1;
+            }
+        }
+        for (_, store) in self.all() {
+            store.delete_many(&cids)?;
+        }
+        Ok(present)
+    }
+
+    /// Every tier's blocks, each once (the CID of the first tier listing it).
+    fn list(&self) -> Result<Vec<Cid>, Error> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for (_, store) in self.all() {
+            for cid in store.list()? {
+                if seen.insert(*cid.hash()) {
+                    out.push(cid);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Blocks counted once across tiers; block bytes summed over the tiers (a block caught
+    /// mid-migration in two counts twice); disk bytes of the local tier only, the one on this
+    /// machine's disk.
+    fn stats(&self) -> Result<StoreStats, Error> {
+        let local = self.local.stats()?;
+        if self.lower.is_empty() {
+            return Ok(local);
+        }
+        let mut block_bytes = local.block_bytes;
+        for t in &self.lower {
+            block_bytes += t.store.stats()?.block_bytes;
+        }
+        Ok(StoreStats {
+            blocks: self.list()?.len() as u64,
+            block_bytes,
+            disk_bytes: local.disk_bytes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ipfs_kit_block::{codec, Block, HashAlg};
+    use ipfs_kit_blockstore::{conformance, MemBlockstore};
+
+    fn two_tiers() -> TieredBlockstore<MemBlockstore> {
+        TieredBlockstore::new(MemBlockstore::default()).with_tier("cold", MemBlockstore::default())
+    }
+
+    #[test]
+    fn conformance_with_a_colder_tier() {
+        conformance::run(&two_tiers());
+    }
+
+    #[test]
+    fn blocks_move_down_and_back_and_stay_readable() {
+        let t = two_tiers();
+        let blocks: Vec<Block> = (0..50u32)
+            .map(|i| Block::encode(codec::RAW, HashAlg::Sha2_256, 1, i.to_le_bytes().to_vec()))
+            .collect();
+        t.put_many(blocks.clone()).unwrap();
+        let cids: Vec<Cid> = blocks.iter().map(|b| *b.cid()).collect();
+        let moved = t.migrate(&cids, "cold").unwrap();
+        assert_eq!((moved.copied, moved.already, moved.removed), (50, 0, 50));
+        for b in &blocks {
+            assert_eq!(t.locate(b.cid()).unwrap(), vec!["cold"]);
+            assert_eq!(t.get(b.cid()).unwrap().as_ref(), Some(b.data()));
+        }
+        assert_eq!(t.local().stats().unwrap().blocks, 0);
+        assert_eq!(t.stats().unwrap().blocks, 50);
+        // Half back up: the rest stay cold.
+        let moved = t.migrate(&cids[..25], LOCAL).unwrap();
+        assert_eq!(moved.copied, 25);
+        assert_eq!(t.locate(&cids[0]).unwrap(), vec![LOCAL]);
+        assert_eq!(t.locate(&cids[30]).unwrap(), vec!["cold"]);
+        // Again: nothing to copy.
+        assert_eq!(t.migrate(&cids[..25], LOCAL).unwrap().already, 25);
+        assert!(t.migrate(&cids, "tape").is_err(), "unknown tier");
+    }
+
+    /// A tier that refuses every write: a failed copy deletes nothing.
+    struct Full(MemBlockstore);
+
+    impl Blockstore for Full {
+        fn get(&self, cid: &Cid) -> Result<Option<Bytes>, Error> {
+            self.0.get(cid)
+        }
+        fn has(&self, cid: &Cid) -> Result<bool, Error> {
+            self.0.has(cid)
+        }
+        fn size(&self, cid: &Cid) -> Result<Option<u64>, Error> {
+            self.0.size(cid)
+        }
+        fn begin(&self) -> Result<Box<dyn WriteBatch + '_>, Error> {
+            Err(Error::Tier {
+                tier: "full".into(),
+                message: "no space".into(),
+            })
+        }
+        fn delete_many(&self, cids: &[Cid]) -> Result<u64, Error> {
+            self.0.delete_many(cids)
+        }
+        fn list(&self) -> Result<Vec<Cid>, Error> {
+            self.0.list()
+        }
+        fn stats(&self) -> Result<StoreStats, Error> {
+            self.0.stats()
+        }
+    }
+
+    #[test]
+    fn a_failed_copy_keeps_the_original() {
+        let t = TieredBlockstore::new(MemBlockstore::default())
+            .with_tier("full", Full(MemBlockstore::default()));
+        let b = Block::encode(codec::RAW, HashAlg::Sha2_256, 1, b"keep me".to_vec());
+        t.put_many(vec![b.clone()]).unwrap();
+        assert!(t.migrate(&[*b.cid()], "full").is_err());
+        assert_eq!(t.locate(b.cid()).unwrap(), vec![LOCAL]);
+    }
+}
