@@ -2,11 +2,11 @@
 //! and moving a DAG between tiers. The same output through a daemon and offline: both build
 //! the RPC API's JSON, and one printer writes it.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use anyhow::Result;
 use clap::Subcommand;
-use ipfs_kit_node::Repo;
+use ipfs_kit_node::{Progress, Repo};
 use serde_json::{json, Value};
 
 use crate::remote::Api;
@@ -29,6 +29,10 @@ pub enum StorageCmd {
         path: String,
         /// The target tier.
         tier: String,
+        /// Print each step on stderr as it completes (on by default when stderr is a
+        /// terminal): blocks copied so far, the copies verified, each tier's copies removed.
+        #[arg(long)]
+        progress: bool,
     },
 }
 
@@ -43,8 +47,17 @@ pub fn offline(repo: &Repo, cmd: StorageCmd, out: &mut dyn Write) -> Result<()> 
             "Cid": p.cid.to_string(), "Size": p.size, "Tiers": p.tiers,
         })).collect::<Vec<_>>() })
         }
-        StorageCmd::Migrate { path, tier } => {
-            let m = repo.storage_migrate(path, tier)?;
+        StorageCmd::Migrate {
+            path,
+            tier,
+            progress,
+        } => {
+            let show = *progress || std::io::stderr().is_terminal();
+            let m = repo.storage_migrate(path, tier, &mut |p| {
+                if show {
+                    eprintln!("{}", step(&p));
+                }
+            })?;
             json!({ "Copied": m.copied, "Bytes": m.bytes, "Already": m.already, "Removed": m.removed })
         }
     };
@@ -56,12 +69,23 @@ pub fn remote(api: &Api, cmd: StorageCmd, out: &mut dyn Write) -> Result<()> {
     let v = match &cmd {
         StorageCmd::Tiers => api.json("storage/tiers", &[])?,
         StorageCmd::Stat { path } => api.json("storage/stat", &[("arg", path.clone())])?,
-        StorageCmd::Migrate { path, tier } => api.json(
+        StorageCmd::Migrate { path, tier, .. } => api.json(
             "storage/migrate",
             &[("arg", path.clone()), ("tier", tier.clone())],
         )?,
     };
     print(&cmd, &v, out)
+}
+
+/// One progress line of `storage migrate`.
+fn step(p: &Progress) -> String {
+    match p {
+        Progress::Copied { done, total, bytes } => {
+            format!("copied {done} of {total} blocks ({bytes} bytes)")
+        }
+        Progress::Verified { blocks } => format!("verified the {blocks} copies"),
+        Progress::Removed { tier, blocks } => format!("removed {blocks} blocks from {tier}"),
+    }
 }
 
 fn print(cmd: &StorageCmd, v: &Value, out: &mut dyn Write) -> Result<()> {

@@ -517,7 +517,10 @@ impl Backend for NodeBackend {
     }
 
     fn storage_migrate(&self, path: &str, tier: &str) -> Result<ipfs_kit_rpc::Migrated, RpcError> {
-        let m = self.repo.storage_migrate(path, tier).map_err(rpc)?;
+        let m = self
+            .repo
+            .storage_migrate(path, tier, &mut |_| {})
+            .map_err(rpc)?;
         Ok(ipfs_kit_rpc::Migrated {
             copied: m.copied,
             bytes: m.bytes,

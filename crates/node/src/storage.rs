@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use ipfs_kit_block::{codec, Cid, IDENTITY};
 use ipfs_kit_blockstore::Blockstore;
-pub use ipfs_kit_tiered::Moved;
+pub use ipfs_kit_tiered::{Moved, Progress};
 
 use crate::{Error, Repo};
 
@@ -74,11 +74,17 @@ impl Repo {
     /// Moves every block of the DAG at `path` into tier `tier` (copy, verify the copy, then
     /// delete the other copies: see [`ipfs_kit_tiered::TieredBlockstore::migrate`]). The whole
     /// DAG must be in the repo's tiers. Holds off garbage collection while it runs.
-    pub fn storage_migrate(&self, path: &str, tier: &str) -> Result<Moved, Error> {
+    /// `progress` hears each step as it completes.
+    pub fn storage_migrate(
+        &self,
+        path: &str,
+        tier: &str,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Moved, Error> {
         let root = self.resolve(path)?;
         let _gc = self.gc_lock.read();
         let cids = self.dag_blocks(&root, true)?;
-        Ok(self.blocks.inner().migrate(&cids, tier)?)
+        Ok(self.blocks.inner().migrate(&cids, tier, progress)?)
     }
 
     /// The stored blocks of the DAG under `root` (identity blocks, which live in their CIDs,

@@ -35,4 +35,4 @@ mod tiers;
 
 pub use cache::{BlockCache, CacheConfig, CachedBlockstore};
 pub use object::{key_of, ObjectBlockstore, ObjectConfig, MAX_BATCH_BYTES};
-pub use tiers::{Moved, TieredBlockstore, Unavailable, LOCAL};
+pub use tiers::{Moved, Progress, TieredBlockstore, Unavailable, LOCAL};

@@ -81,6 +81,33 @@ pub struct Moved {
     pub removed: u64,
 }
 
+/// Where a migration is, reported as it goes (for progress bars, and for crash tests to kill
+/// it at a chosen step).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// `done` of `total` blocks copied into the target so far, `bytes` of them.
+    Copied {
+        /// Blocks copied.
+        done: u64,
+        /// Blocks to copy.
+        total: u64,
+        /// Bytes copied.
+        bytes: u64,
+    },
+    /// Every copy read back from the target and re-hashed.
+    Verified {
+        /// Blocks verified.
+        blocks: u64,
+    },
+    /// The other copies deleted from tier `tier`.
+    Removed {
+        /// The tier.
+        tier: String,
+        /// Blocks it held.
+        blocks: u64,
+    },
+}
+
 /// The local tier `L` and colder tiers behind it.
 pub struct TieredBlockstore<L> {
     local: L,
@@ -156,7 +183,13 @@ impl<L: Blockstore> TieredBlockstore<L> {
     /// has it (verified), written to `to` in batches, and read back from `to` and re-hashed;
     /// only then are the other tiers' copies deleted. A crash or an error at any step leaves
     /// every block in at least one tier, whole and verified: at worst in two.
-    pub fn migrate(&self, cids: &[Cid], to: &str) -> Result<Moved, Error> {
+    /// `progress` hears each step as it completes.
+    pub fn migrate(
+        &self,
+        cids: &[Cid],
+        to: &str,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Moved, Error> {
         let target = self.tier(to)?;
         let mut moved = Moved::default();
         let mut seen = HashSet::new();
@@ -174,10 +207,22 @@ impl<L: Blockstore> TieredBlockstore<L> {
         // Copy, in batches of bounded size.
         let mut batch: Vec<ipfs_kit_block::Block> = Vec::new();
         let mut batch_bytes = 0;
-        let flush = |batch: &mut Vec<ipfs_kit_block::Block>, moved: &mut Moved| {
-            moved.copied += batch.len() as u64;
-            moved.bytes += batch.iter().map(|b| b.data().len() as u64).sum::<u64>();
-            target.put_many(std::mem::take(batch))
+        let total = todo.len() as u64;
+        let mut flush = |batch: &mut Vec<ipfs_kit_block::Block>, moved: &mut Moved| {
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let bytes = batch.iter().map(|b| b.data().len() as u64).sum::<u64>();
+            let n = batch.len() as u64;
+            target.put_many(std::mem::take(batch))?;
+            moved.copied += n;
+            moved.bytes += bytes;
+            progress(Progress::Copied {
+                done: moved.copied,
+                total,
+                bytes: moved.bytes,
+            });
+            Ok::<(), Error>(())
         };
         for cid in &todo {
             let data = self
@@ -206,10 +251,16 @@ impl<L: Blockstore> TieredBlockstore<L> {
                 });
             }
         }
+        progress(Progress::Verified { blocks: total });
         let all: Vec<Cid> = seen_cids(cids);
         for (name, store) in self.all() {
             if name != to {
-                moved.removed += store.delete_many(&all)?;
+                let n = store.delete_many(&all)?;
+                moved.removed += n;
+                progress(Progress::Removed {
+                    tier: name.to_string(),
+                    blocks: n,
+                });
             }
         }
         Ok(moved)
@@ -329,7 +380,23 @@ mod tests {
             .collect();
         t.put_many(blocks.clone()).unwrap();
         let cids: Vec<Cid> = blocks.iter().map(|b| *b.cid()).collect();
-        let moved = t.migrate(&cids, "cold").unwrap();
+        let mut steps = Vec::new();
+        let moved = t.migrate(&cids, "cold", &mut |p| steps.push(p)).unwrap();
+        assert_eq!(
+            steps,
+            vec![
+                Progress::Copied {
+                    done: 50,
+                    total: 50,
+                    bytes: 200
+                },
+                Progress::Verified { blocks: 50 },
+                Progress::Removed {
+                    tier: LOCAL.into(),
+                    blocks: 50
+                },
+            ]
+        );
         assert_eq!((moved.copied, moved.already, moved.removed), (50, 0, 50));
         for b in &blocks {
             assert_eq!(t.locate(b.cid()).unwrap(), vec!["cold"]);
@@ -338,13 +405,19 @@ mod tests {
         assert_eq!(t.local().stats().unwrap().blocks, 0);
         assert_eq!(t.stats().unwrap().blocks, 50);
         // Half back up: the rest stay cold.
-        let moved = t.migrate(&cids[..25], LOCAL).unwrap();
+        let moved = t.migrate(&cids[..25], LOCAL, &mut |_| {}).unwrap();
         assert_eq!(moved.copied, 25);
         assert_eq!(t.locate(&cids[0]).unwrap(), vec![LOCAL]);
         assert_eq!(t.locate(&cids[30]).unwrap(), vec!["cold"]);
         // Again: nothing to copy.
-        assert_eq!(t.migrate(&cids[..25], LOCAL).unwrap().already, 25);
-        assert!(t.migrate(&cids, "tape").is_err(), "unknown tier");
+        assert_eq!(
+            t.migrate(&cids[..25], LOCAL, &mut |_| {}).unwrap().already,
+            25
+        );
+        assert!(
+            t.migrate(&cids, "tape", &mut |_| {}).is_err(),
+            "unknown tier"
+        );
     }
 
     /// A tier that refuses every write: a failed copy deletes nothing.
@@ -383,7 +456,7 @@ mod tests {
             .with_tier("full", Full(MemBlockstore::default()));
         let b = Block::encode(codec::RAW, HashAlg::Sha2_256, 1, b"keep me".to_vec());
         t.put_many(vec![b.clone()]).unwrap();
-        assert!(t.migrate(&[*b.cid()], "full").is_err());
+        assert!(t.migrate(&[*b.cid()], "full", &mut |_| {}).is_err());
         assert_eq!(t.locate(b.cid()).unwrap(), vec![LOCAL]);
     }
 }
