@@ -122,6 +122,19 @@ pub trait Blockstore: Send + Sync {
     /// Summary figures.
     fn stats(&self) -> Result<StoreStats, Error>;
 
+    /// Reads a block for bookkeeping (the walks of garbage collection and pin checks): like
+    /// [`Blockstore::get`], but not an access, so a store that tracks heat or caches reads
+    /// leaves both alone.
+    fn peek(&self, cid: &Cid) -> Result<Option<Bytes>, Error> {
+        self.get(cid)
+    }
+
+    /// A read of `cid` was served by a cache in front of this store: a store that tracks how
+    /// hot its blocks are counts it as an access. Does nothing by default.
+    fn touch(&self, cid: &Cid) {
+        let _ = cid;
+    }
+
     /// Puts blocks in one batch.
     fn put_many(&self, blocks: Vec<Block>) -> Result<(), Error> {
         let mut batch = self.begin()?;

@@ -16,7 +16,8 @@ pub enum StorageCmd {
     /// Each tier's blocks and bytes: the local disk first, then object storage
     /// ([object_storage] in the config). Counting an object storage tier lists its bucket.
     Tiers,
-    /// Where each block of a CID's DAG lives, and a total per tier.
+    /// Where each block of a CID's DAG lives: CID, size, heat (recent reads, each counting
+    /// less as it ages) and tiers; then a total per tier.
     Stat {
         /// A CID or IPFS path.
         path: String,
@@ -44,7 +45,7 @@ pub fn offline(repo: &Repo, cmd: StorageCmd, out: &mut dyn Write) -> Result<()> 
         })).collect::<Vec<_>>() }),
         StorageCmd::Stat { path } => {
             json!({ "Blocks": repo.storage_stat(path)?.into_iter().map(|p| json!({
-            "Cid": p.cid.to_string(), "Size": p.size, "Tiers": p.tiers,
+            "Cid": p.cid.to_string(), "Size": p.size, "Tiers": p.tiers, "Heat": p.heat,
         })).collect::<Vec<_>>() })
         }
         StorageCmd::Migrate {
@@ -130,7 +131,8 @@ fn print(cmd: &StorageCmd, v: &Value, out: &mut dyn Write) -> Result<()> {
                     tiers.join(",")
                 };
                 let cid = b["Cid"].as_str().unwrap_or_default();
-                writeln!(out, "{cid} {} {tiers}", n(&b["Size"]))?;
+                let heat = b["Heat"].as_f64().unwrap_or(0.0);
+                writeln!(out, "{cid} {} {heat:.2} {tiers}", n(&b["Size"]))?;
             }
             let mut total = format!("total: {blocks} blocks, {bytes} bytes");
             for (t, count) in per_tier {

@@ -32,6 +32,8 @@ pub struct Config {
     /// The object storage tier (S3 and compatibles) behind the local block store; off while
     /// `bucket` is empty.
     pub object_storage: ObjectStorage,
+    /// How content moves between tiers by heat.
+    pub tiering: Tiering,
     /// Settings under Kubo's names that ipfs-kit does not use (`Fruit`, `Addresses.Swarm`,
     /// `Discovery.MDNS.Enabled`…), kept so that Kubo clients can store and read them back. Only
     /// this table is free-form; the sections above reject unknown keys, so a typo in a setting
@@ -407,6 +409,39 @@ impl ObjectStorage {
     }
 }
 
+/// Moving content between tiers by heat (docs/tiered.md, "Heat").
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Tiering {
+    /// How long until an access counts half (a Go duration, `24h`).
+    pub heat_half_life: String,
+    /// Heat at which a block read from object storage moves to the local disk (4: about four
+    /// reads within a few hours); 0 never moves one.
+    pub promote_at: f64,
+}
+
+impl Default for Tiering {
+    fn default() -> Self {
+        Tiering {
+            heat_half_life: "24h".into(),
+            promote_at: 4.0,
+        }
+    }
+}
+
+impl Tiering {
+    /// The half-life, parsed.
+    pub fn half_life(&self) -> Result<std::time::Duration, Error> {
+        match crate::parse_go_duration(&self.heat_half_life) {
+            Ok(d) if !d.is_zero() => Ok(d),
+            _ => Err(Error::Config(format!(
+                "tiering.heat_half_life {:?} must be a positive duration such as 24h",
+                self.heat_half_life
+            ))),
+        }
+    }
+}
+
 /// Kubo's default bootstrap peers, which `init --profile public` puts in the config. Never used
 /// by default: these machines, and tests, stay off the public network.
 pub const PUBLIC_BOOTSTRAP: &[&str] = &[
@@ -483,6 +518,8 @@ const HEADER: &str = "\
 # [object_storage] bucket (empty: no object storage tier), prefix, endpoint (empty: AWS),
 #                region, access_key_id and secret_access_key (empty: the AWS_* environment),
 #                virtual_hosted_style (else path-style requests). See docs/tiered.md.
+# [tiering]      heat_half_life (24h: an access counts half after it), promote_at (heat at
+#                which a block read from object storage moves to the local disk; 0: never).
 # [api]          authorizations (named secrets, Kubo's API.Authorizations: auth_secret
 #                bearer:TOKEN or basic:USER:PASSWORD, allowed_paths such as /api/v0/cat),
 #                allowed_origins (CORS), http_headers, and the request limits.
@@ -531,6 +568,12 @@ impl Config {
         }
         crate::net::validate(&self.addresses, &self.network)?;
         crate::ipns::validate(&self.ipns)?;
+        self.tiering.half_life()?;
+        if !(self.tiering.promote_at.is_finite() && self.tiering.promote_at >= 0.0) {
+            return Err(Error::Config(
+                "tiering.promote_at must be a number, 0 or more".into(),
+            ));
+        }
         if !self.object_storage.bucket.is_empty()
             && !self.object_storage.endpoint.is_empty()
             && !self.object_storage.endpoint.starts_with("http://")

@@ -512,6 +512,7 @@ impl Backend for NodeBackend {
                 cid: p.cid.to_string(),
                 size: p.size,
                 tiers: p.tiers,
+                heat: p.heat,
             })
             .collect())
     }

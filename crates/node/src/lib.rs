@@ -44,6 +44,7 @@ use fs2::FileExt;
 use ipfs_kit_block::{Bytes, Cid, IDENTITY};
 use ipfs_kit_blockstore::{Blockstore, FsBlockstore, FsConfig};
 use ipfs_kit_pin::Pinset;
+use ipfs_kit_tiered::heat::Heat;
 use ipfs_kit_tiered::{
     CacheConfig, CachedBlockstore, ObjectBlockstore, TieredBlockstore, Unavailable,
 };
@@ -334,7 +335,12 @@ impl Repo {
             ipfs_kit_blockstore::Error::Locked(_) => Error::Locked(path.to_path_buf()),
             other => other.into(),
         })?;
-        let mut blocks = TieredBlockstore::new(blocks);
+        let mut blocks = TieredBlockstore::new(blocks)
+            .with_heat(Heat::new(
+                config.tiering.half_life()?,
+                ipfs_kit_tiered::heat::DEFAULT_CAPACITY,
+            ))
+            .with_promotion(config.tiering.promote_at);
         if let Some(tier) = config.object_storage.tier_config() {
             // A config the client refuses leaves the tier failing with why, not the repo
             // unopenable: `config set` must still be able to mend it.
@@ -374,7 +380,7 @@ impl Repo {
         };
         let meta = Arc::new(meta);
         let pins = Pinset::open(meta.clone())?;
-        Ok(Repo {
+        let repo = Repo {
             path: path.to_path_buf(),
             config: RwLock::new(Arc::new(config)),
             config_write: parking_lot::Mutex::new(()),
@@ -386,7 +392,9 @@ impl Repo {
             mfs_lock: parking_lot::Mutex::new(()),
             online: RwLock::new(None),
             _lock: lock,
-        })
+        };
+        repo.load_heat()?;
+        Ok(repo)
     }
 
     fn read_config(path: &Path) -> Result<Config, Error> {

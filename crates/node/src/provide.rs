@@ -128,6 +128,14 @@ impl<B: Blockstore> Blockstore for Announcing<B> {
         self.inner.get(cid)
     }
 
+    fn peek(&self, cid: &Cid) -> Result<Option<Bytes>, ipfs_kit_blockstore::Error> {
+        self.inner.peek(cid)
+    }
+
+    fn touch(&self, cid: &Cid) {
+        self.inner.touch(cid)
+    }
+
     fn has(&self, cid: &Cid) -> Result<bool, ipfs_kit_blockstore::Error> {
         self.inner.has(cid)
     }

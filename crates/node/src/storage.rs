@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use ipfs_kit_block::{codec, Cid, IDENTITY};
 use ipfs_kit_blockstore::Blockstore;
 pub use ipfs_kit_tiered::{Moved, Progress};
+use redb::{ReadableDatabase, TableDefinition};
 
 use crate::{Error, Repo};
 
@@ -21,7 +22,7 @@ pub struct TierStat {
 }
 
 /// Where one block of a DAG lives (`storage stat`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct BlockPlace {
     /// The block.
     pub cid: Cid,
@@ -29,9 +30,59 @@ pub struct BlockPlace {
     pub size: Option<u64>,
     /// The tiers holding it, in tier order; empty when none does.
     pub tiers: Vec<String>,
+    /// How hot it is now (see [`ipfs_kit_tiered::heat`]).
+    pub heat: f64,
+}
+
+/// The heat snapshot, under [`HEAT_KEY`].
+const HEAT: TableDefinition<&str, &[u8]> = TableDefinition::new("heat");
+const HEAT_KEY: &str = "snapshot";
+
+fn meta_err(e: impl std::fmt::Display) -> Error {
+    Error::Meta(e.to_string())
+}
+
+impl Drop for Repo {
+    /// Keeps the blocks' heat for the next start (only with colder tiers, where it decides
+    /// promotion; a kill loses the heat since the last clean exit, which is only advice).
+    fn drop(&mut self) {
+        if let Err(e) = self.save_heat() {
+            tracing::warn!("saving block heat: {e}");
+        }
+    }
 }
 
 impl Repo {
+    /// Restores the heat saved by the last clean exit.
+    pub(crate) fn load_heat(&self) -> Result<(), Error> {
+        let tx = self.meta.begin_read().map_err(meta_err)?;
+        let t = match tx.open_table(HEAT) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+            Err(e) => return Err(meta_err(e)),
+        };
+        if let Some(v) = t.get(HEAT_KEY).map_err(meta_err)? {
+            self.blocks.inner().heat().restore(v.value());
+        }
+        Ok(())
+    }
+
+    /// Saves the blocks' heat in the metadata store, when there is a colder tier to promote
+    /// from.
+    pub fn save_heat(&self) -> Result<(), Error> {
+        let tiers = self.blocks.inner();
+        if tiers.names().len() < 2 || tiers.heat().is_empty() {
+            return Ok(());
+        }
+        let snapshot = tiers.heat().snapshot();
+        let tx = self.meta.begin_write().map_err(meta_err)?;
+        {
+            let mut t = tx.open_table(HEAT).map_err(meta_err)?;
+            t.insert(HEAT_KEY, snapshot.as_slice()).map_err(meta_err)?;
+        }
+        tx.commit().map_err(meta_err)
+    }
+
     /// Every tier's figures, the local one first. Counting an object storage tier lists its
     /// bucket.
     pub fn storage_tiers(&self) -> Result<Vec<TierStat>, Error> {
@@ -55,11 +106,13 @@ impl Repo {
     pub fn storage_stat(&self, path: &str) -> Result<Vec<BlockPlace>, Error> {
         let root = self.resolve(path)?;
         let tiers = self.blocks.inner();
+        let now = ipfs_kit_tiered::heat::now();
         self.dag_blocks(&root, false)?
             .into_iter()
             .map(|cid| {
                 Ok(BlockPlace {
                     cid,
+                    heat: tiers.heat().get(&cid.hash().to_bytes(), now),
                     size: tiers.size(&cid)?,
                     tiers: tiers
                         .locate(&cid)?
@@ -106,7 +159,7 @@ impl Repo {
                 }
                 continue;
             }
-            match tiers.get(&cid)? {
+            match tiers.peek(&cid)? {
                 Some(data) => {
                     let links = ipfs_kit_block::ipld::links(cid.codec(), &data)?;
                     stack.extend(links.into_iter().rev());

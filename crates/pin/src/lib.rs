@@ -149,7 +149,7 @@ pub fn walk_dag(
         let data = if cid.hash().code() == IDENTITY {
             ipfs_kit_block::Bytes::copy_from_slice(cid.hash().digest())
         } else {
-            store.get(&cid)?.ok_or(Error::Missing {
+            store.peek(&cid)?.ok_or(Error::Missing {
                 root: *root,
                 missing: cid,
             })?
@@ -368,7 +368,7 @@ pub fn verify_pins(store: &dyn Blockstore, pins: &Pinset) -> Result<Vec<PinCheck
             if !seen.insert(mh_key(&cid)) || cid.hash().code() == IDENTITY {
                 continue;
             }
-            let data = match store.get(&cid) {
+            let data = match store.peek(&cid) {
                 Ok(Some(d)) => d,
                 Ok(None) => {
                     bad.push((cid, "missing".to_string()));

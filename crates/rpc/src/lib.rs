@@ -82,6 +82,9 @@ pub struct BlockTiers {
     /// The tiers holding it, in tier order.
     #[serde(rename = "Tiers")]
     pub tiers: Vec<String>,
+    /// How hot it is: accesses, each weighted by `2^(-age / half-life)`.
+    #[serde(rename = "Heat")]
+    pub heat: f64,
 }
 
 /// `storage/migrate`: what moving a DAG did.

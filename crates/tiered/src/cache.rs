@@ -126,6 +126,7 @@ impl<S: Blockstore> Blockstore for CachedBlockstore<S> {
             return self.inner.get(cid);
         };
         if let Some(b) = cache.get(cid.hash()) {
+            self.inner.touch(cid);
             return Ok(Some(b));
         }
         let before = self.deletes.load(Ordering::SeqCst);
@@ -138,6 +139,11 @@ impl<S: Blockstore> Blockstore for CachedBlockstore<S> {
             }
         }
         Ok(data)
+    }
+
+    /// The store's copy: a bookkeeping walk neither disturbs the cache's recency nor fills it.
+    fn peek(&self, cid: &Cid) -> Result<Option<Bytes>, Error> {
+        self.inner.peek(cid)
     }
 
     fn has(&self, cid: &Cid) -> Result<bool, Error> {

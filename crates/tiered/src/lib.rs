@@ -10,6 +10,8 @@
 //!   re-verified; the layout is in `docs/tiered.md`.
 //! - [`TieredBlockstore`]: the local store with colder tiers behind it (reads fall through,
 //!   writes stay local) and verified, crash-safe moves between them.
+//! - [`heat`]: how hot each block is (exponentially decayed access counts), which decides
+//!   promotion to the local tier.
 //! - [`sim`]: LRU and 2Q, synthetic traces and a replay driver, to measure ARC against them.
 //!
 //! See `docs/tiered.md` for the design and `docs/benchmarks.md` for the figures.
@@ -27,6 +29,7 @@
 
 pub mod arc;
 mod cache;
+pub mod heat;
 mod lists;
 pub mod moto;
 mod object;

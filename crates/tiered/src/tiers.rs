@@ -7,6 +7,8 @@ use std::collections::HashSet;
 use ipfs_kit_block::{Bytes, Cid};
 use ipfs_kit_blockstore::{Blockstore, Error, StoreStats, WriteBatch};
 
+use crate::heat::{self, Heat};
+
 /// The name of the first tier, the one writes go to.
 pub const LOCAL: &str = "local";
 /// Bytes of blocks copied per batch while migrating.
@@ -112,6 +114,10 @@ pub enum Progress {
 pub struct TieredBlockstore<L> {
     local: L,
     lower: Vec<Tier>,
+    /// Every read's access, here or in a cache in front ([`Blockstore::touch`]).
+    heat: Heat,
+    /// Heat at which a block read from a colder tier moves to the local one; 0: never.
+    promote_at: f64,
 }
 
 impl<L: Blockstore> TieredBlockstore<L> {
@@ -120,7 +126,47 @@ impl<L: Blockstore> TieredBlockstore<L> {
         TieredBlockstore {
             local,
             lower: Vec::new(),
+            heat: Heat::default(),
+            promote_at: 0.0,
         }
+    }
+
+    /// Tracks heat with `heat` (its half-life and capacity) instead of the defaults.
+    pub fn with_heat(mut self, heat: Heat) -> Self {
+        self.heat = heat;
+        self
+    }
+
+    /// Moves a block read from a colder tier to the local one once its heat reaches
+    /// `promote_at` (0: never, the default).
+    pub fn with_promotion(mut self, promote_at: f64) -> Self {
+        self.promote_at = promote_at;
+        self
+    }
+
+    /// How hot blocks are.
+    pub fn heat(&self) -> &Heat {
+        &self.heat
+    }
+
+    /// Copies a block a colder tier returned (verified) to the local tier, then deletes it
+    /// from the colder ones: the same order as [`TieredBlockstore::migrate`], for one block.
+    fn promote(&self, cid: &Cid, data: &Bytes) -> Result<(), Error> {
+        self.local
+            .put_many(vec![ipfs_kit_block::Block::new_unchecked(
+                *cid,
+                data.clone(),
+            )])?;
+        if self.local.get(cid)?.is_none() {
+            return Err(Error::Tier {
+                tier: LOCAL.into(),
+                message: format!("block {cid} is missing after its promotion"),
+            });
+        }
+        for t in &self.lower {
+            t.store.delete_many(&[*cid])?;
+        }
+        Ok(())
     }
 
     /// Adds a colder tier, tried after those before it.
@@ -277,13 +323,38 @@ fn seen_cids(cids: &[Cid]) -> Vec<Cid> {
 }
 
 impl<L: Blockstore> Blockstore for TieredBlockstore<L> {
+    /// Counts the access; a block found only in a colder tier that has become hot enough
+    /// moves to the local one (a failed move is logged: the read still succeeds).
     fn get(&self, cid: &Cid) -> Result<Option<Bytes>, Error> {
-        for (_, store) in self.all() {
-            if let Some(data) = store.get(cid)? {
+        let heat = self.heat.record(&cid.hash().to_bytes(), heat::now());
+        if let Some(data) = self.local.get(cid)? {
+            return Ok(Some(data));
+        }
+        for t in &self.lower {
+            if let Some(data) = t.store.get(cid)? {
+                if self.promote_at > 0.0 && heat >= self.promote_at {
+                    if let Err(e) = self.promote(cid, &data) {
+                        tracing::warn!("promoting {cid} from the {} tier: {e}", t.name);
+                    }
+                }
                 return Ok(Some(data));
             }
         }
         Ok(None)
+    }
+
+    /// From the first tier that has it, without counting an access or moving it.
+    fn peek(&self, cid: &Cid) -> Result<Option<Bytes>, Error> {
+        for (_, store) in self.all() {
+            if let Some(data) = store.peek(cid)? {
+                return Ok(Some(data));
+            }
+        }
+        Ok(None)
+    }
+
+    fn touch(&self, cid: &Cid) {
+        self.heat.record(&cid.hash().to_bytes(), heat::now());
     }
 
     fn has(&self, cid: &Cid) -> Result<bool, Error> {
@@ -418,6 +489,21 @@ mod tests {
             t.migrate(&cids, "tape", &mut |_| {}).is_err(),
             "unknown tier"
         );
+    }
+
+    #[test]
+    fn a_block_read_often_enough_moves_up() {
+        let t = two_tiers().with_promotion(3.0);
+        let b = Block::encode(codec::RAW, HashAlg::Sha2_256, 1, b"warming".to_vec());
+        t.put_many(vec![b.clone()]).unwrap();
+        t.migrate(&[*b.cid()], "cold", &mut |_| {}).unwrap();
+        // The migration's own reads do not count as the block's: only gets and touches do.
+        t.get(b.cid()).unwrap();
+        t.touch(b.cid());
+        assert_eq!(t.locate(b.cid()).unwrap(), vec!["cold"]);
+        assert_eq!(t.get(b.cid()).unwrap().as_ref(), Some(b.data()));
+        assert_eq!(t.locate(b.cid()).unwrap(), vec![LOCAL]);
+        assert!(t.heat().get(&b.cid().hash().to_bytes(), heat::now()) >= 3.0);
     }
 
     /// A tier that refuses every write: a failed copy deletes nothing.

@@ -157,3 +157,56 @@ fn kill_9_at_every_step_of_a_migration_loses_nothing() {
         );
     }
 }
+
+/// Heat survives restarts (each `cat` below is its own process) and decides promotion: a
+/// block in the bucket read often enough comes back to the local disk by itself.
+#[test]
+fn a_block_read_often_moves_back_to_the_local_disk() {
+    let Some(s3) = MotoServer::start() else {
+        return;
+    };
+    let node = node_with_bucket(&s3, "warm");
+    node.ok(&["config", "set", "tiering.promote_at", "3"]);
+    let file = node.dir.path().join("small.txt");
+    std::fs::write(&file, b"read me often\n").expect("write");
+    let cid = node.ok(&[
+        "add",
+        "-Q",
+        "--cid-version",
+        "1",
+        file.to_str().expect("utf-8"),
+    ]);
+    let cid = cid.trim();
+    node.ok(&["storage", "migrate", cid, "s3"]);
+    let heat = |node: &Node| -> f64 {
+        let stat = node.ok(&["storage", "stat", cid]);
+        let line = stat.lines().next().expect("a block");
+        line.split(' ')
+            .nth(2)
+            .expect("heat")
+            .parse()
+            .expect("a number")
+    };
+    assert_eq!(heat(&node), 0.0, "the migration is not an access");
+    // Nor are the walks of garbage collection and pin checks, however many.
+    for _ in 0..4 {
+        node.ok(&["repo", "gc"]);
+        node.ok(&["pin", "verify"]);
+    }
+    assert_eq!(heat(&node), 0.0, "gc and pin verify are not accesses");
+    assert_eq!(tiers_of(&node, cid), vec!["s3"]);
+    for reads in 1..=2 {
+        assert_eq!(node.run(&["cat", cid]).stdout, b"read me often\n");
+        assert_eq!(tiers_of(&node, cid), vec!["s3"], "after {reads} reads");
+        assert!(
+            heat(&node) > f64::from(reads) - 0.01,
+            "heat kept across processes"
+        );
+    }
+    assert_eq!(node.run(&["cat", cid]).stdout, b"read me often\n");
+    assert_eq!(
+        tiers_of(&node, cid),
+        vec!["local"],
+        "the third read promotes it"
+    );
+}

@@ -292,6 +292,7 @@ pub fn ours_spelling(key: &str) -> bool {
         "network",
         "ipns",
         "object_storage",
+        "tiering",
         "extra",
     ]
     .contains(&first)
