@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write};
 
 use anyhow::Result;
 use clap::Subcommand;
-use ipfs_kit_node::{Progress, Repo};
+use ipfs_kit_node::{Moved, Progress, Repo};
 use serde_json::{json, Value};
 
 use crate::remote::Api;
@@ -35,6 +35,17 @@ pub enum StorageCmd {
         #[arg(long)]
         progress: bool,
     },
+    /// Run one demotion pass now (the daemon runs one every minute): past
+    /// tiering.high_watermark of tiering.local_capacity, the coldest local blocks move to
+    /// object storage until the local disk is under tiering.low_watermark.
+    Rebalance {
+        /// Print each step on stderr as it completes (on by default on a terminal).
+        #[arg(long)]
+        progress: bool,
+    },
+    /// Show the tiering policy: the config's [tiering] section (set it with `config set
+    /// tiering.KEY VALUE`, or `config Tiering.Key VALUE` over the API).
+    Policy,
 }
 
 /// Runs `cmd` on the repo directly (no daemon).
@@ -52,17 +63,32 @@ pub fn offline(repo: &Repo, cmd: StorageCmd, out: &mut dyn Write) -> Result<()> 
             path,
             tier,
             progress,
-        } => {
-            let show = *progress || std::io::stderr().is_terminal();
-            let m = repo.storage_migrate(path, tier, &mut |p| {
-                if show {
-                    eprintln!("{}", step(&p));
-                }
-            })?;
-            json!({ "Copied": m.copied, "Bytes": m.bytes, "Already": m.already, "Removed": m.removed })
+        } => moved_json(&repo.storage_migrate(path, tier, &mut reporter(*progress))?),
+        StorageCmd::Rebalance { progress } => {
+            let r = repo.storage_rebalance(&mut reporter(*progress))?;
+            let mut v = moved_json(&r.moved);
+            v["Before"] = r.before.into();
+            v["After"] = r.after.into();
+            v["To"] = r.to.into();
+            v
         }
+        StorageCmd::Policy => repo.config().kubo_get("Tiering")?,
     };
     print(&cmd, &v, out)
+}
+
+fn moved_json(m: &Moved) -> Value {
+    json!({ "Copied": m.copied, "Bytes": m.bytes, "Already": m.already, "Removed": m.removed })
+}
+
+/// Prints each step of a move on stderr when asked or on a terminal.
+fn reporter(asked: bool) -> impl FnMut(Progress) {
+    let show = asked || std::io::stderr().is_terminal();
+    move |p| {
+        if show {
+            eprintln!("{}", step(&p));
+        }
+    }
 }
 
 /// Runs `cmd` through a daemon's API.
@@ -74,6 +100,8 @@ pub fn remote(api: &Api, cmd: StorageCmd, out: &mut dyn Write) -> Result<()> {
             "storage/migrate",
             &[("arg", path.clone()), ("tier", tier.clone())],
         )?,
+        StorageCmd::Rebalance { .. } => api.json("storage/rebalance", &[])?,
+        StorageCmd::Policy => api.json("storage/policy", &[])?,
     };
     print(&cmd, &v, out)
 }
@@ -143,6 +171,22 @@ fn print(cmd: &StorageCmd, v: &Value, out: &mut dyn Write) -> Result<()> {
             }
             writeln!(out, "{total}")?;
         }
+        StorageCmd::Rebalance { .. } => match v["To"].as_str() {
+            Some(to) => writeln!(
+                out,
+                "moved {} blocks ({} bytes) to {to}: the local disk holds {} block bytes, {} before",
+                n(&v["Copied"]),
+                n(&v["Bytes"]),
+                n(&v["After"]),
+                n(&v["Before"])
+            )?,
+            None => writeln!(
+                out,
+                "nothing to move: the local disk holds {} block bytes",
+                n(&v["Before"])
+            )?,
+        },
+        StorageCmd::Policy => writeln!(out, "{}", serde_json::to_string_pretty(v)?)?,
         StorageCmd::Migrate { tier, .. } => writeln!(
             out,
             "moved {} blocks ({} bytes) to {tier}; {} were there already; {} other copies removed",

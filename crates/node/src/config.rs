@@ -418,6 +418,15 @@ pub struct Tiering {
     /// Heat at which a block read from object storage moves to the local disk (4: about four
     /// reads within a few hours); 0 never moves one.
     pub promote_at: f64,
+    /// Block bytes the local disk tier should hold at most (`100GiB`); `0` or empty: no limit,
+    /// nothing is demoted by itself.
+    pub local_capacity: String,
+    /// Past this fraction of `local_capacity`, the coldest blocks move to object storage…
+    pub high_watermark: f64,
+    /// …until the local disk is back under this fraction.
+    pub low_watermark: f64,
+    /// Keep pinned content on the local disk: demotion moves only unpinned blocks.
+    pub pins_stay_local: bool,
 }
 
 impl Default for Tiering {
@@ -425,11 +434,24 @@ impl Default for Tiering {
         Tiering {
             heat_half_life: "24h".into(),
             promote_at: 4.0,
+            local_capacity: "0".into(),
+            high_watermark: 0.9,
+            low_watermark: 0.8,
+            pins_stay_local: false,
         }
     }
 }
 
 impl Tiering {
+    /// `local_capacity` in bytes; 0 for no limit.
+    pub fn local_capacity_bytes(&self) -> Result<u64, Error> {
+        if self.local_capacity.trim().is_empty() {
+            return Ok(0);
+        }
+        parse_byte_size(&self.local_capacity)
+            .map_err(|e| Error::Config(format!("tiering.local_capacity: {e}")))
+    }
+
     /// The half-life, parsed.
     pub fn half_life(&self) -> Result<std::time::Duration, Error> {
         match crate::parse_go_duration(&self.heat_half_life) {
@@ -519,7 +541,10 @@ const HEADER: &str = "\
 #                region, access_key_id and secret_access_key (empty: the AWS_* environment),
 #                virtual_hosted_style (else path-style requests). See docs/tiered.md.
 # [tiering]      heat_half_life (24h: an access counts half after it), promote_at (heat at
-#                which a block read from object storage moves to the local disk; 0: never).
+#                which a block read from object storage moves to the local disk; 0: never),
+#                local_capacity (0: no limit) with high_watermark and low_watermark (0.9, 0.8:
+#                past 90% the coldest blocks move to object storage until under 80%),
+#                pins_stay_local (demote only unpinned blocks).
 # [api]          authorizations (named secrets, Kubo's API.Authorizations: auth_secret
 #                bearer:TOKEN or basic:USER:PASSWORD, allowed_paths such as /api/v0/cat),
 #                allowed_origins (CORS), http_headers, and the request limits.
@@ -569,6 +594,13 @@ impl Config {
         crate::net::validate(&self.addresses, &self.network)?;
         crate::ipns::validate(&self.ipns)?;
         self.tiering.half_life()?;
+        self.tiering.local_capacity_bytes()?;
+        let (low, high) = (self.tiering.low_watermark, self.tiering.high_watermark);
+        if !(0.0 < low && low <= high && high <= 1.0) {
+            return Err(Error::Config(
+                "tiering watermarks must satisfy 0 < low_watermark <= high_watermark <= 1".into(),
+            ));
+        }
         if !(self.tiering.promote_at.is_finite() && self.tiering.promote_at >= 0.0) {
             return Err(Error::Config(
                 "tiering.promote_at must be a number, 0 or more".into(),

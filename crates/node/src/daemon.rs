@@ -522,12 +522,17 @@ impl Backend for NodeBackend {
             .repo
             .storage_migrate(path, tier, &mut |_| {})
             .map_err(rpc)?;
-        Ok(ipfs_kit_rpc::Migrated {
-            copied: m.copied,
-            bytes: m.bytes,
-            already: m.already,
-            removed: m.removed,
-        })
+        Ok(migrated_json(m))
+    }
+
+    fn storage_rebalance(&self) -> Result<ipfs_kit_rpc::Rebalance, RpcError> {
+        Ok(rebalance_json(
+            self.repo.storage_rebalance(&mut |_| {}).map_err(rpc)?,
+        ))
+    }
+
+    fn storage_policy(&self) -> Result<serde_json::Value, RpcError> {
+        self.repo.config().kubo_get("Tiering").map_err(rpc)
     }
 
     fn repo_verify(&self) -> Result<(Vec<(String, String)>, u64), RpcError> {
@@ -920,6 +925,49 @@ fn access(cfg: &crate::config::Api) -> Result<Access, Error> {
     })
 }
 
+fn migrated_json(m: crate::Moved) -> ipfs_kit_rpc::Migrated {
+    ipfs_kit_rpc::Migrated {
+        copied: m.copied,
+        bytes: m.bytes,
+        already: m.already,
+        removed: m.removed,
+    }
+}
+
+fn rebalance_json(r: crate::Rebalanced) -> ipfs_kit_rpc::Rebalance {
+    ipfs_kit_rpc::Rebalance {
+        before: r.before,
+        after: r.after,
+        to: r.to,
+        moved: migrated_json(r.moved),
+    }
+}
+
+/// How often the daemon checks the local disk against the tiering watermarks.
+const REBALANCE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Demotion passes (see [`Repo::storage_rebalance`]) every [`REBALANCE_EVERY`] while the
+/// daemon runs; a pass that moved something or failed is logged.
+async fn rebalance_loop(repo: Arc<Repo>) {
+    let mut tick = tokio::time::interval(REBALANCE_EVERY);
+    loop {
+        tick.tick().await;
+        let r = repo.clone();
+        match tokio::task::spawn_blocking(move || r.storage_rebalance(&mut |_| {})).await {
+            Ok(Ok(done)) if done.moved.copied > 0 => tracing::info!(
+                "tiering: moved {} blocks ({} bytes) to {}; local disk {} -> {} bytes",
+                done.moved.copied,
+                done.moved.bytes,
+                done.to.unwrap_or_default(),
+                done.before,
+                done.after
+            ),
+            Ok(Err(e)) => tracing::warn!("tiering: {e}"),
+            _ => {}
+        }
+    }
+}
+
 /// Runs the RPC API and the gateway until `shutdown` completes, then stops accepting, lets
 /// in-flight requests finish, and removes the `api` and `gateway` files and Unix sockets it
 /// created. `ready` is called with the bound RPC and gateway addresses once every listener is up.
@@ -987,8 +1035,10 @@ pub async fn serve(
     if let Some(first) = rpc.bound.first() {
         crate::write_atomic(&api_file, first.as_bytes())?;
     }
+    let rebalancer = tokio::spawn(rebalance_loop(repo.clone()));
     ready(&rpc.bound, &gateway.bound);
     shutdown.await;
+    rebalancer.abort();
     let _ = stop_tx.send(true);
     let grace = opts
         .shutdown_grace

@@ -63,7 +63,7 @@ pub use ops::{
     RepoStat, DEFAULT_BLOCK_LIMIT,
 };
 pub use path::IpfsPath;
-pub use storage::{BlockPlace, Moved, Progress, TierStat};
+pub use storage::{BlockPlace, Moved, Progress, Rebalanced, TierStat};
 
 /// The on-disk repo format version this build reads and writes.
 pub const REPO_VERSION: u32 = 1;

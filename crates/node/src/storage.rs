@@ -34,6 +34,19 @@ pub struct BlockPlace {
     pub heat: f64,
 }
 
+/// What one demotion pass did (`storage rebalance`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rebalanced {
+    /// Block bytes on the local disk before the pass.
+    pub before: u64,
+    /// …and after it.
+    pub after: u64,
+    /// The tier blocks moved to, when any did.
+    pub to: Option<String>,
+    /// What the moves did.
+    pub moved: Moved,
+}
+
 /// The heat snapshot, under [`HEAT_KEY`].
 const HEAT: TableDefinition<&str, &[u8]> = TableDefinition::new("heat");
 const HEAT_KEY: &str = "snapshot";
@@ -138,6 +151,64 @@ impl Repo {
         let _gc = self.gc_lock.read();
         let cids = self.dag_blocks(&root, true)?;
         Ok(self.blocks.inner().migrate(&cids, tier, progress)?)
+    }
+
+    /// One demotion pass: when the local disk holds more block bytes than
+    /// `tiering.high_watermark` of `tiering.local_capacity`, moves its coldest blocks (pinned
+    /// ones too, unless `tiering.pins_stay_local`) to the first colder tier until it is under
+    /// `tiering.low_watermark`. Does nothing without a capacity or a colder tier. Holds off
+    /// garbage collection while it runs.
+    pub fn storage_rebalance(
+        &self,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Rebalanced, Error> {
+        let policy = self.config().tiering.clone();
+        let capacity = policy.local_capacity_bytes()? as f64;
+        let tiers = self.blocks.inner();
+        let before = tiers.local().stats()?.block_bytes;
+        let mut done = Rebalanced {
+            before,
+            after: before,
+            ..Rebalanced::default()
+        };
+        let Some(to) = tiers.names().get(1).map(|t| t.to_string()) else {
+            return Ok(done);
+        };
+        if capacity == 0.0 || (before as f64) <= policy.high_watermark * capacity {
+            return Ok(done);
+        }
+        let _gc = self.gc_lock.read();
+        let pinned = if policy.pins_stay_local {
+            ipfs_kit_pin::reachable(&self.blocks, &self.pins)?
+        } else {
+            HashSet::new()
+        };
+        let now = ipfs_kit_tiered::heat::now();
+        let mut candidates = Vec::new();
+        for cid in tiers.local().list()? {
+            let mh = cid.hash().to_bytes();
+            if pinned.contains(&mh) {
+                continue;
+            }
+            let size = tiers.local().size(&cid)?.unwrap_or(0);
+            candidates.push((tiers.heat().get(&mh, now), cid, size));
+        }
+        // Coldest first; among equally cold blocks, the larger first (fewer moves).
+        candidates.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.2.cmp(&a.2)));
+        let goal = policy.low_watermark * capacity;
+        let mut left = before as f64;
+        let mut chosen = Vec::new();
+        for (_, cid, size) in candidates {
+            if left <= goal {
+                break;
+            }
+            left -= size as f64;
+            chosen.push(cid);
+        }
+        done.moved = tiers.migrate(&chosen, &to, progress)?;
+        done.after = tiers.local().stats()?.block_bytes;
+        done.to = Some(to);
+        Ok(done)
     }
 
     /// The stored blocks of the DAG under `root` (identity blocks, which live in their CIDs,

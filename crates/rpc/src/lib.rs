@@ -104,6 +104,23 @@ pub struct Migrated {
     pub removed: u64,
 }
 
+/// `storage/rebalance`: what one demotion pass did.
+#[derive(Clone, Debug, Serialize)]
+pub struct Rebalance {
+    /// Block bytes on the local disk before the pass.
+    #[serde(rename = "Before")]
+    pub before: u64,
+    /// …and after it.
+    #[serde(rename = "After")]
+    pub after: u64,
+    /// The tier blocks moved to, if any did.
+    #[serde(rename = "To")]
+    pub to: Option<String>,
+    /// What the moves did.
+    #[serde(flatten)]
+    pub moved: Migrated,
+}
+
 /// The walk options of `refs` (the output format is the server's business).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RefsParams {
@@ -259,6 +276,10 @@ pub trait Backend: Send + Sync + 'static {
     fn storage_stat(&self, path: &str) -> Result<Vec<BlockTiers>, RpcError>;
     /// Moves the DAG at `path` into the tier named `tier`.
     fn storage_migrate(&self, path: &str, tier: &str) -> Result<Migrated, RpcError>;
+    /// Runs one demotion pass of the local disk against its watermarks now.
+    fn storage_rebalance(&self) -> Result<Rebalance, RpcError>;
+    /// The tiering policy (the config's `Tiering` section, Kubo-style names).
+    fn storage_policy(&self) -> Result<serde_json::Value, RpcError>;
     /// Re-hashes every block: the bad ones with why, and the number checked.
     fn repo_verify(&self) -> Result<(Vec<(String, String)>, u64), RpcError>;
     /// Walks the links below each of `paths` as Kubo's `refs` does, calling `emit` for each

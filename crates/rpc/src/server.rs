@@ -615,6 +615,8 @@ const COMMANDS: &[&str] = &[
     "repo/version",
     "resolve",
     "storage/migrate",
+    "storage/policy",
+    "storage/rebalance",
     "storage/stat",
     "storage/tiers",
     "stats/repo",
@@ -1126,6 +1128,8 @@ async fn run(
                 .to_string();
             json_response(&blocking(move || b.storage_migrate(&path, &tier)).await?)
         }
+        "storage/rebalance" => json_response(&blocking(move || b.storage_rebalance()).await?),
+        "storage/policy" => json_response(&blocking(move || b.storage_policy()).await?),
         c if c.starts_with("storage/") || c.starts_with("cluster/") => {
             return Err(RpcError {
                 message: format!("{c} is reserved for ipfs-kit's own commands and is not one yet"),

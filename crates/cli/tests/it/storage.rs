@@ -210,3 +210,74 @@ fn a_block_read_often_moves_back_to_the_local_disk() {
         "the third read promotes it"
     );
 }
+
+/// Demotion by watermarks: past the high watermark of the local capacity, the coldest blocks
+/// move to the bucket until the local disk is under the low one, the hot file staying; with
+/// `pins_stay_local`, only unpinned blocks move.
+#[test]
+fn the_coldest_blocks_move_out_when_the_local_disk_passes_its_watermark() {
+    let Some(s3) = MotoServer::start() else {
+        return;
+    };
+    let node = node_with_bucket(&s3, "full");
+    for (key, value) in [
+        ("tiering.local_capacity", "\"2MiB\""),
+        // Low first: every config set must leave a valid config (low <= high).
+        ("tiering.low_watermark", "0.35"),
+        ("tiering.high_watermark", "0.5"),
+    ] {
+        node.ok(&["config", "set", key, value]);
+    }
+    let add = |name: &str, seed: u32, pin: bool| -> String {
+        let data: Vec<u8> = (0..600 * 1024u32)
+            .map(|i| (i.wrapping_add(seed).wrapping_mul(2_654_435_761) >> 17) as u8)
+            .collect();
+        let file = node.dir.path().join(name);
+        std::fs::write(&file, data).expect("write");
+        let pin = format!("--pin={pin}");
+        let cid = node.ok(&["add", "-Q", &pin, file.to_str().expect("utf-8")]);
+        cid.trim().to_string()
+    };
+    let (hot, cold1, cold2) = (
+        add("hot", 1, true),
+        add("cold1", 2, true),
+        add("cold2", 3, true),
+    );
+    for _ in 0..3 {
+        assert!(node.run(&["cat", &hot]).status.success());
+    }
+    // Under the watermark nothing moves; 1.8 MB against 1 MiB is over it.
+    let out = node.ok(&["storage", "rebalance"]);
+    assert!(out.starts_with("moved "), "{out}");
+    let after: f64 = out
+        .split("holds ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("the bytes left");
+    assert!(after <= 0.35 * f64::from(2 << 20), "{out}");
+    assert!(
+        tiers_of(&node, &hot).iter().all(|t| t == "local"),
+        "the hot file stays: {out}"
+    );
+    // Cold blocks went, the largest first (the small roots may be all that is left).
+    for cold in [&cold1, &cold2] {
+        assert!(tiers_of(&node, cold).iter().any(|t| t == "s3"), "{out}");
+    }
+    assert!(node
+        .ok(&["storage", "rebalance"])
+        .starts_with("nothing to move"));
+
+    // With pins kept local, only the unpinned file goes.
+    node.ok(&["storage", "migrate", &cold1, "local"]);
+    node.ok(&["storage", "migrate", &cold2, "local"]);
+    node.ok(&["config", "set", "tiering.pins_stay_local", "true"]);
+    let loose = add("loose", 4, false);
+    node.ok(&["storage", "rebalance"]);
+    assert!(tiers_of(&node, &loose).iter().all(|t| t == "s3"));
+    for pinned in [&hot, &cold1, &cold2] {
+        assert!(tiers_of(&node, pinned).iter().all(|t| t == "local"));
+    }
+    let policy = node.ok(&["storage", "policy"]);
+    assert!(policy.contains("\"PinsStayLocal\": true"), "{policy}");
+}
