@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 use redb::{ReadableDatabase, TableDefinition};
 
 use crate::config::Ipns as IpnsConfig;
-use crate::{Error, Repo};
+use crate::{meta_err, Error, Repo};
 
 /// IPNS records by name: multihash bytes of the name → record protobuf.
 const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("ipns_records");
@@ -59,10 +59,6 @@ impl Default for PublishOptions {
             sequence: None,
         }
     }
-}
-
-fn meta_err(e: impl std::fmt::Display) -> Error {
-    Error::Meta(e.to_string())
 }
 
 /// Parses a Go duration (`48h`, `1h30m`, `500ms`, `1.5h`), as Kubo's `--lifetime` and `--ttl`.

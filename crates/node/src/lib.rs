@@ -198,6 +198,11 @@ pub struct Repo {
     _lock: File,
 }
 
+/// A metadata database (redb) failure, as an [`Error`].
+pub(crate) fn meta_err(e: impl std::fmt::Display) -> Error {
+    Error::Meta(e.to_string())
+}
+
 /// Marks one hashing or verifying operation as running while it lives.
 pub(crate) struct Busy<'a>(&'a std::sync::atomic::AtomicUsize);
 

@@ -14,7 +14,7 @@ use ipfs_kit_unixfs::{
 };
 use redb::{ReadableDatabase, TableDefinition};
 
-use crate::{Error, Repo};
+use crate::{meta_err, Error, Repo};
 
 /// The MFS root: key `root` → CID bytes.
 const MFS: TableDefinition<&str, &[u8]> = TableDefinition::new("mfs");
@@ -75,10 +75,6 @@ pub struct WriteOptions {
     pub cid_version: Option<u8>,
     /// Hash function of the new file (default: its directory's).
     pub hash: Option<String>,
-}
-
-fn meta_err(e: impl std::fmt::Display) -> Error {
-    Error::Meta(e.to_string())
 }
 
 fn not_exist() -> Error {

@@ -8,7 +8,7 @@ use ipfs_kit_blockstore::Blockstore;
 pub use ipfs_kit_tiered::{Moved, Progress};
 use redb::{ReadableDatabase, TableDefinition};
 
-use crate::{Error, Repo};
+use crate::{meta_err, Error, Repo};
 
 /// One tier's figures (`storage tiers`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,10 +50,6 @@ pub struct Rebalanced {
 /// The heat snapshot, under [`HEAT_KEY`].
 const HEAT: TableDefinition<&str, &[u8]> = TableDefinition::new("heat");
 const HEAT_KEY: &str = "snapshot";
-
-fn meta_err(e: impl std::fmt::Display) -> Error {
-    Error::Meta(e.to_string())
-}
 
 impl Drop for Repo {
     /// Keeps the blocks' heat for the next start (only with colder tiers, where it decides

@@ -118,6 +118,9 @@ pub struct TieredBlockstore<L> {
     heat: Heat,
     /// Heat at which a block read from a colder tier moves to the local one; 0: never.
     promote_at: f64,
+    /// Held by every move, so a migration and a promotion never move the same block in
+    /// opposite directions at once (each would delete the copy the other just made).
+    moving: parking_lot::Mutex<()>,
 }
 
 impl<L: Blockstore> TieredBlockstore<L> {
@@ -128,6 +131,7 @@ impl<L: Blockstore> TieredBlockstore<L> {
             lower: Vec::new(),
             heat: Heat::default(),
             promote_at: 0.0,
+            moving: parking_lot::Mutex::new(()),
         }
     }
 
@@ -151,7 +155,11 @@ impl<L: Blockstore> TieredBlockstore<L> {
 
     /// Copies a block a colder tier returned (verified) to the local tier, then deletes it
     /// from the colder ones: the same order as [`TieredBlockstore::migrate`], for one block.
+    /// Skipped while a migration runs (promotion is opportunistic; the read is served anyway).
     fn promote(&self, cid: &Cid, data: &Bytes) -> Result<(), Error> {
+        let Some(_moving) = self.moving.try_lock() else {
+            return Ok(());
+        };
         self.local
             .put_many(vec![ipfs_kit_block::Block::new_unchecked(
                 *cid,
@@ -228,8 +236,9 @@ impl<L: Blockstore> TieredBlockstore<L> {
     /// Moves `cids` into tier `to`. Each block not there yet is read from the first tier that
     /// has it (verified), written to `to` in batches, and read back from `to` and re-hashed;
     /// only then are the other tiers' copies deleted. A crash or an error at any step leaves
-    /// every block in at least one tier, whole and verified: at worst in two.
-    /// `progress` hears each step as it completes.
+    /// every block in at least one tier, whole and verified: at worst in two. Migrations run
+    /// one at a time, and no block is promoted while one runs. `progress` hears each step as
+    /// it completes.
     pub fn migrate(
         &self,
         cids: &[Cid],
@@ -237,6 +246,7 @@ impl<L: Blockstore> TieredBlockstore<L> {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Moved, Error> {
         let target = self.tier(to)?;
+        let _moving = self.moving.lock();
         let mut moved = Moved::default();
         let mut seen = HashSet::new();
         let mut todo: Vec<Cid> = Vec::new();
@@ -504,6 +514,27 @@ mod tests {
         assert_eq!(t.get(b.cid()).unwrap().as_ref(), Some(b.data()));
         assert_eq!(t.locate(b.cid()).unwrap(), vec![LOCAL]);
         assert!(t.heat().get(&b.cid().hash().to_bytes(), heat::now()) >= 3.0);
+    }
+
+    #[test]
+    fn a_read_during_a_migration_does_not_promote_what_it_moves() {
+        let t = two_tiers().with_promotion(1.0);
+        let (a, b) = (
+            Block::encode(codec::RAW, HashAlg::Sha2_256, 1, b"a".to_vec()),
+            Block::encode(codec::RAW, HashAlg::Sha2_256, 1, b"b".to_vec()),
+        );
+        t.put_many(vec![a.clone(), b.clone()]).unwrap();
+        t.migrate(&[*a.cid()], "cold", &mut |_| {}).unwrap();
+        // Mid-migration (its progress runs under the move lock), a read of `a`, hot enough to
+        // promote: were it promoted, the migration's deletes would take the only copy.
+        let cids = [*a.cid(), *b.cid()];
+        t.migrate(&cids, "cold", &mut |_| {
+            assert_eq!(t.get(a.cid()).unwrap().as_ref(), Some(a.data()));
+        })
+        .unwrap();
+        for x in [&a, &b] {
+            assert_eq!(t.locate(x.cid()).unwrap(), vec!["cold"]);
+        }
     }
 
     /// A tier that refuses every write: a failed copy deletes nothing.
