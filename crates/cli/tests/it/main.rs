@@ -139,6 +139,12 @@ fn generate_corpus() -> PathBuf {
             return dir;
         }
     }
+    // The same place scripts/test.sh uses, so runs without IPFS_KIT_CORPUS share one corpus
+    // (half a gigabyte) instead of leaving one behind each.
+    let shared = std::env::temp_dir().join("ipfs-kit-cid-corpus");
+    if shared.join(".complete").exists() {
+        return shared;
+    }
     let dir = std::env::temp_dir().join(format!("ipfs-kit-corpus-{}", std::process::id()));
     let status = Command::new("python3")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/kubo/make_cid_corpus.py"))
@@ -149,7 +155,16 @@ fn generate_corpus() -> PathBuf {
         .expect("python3 runs the corpus generator");
     assert!(status.success(), "corpus generation failed");
     std::fs::write(dir.join(".complete"), b"").expect("mark corpus");
-    dir
+    // Another run may have got there first: then use its corpus and drop ours (a half-made
+    // one in the way, from a run that was killed, leaves ours where it is).
+    match std::fs::rename(&dir, &shared) {
+        Ok(()) => shared,
+        Err(_) if shared.join(".complete").exists() => {
+            let _ = std::fs::remove_dir_all(&dir);
+            shared
+        }
+        Err(_) => dir,
+    }
 }
 
 #[test]
