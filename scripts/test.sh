@@ -30,7 +30,7 @@ if [ "${KUBO:-1}" != "0" ] && [ -z "${IPFS_KIT_KUBO:-}" ]; then
 fi
 
 # The object storage tier's tests run against moto's S3 server (PyPI); install it once (S3=0
-# skips them).
+# skips them)...
 if [ "${S3:-1}" != "0" ] && [ -z "${IPFS_KIT_MOTO:-}" ]; then
   venv="${TMPDIR:-/tmp}/ipfs-kit-moto"
   if [ ! -x "$venv/bin/moto_server" ]; then
@@ -40,6 +40,17 @@ if [ "${S3:-1}" != "0" ] && [ -z "${IPFS_KIT_MOTO:-}" ]; then
     "$venv/bin/pip" install -q "moto[server]==5.2.5"
   fi
   export IPFS_KIT_MOTO="$venv/bin/moto_server"
+fi
+# ...and s3rver (npm), which keeps its bucket on disk: the test of a server killed and
+# restarted mid-migration needs one that still has the objects afterwards.
+if [ "${S3:-1}" != "0" ] && [ -z "${IPFS_KIT_S3RVER:-}" ]; then
+  s3rver="${TMPDIR:-/tmp}/ipfs-kit-s3rver"
+  if [ ! -x "$s3rver/node_modules/.bin/s3rver" ]; then
+    echo "== installing s3rver into $s3rver"
+    rm -rf "$s3rver"
+    npm install --silent --no-audit --no-fund --prefix "$s3rver" s3rver@3.7.1 >/dev/null
+  fi
+  export IPFS_KIT_S3RVER="$s3rver/node_modules/.bin/s3rver"
 fi
 
 echo "== tests"

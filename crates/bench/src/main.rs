@@ -8,6 +8,8 @@
 //!
 //! - `rpc-cat`: the RPC API's `cat` over TCP and over the Unix socket, interleaved.
 //! - `soak`: a mixed load of gateway reads, RPC reads and adds; errors and daemon memory.
+//! - `tiers`: a block's read latency and a 64 MiB file's read throughput from each storage
+//!   tier (memory, local disk, object storage on a real S3 server on loopback).
 //!
 //! Every report carries the 1-minute load average before and after: the machines are shared.
 
@@ -20,6 +22,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 
 mod http;
+mod tiers;
 use clap::{Parser, Subcommand};
 use ipfs_kit_block::{codec, Block, HashAlg};
 use ipfs_kit_blockstore::{Blockstore, FsBlockstore, FsConfig};
@@ -74,6 +77,26 @@ enum Cmd {
         /// Rounds of `secs` on the same daemon (RSS is sampled after each).
         #[arg(long, default_value_t = 1)]
         rounds: usize,
+    },
+    /// Read latency of a 256 KiB block and throughput of a file from each storage tier
+    /// (memory, local disk, S3 on loopback: moto via IPFS_KIT_MOTO or s3rver via
+    /// IPFS_KIT_S3RVER), tiers interleaved per round.
+    Tiers {
+        /// Directory on the disk under test.
+        #[arg(long, default_value = "/tmp/ipfs-kit-bench")]
+        work: PathBuf,
+        /// MiB of the file read whole.
+        #[arg(long, default_value_t = 64)]
+        mib: usize,
+        /// Single-block reads per tier and round.
+        #[arg(long, default_value_t = 200)]
+        reads: usize,
+        /// Rounds (medians reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// The S3 server: moto or s3rver.
+        #[arg(long, default_value = "moto")]
+        server: String,
     },
     /// SHA-256 throughput (1 and 2 threads) and sequential durable write throughput.
     Machine {
@@ -534,6 +557,13 @@ fn main() -> Result<()> {
             rounds,
         } => http::soak(&ipfs_kit, &work, connections, secs, adds, rounds),
         Cmd::Machine { mib, work, runs } => machine(mib, &work, runs),
+        Cmd::Tiers {
+            work,
+            mib,
+            reads,
+            runs,
+            server,
+        } => tiers::tiers(&work, mib, reads, runs, &server),
         Cmd::Storage {
             mib,
             small,

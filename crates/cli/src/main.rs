@@ -145,6 +145,10 @@ enum Cmd {
         /// DHT participation, overriding network.routing: dht (auto), dhtclient, dhtserver, none.
         #[arg(long, value_name = "TYPE")]
         routing: Option<String>,
+        /// Collect garbage by itself once the repo passes datastore.storage_gc_watermark
+        /// percent (90) of datastore.storage_max (10GB), checked every datastore.gc_period (1h).
+        #[arg(long)]
+        enable_gc: bool,
     },
     /// The mutable file system (MFS): mkdir, write, read, ls, stat, cp, mv, rm, flush, chcid.
     #[command(subcommand)]
@@ -701,6 +705,7 @@ fn run(cli: Cli) -> Result<()> {
         enable_pubsub_experiment,
         enable_namesys_pubsub,
         routing,
+        enable_gc,
     } = &cli.cmd
     {
         let repo = match Repo::open(&path) {
@@ -719,6 +724,7 @@ fn run(cli: Cli) -> Result<()> {
             allow_remote_gateway: *allow_remote_gateway,
             shutdown_grace: None,
             offline: *offline,
+            enable_gc: *enable_gc,
             net: ipfs_kit_node::NetOverrides {
                 swarm: swarm.clone(),
                 pubsub: *enable_pubsub_experiment,
@@ -1012,6 +1018,11 @@ fn run(cli: Cli) -> Result<()> {
                 let s = repo.repo_stat()?;
                 writeln!(out, "NumObjects: {}", s.num_objects)?;
                 writeln!(out, "RepoSize:   {}", s.repo_size)?;
+                writeln!(
+                    out,
+                    "StorageMax: {}",
+                    repo.config().datastore.storage_max_bytes()?
+                )?;
                 writeln!(out, "BlockBytes: {}", s.block_bytes)?;
                 writeln!(out, "RepoPath:   {}", s.path)?;
                 writeln!(

@@ -725,6 +725,7 @@ pub fn run(api: &Api, cmd: Cmd, out: &mut dyn Write) -> Result<()> {
                 let v = api.json("repo/stat", &[])?;
                 writeln!(out, "NumObjects: {}", v["NumObjects"])?;
                 writeln!(out, "RepoSize:   {}", v["RepoSize"])?;
+                writeln!(out, "StorageMax: {}", v["StorageMax"])?;
                 writeln!(out, "RepoPath:   {}", str_of(&v["RepoPath"]))?;
                 writeln!(out, "Version:    {}", str_of(&v["Version"]))?;
             }

@@ -13,8 +13,11 @@ use crate::remote::Api;
 
 #[derive(Subcommand)]
 pub enum StorageCmd {
-    /// Each tier's blocks and bytes: the local disk first, then object storage
-    /// ([object_storage] in the config). Counting an object storage tier lists its bucket.
+    /// Each tier, hottest first (memory in a daemon, the local disk, object storage from
+    /// [object_storage] in the config): blocks, bytes, capacity, reads that hit and missed,
+    /// read latency percentiles (p50, p99, at power-of-two resolution), blocks moved in and
+    /// out since the node started; then the migrations still pending. Counting an object
+    /// storage tier lists its bucket; one that cannot be reached says why.
     Tiers,
     /// Where each block of a CID's DAG lives: CID, size, heat (recent reads, each counting
     /// less as it ages) and tiers; then a total per tier.
@@ -24,12 +27,18 @@ pub enum StorageCmd {
     },
     /// Move a CID's whole DAG into a tier (`local`, `s3`): each block is copied, read back and
     /// re-hashed in the target, and only then deleted from the other tiers, so an interruption
-    /// at any point loses nothing.
+    /// at any point loses nothing. A migration that fails part way (object storage
+    /// unreachable, a crash) is kept: the daemon retries it every tiering.interval until it
+    /// completes; `storage tiers` lists it and `--cancel` drops it.
     Migrate {
         /// A CID or IPFS path.
         path: String,
         /// The target tier.
-        tier: String,
+        #[arg(required_unless_present = "cancel")]
+        tier: Option<String>,
+        /// Drop the pending migration of this CID instead (its blocks stay where they are).
+        #[arg(long, conflicts_with = "tier")]
+        cancel: bool,
         /// Print each step on stderr as it completes (on by default when stderr is a
         /// terminal): blocks copied so far, the copies verified, each tier's copies removed.
         #[arg(long)]
@@ -51,19 +60,25 @@ pub enum StorageCmd {
 /// Runs `cmd` on the repo directly (no daemon).
 pub fn offline(repo: &Repo, cmd: StorageCmd, out: &mut dyn Write) -> Result<()> {
     let v = match &cmd {
-        StorageCmd::Tiers => json!({ "Tiers": repo.storage_tiers()?.into_iter().map(|t| json!({
-            "Name": t.name, "Blocks": t.blocks, "Bytes": t.bytes,
-        })).collect::<Vec<_>>() }),
+        StorageCmd::Tiers => serde_json::to_value(repo.storage_tiers_report()?)?,
         StorageCmd::Stat { path } => {
             json!({ "Blocks": repo.storage_stat(path)?.into_iter().map(|p| json!({
             "Cid": p.cid.to_string(), "Size": p.size, "Tiers": p.tiers, "Heat": p.heat,
         })).collect::<Vec<_>>() })
         }
         StorageCmd::Migrate {
+            path, cancel: true, ..
+        } => json!({ "Cancelled": repo.cancel_migration(path)? }),
+        StorageCmd::Migrate {
             path,
             tier,
             progress,
-        } => moved_json(&repo.storage_migrate(path, tier, &mut reporter(*progress))?),
+            ..
+        } => moved_json(&repo.storage_migrate(
+            path,
+            tier.as_deref().unwrap_or_default(),
+            &mut reporter(*progress),
+        )?),
         StorageCmd::Rebalance { progress } => {
             let r = repo.storage_rebalance(&mut reporter(*progress))?;
             let mut v = moved_json(&r.moved);
@@ -96,9 +111,18 @@ pub fn remote(api: &Api, cmd: StorageCmd, out: &mut dyn Write) -> Result<()> {
     let v = match &cmd {
         StorageCmd::Tiers => api.json("storage/tiers", &[])?,
         StorageCmd::Stat { path } => api.json("storage/stat", &[("arg", path.clone())])?,
+        StorageCmd::Migrate {
+            path, cancel: true, ..
+        } => api.json(
+            "storage/migrate",
+            &[("arg", path.clone()), ("cancel", "true".into())],
+        )?,
         StorageCmd::Migrate { path, tier, .. } => api.json(
             "storage/migrate",
-            &[("arg", path.clone()), ("tier", tier.clone())],
+            &[
+                ("arg", path.clone()),
+                ("tier", tier.clone().unwrap_or_default()),
+            ],
         )?,
         StorageCmd::Rebalance { .. } => api.json("storage/rebalance", &[])?,
         StorageCmd::Policy => api.json("storage/policy", &[])?,
@@ -121,14 +145,57 @@ fn print(cmd: &StorageCmd, v: &Value, out: &mut dyn Write) -> Result<()> {
     let n = |v: &Value| v.as_u64().unwrap_or(0);
     match cmd {
         StorageCmd::Tiers => {
-            writeln!(out, "{:<8} {:>10} {:>16}", "TIER", "BLOCKS", "BYTES")?;
+            writeln!(
+                out,
+                "{:<8} {:>9} {:>14} {:>14} {:>9} {:>9} {:>6} {:>8} {:>8} {:>9} {:>9}",
+                "TIER",
+                "BLOCKS",
+                "BYTES",
+                "CAPACITY",
+                "HITS",
+                "MISSES",
+                "HIT%",
+                "P50",
+                "P99",
+                "MOVED-IN",
+                "MOVED-OUT"
+            )?;
             for t in v["Tiers"].as_array().into_iter().flatten() {
                 let name = t["Name"].as_str().unwrap_or_default();
+                if let Some(e) = t["Error"].as_str() {
+                    writeln!(out, "{name:<8} unreachable: {e}")?;
+                    continue;
+                }
+                let capacity = t["Capacity"]
+                    .as_u64()
+                    .map_or("-".to_string(), |c| c.to_string());
+                let ratio = t["HitRatio"]
+                    .as_f64()
+                    .map_or("-".to_string(), |r| format!("{:.1}", r * 100.0));
+                let latency = |q: &str| {
+                    t["LatencyUs"][q]
+                        .as_u64()
+                        .map_or("-".to_string(), micros)
+                };
                 writeln!(
                     out,
-                    "{name:<8} {:>10} {:>16}",
+                    "{name:<8} {:>9} {:>14} {capacity:>14} {:>9} {:>9} {ratio:>6} {:>8} {:>8} {:>9} {:>9}",
                     n(&t["Blocks"]),
-                    n(&t["Bytes"])
+                    n(&t["Bytes"]),
+                    n(&t["Hits"]),
+                    n(&t["Misses"]),
+                    latency("P50"),
+                    latency("P99"),
+                    n(&t["MovedInBlocks"]),
+                    n(&t["MovedOutBlocks"]),
+                )?;
+            }
+            for p in v["Pending"].as_array().into_iter().flatten() {
+                writeln!(
+                    out,
+                    "pending: {} to {} (retried by the daemon; storage migrate --cancel drops it)",
+                    p["Root"].as_str().unwrap_or_default(),
+                    p["Tier"].as_str().unwrap_or_default()
                 )?;
             }
         }
@@ -187,14 +254,30 @@ fn print(cmd: &StorageCmd, v: &Value, out: &mut dyn Write) -> Result<()> {
             )?,
         },
         StorageCmd::Policy => writeln!(out, "{}", serde_json::to_string_pretty(v)?)?,
+        StorageCmd::Migrate {
+            path, cancel: true, ..
+        } => match v["Cancelled"].as_bool() {
+            Some(true) => writeln!(out, "cancelled the pending migration of {path}")?,
+            _ => writeln!(out, "no migration of {path} is pending")?,
+        },
         StorageCmd::Migrate { tier, .. } => writeln!(
             out,
-            "moved {} blocks ({} bytes) to {tier}; {} were there already; {} other copies removed",
+            "moved {} blocks ({} bytes) to {}; {} were there already; {} other copies removed",
             n(&v["Copied"]),
             n(&v["Bytes"]),
+            tier.as_deref().unwrap_or_default(),
             n(&v["Already"]),
             n(&v["Removed"])
         )?,
     }
     Ok(())
+}
+
+/// A latency in microseconds, short: `512us`, `1.0ms`, `2.1s`.
+fn micros(us: u64) -> String {
+    match us {
+        0..=999 => format!("{us}us"),
+        1_000..=999_999 => format!("{:.1}ms", us as f64 / 1e3),
+        _ => format!("{:.1}s", us as f64 / 1e6),
+    }
 }

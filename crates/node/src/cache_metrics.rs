@@ -1,7 +1,12 @@
-//! The block cache's figures as Prometheus metrics (`ipfs_kit_block_cache_*`), read from the
-//! cache's own counters at each scrape.
+//! The block cache's and the storage tiers' figures as Prometheus metrics
+//! (`ipfs_kit_block_cache_*`, `ipfs_kit_tier_*`), read from their own counters at each scrape.
 
+use std::sync::atomic::AtomicU64;
+
+use ipfs_kit_tiered::counters::TierFigures;
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
@@ -73,5 +78,119 @@ impl CacheMetrics {
             .set(i64::try_from(s.resident_bytes).unwrap_or(i64::MAX));
         self.capacity
             .set(i64::try_from(s.capacity).unwrap_or(i64::MAX));
+    }
+}
+
+/// A metric's tier label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TierLabel {
+    tier: String,
+}
+
+/// A tier read's outcome label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReadLabel {
+    tier: String,
+    outcome: &'static str,
+}
+
+/// A latency quantile's labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QuantileLabel {
+    tier: String,
+    quantile: &'static str,
+}
+
+/// Each storage tier's figures (`ipfs_kit_tier_*`, labelled by tier), copied from the tiers'
+/// own counters at each scrape (see [`ipfs_kit_tiered::counters`]).
+#[derive(Clone, Default)]
+pub(crate) struct TierMetrics {
+    reads: Family<ReadLabel, Counter>,
+    read_bytes: Family<TierLabel, Counter>,
+    latency: Family<QuantileLabel, Gauge<f64, AtomicU64>>,
+    moved_in_blocks: Family<TierLabel, Counter>,
+    moved_in_bytes: Family<TierLabel, Counter>,
+    moved_out_blocks: Family<TierLabel, Counter>,
+    update: std::sync::Arc<parking_lot::Mutex<()>>,
+}
+
+/// The latency quantiles exported, with their labels.
+const QUANTILES: [(f64, &str); 3] = [(0.5, "0.5"), (0.9, "0.9"), (0.99, "0.99")];
+
+impl TierMetrics {
+    pub(crate) fn register(&self, r: &mut Registry) {
+        r.register(
+            "reads",
+            "Block reads that asked the tier, by outcome (hit, miss, error)",
+            self.reads.clone(),
+        );
+        r.register_with_unit(
+            "read",
+            "Bytes returned by reads that hit the tier",
+            Unit::Bytes,
+            self.read_bytes.clone(),
+        );
+        r.register_with_unit(
+            "read_latency",
+            "Read latency quantiles since the start (upper bounds of power-of-two buckets)",
+            Unit::Seconds,
+            self.latency.clone(),
+        );
+        r.register(
+            "moved_in_blocks",
+            "Blocks moved into the tier by migrations and promotions",
+            self.moved_in_blocks.clone(),
+        );
+        r.register_with_unit(
+            "moved_in",
+            "Bytes moved into the tier by migrations and promotions",
+            Unit::Bytes,
+            self.moved_in_bytes.clone(),
+        );
+        r.register(
+            "moved_out_blocks",
+            "Blocks moved out of the tier",
+            self.moved_out_blocks.clone(),
+        );
+    }
+
+    /// Copies every tier's figures.
+    pub(crate) fn update(&self, tiers: &[(String, TierFigures)]) {
+        let _one = self.update.lock();
+        let set = |c: &Counter, v: u64| {
+            c.inc_by(v.saturating_sub(c.get()));
+        };
+        for (name, f) in tiers {
+            let tier = TierLabel { tier: name.clone() };
+            for (outcome, v) in [("hit", f.hits), ("miss", f.misses), ("error", f.errors)] {
+                set(
+                    &self.reads.get_or_create(&ReadLabel {
+                        tier: name.clone(),
+                        outcome,
+                    }),
+                    v,
+                );
+            }
+            set(&self.read_bytes.get_or_create(&tier), f.read_bytes);
+            set(
+                &self.moved_in_blocks.get_or_create(&tier),
+                f.moved_in_blocks,
+            );
+            set(&self.moved_in_bytes.get_or_create(&tier), f.moved_in_bytes);
+            set(
+                &self.moved_out_blocks.get_or_create(&tier),
+                f.moved_out_blocks,
+            );
+            for (q, quantile) in QUANTILES {
+                if let Some(d) = f.percentile(q) {
+                    self.latency
+                        .get_or_create(&QuantileLabel {
+                            tier: name.clone(),
+                            quantile,
+                        })
+                        .set(d.as_secs_f64());
+                }
+            }
+        }
     }
 }

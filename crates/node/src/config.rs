@@ -140,6 +140,14 @@ pub struct Datastore {
     /// Keep newly written blocks in the OS page cache too. Off: once on disk they leave it,
     /// which makes taking in large content several times cheaper (see `docs/storage.md`).
     pub cache_writes: bool,
+    /// The repo's size limit (Kubo's `Datastore.StorageMax`, `10GB`): with `daemon
+    /// --enable-gc`, garbage collection runs once the local disk holds more than
+    /// `storage_gc_watermark` percent of it.
+    pub storage_max: String,
+    /// The percentage of `storage_max` past which `daemon --enable-gc` collects garbage (90).
+    pub storage_gc_watermark: u64,
+    /// How often `daemon --enable-gc` checks the repo's size (a Go duration, `1h`).
+    pub gc_period: String,
 }
 
 impl Default for Datastore {
@@ -150,11 +158,38 @@ impl Default for Datastore {
             compact_dead_ratio: 0.5,
             block_cache_size: "256MiB".into(),
             cache_writes: false,
+            storage_max: "10GB".into(),
+            storage_gc_watermark: 90,
+            gc_period: "1h".into(),
         }
     }
 }
 
 impl Datastore {
+    /// [`Datastore::storage_max`] in bytes.
+    pub fn storage_max_bytes(&self) -> Result<u64, Error> {
+        parse_byte_size(&self.storage_max)
+            .map_err(|e| Error::Config(format!("datastore.storage_max: {e}")))
+    }
+
+    /// The local disk bytes past which `daemon --enable-gc` collects garbage.
+    pub fn gc_threshold(&self) -> Result<u64, Error> {
+        if self.storage_gc_watermark > 100 {
+            return Err(Error::Config(
+                "datastore.storage_gc_watermark is a percentage: 0 to 100".into(),
+            ));
+        }
+        Ok(
+            (u128::from(self.storage_max_bytes()?) * u128::from(self.storage_gc_watermark) / 100)
+                as u64,
+        )
+    }
+
+    /// [`Datastore::gc_period`], parsed.
+    pub fn gc_period(&self) -> Result<std::time::Duration, Error> {
+        positive_duration("datastore.gc_period", &self.gc_period)
+    }
+
     /// [`Datastore::block_cache_size`] in bytes.
     pub fn block_cache_bytes(&self) -> Result<u64, Error> {
         parse_byte_size(&self.block_cache_size)
@@ -427,6 +462,9 @@ pub struct Tiering {
     pub low_watermark: f64,
     /// Keep pinned content on the local disk: demotion moves only unpinned blocks.
     pub pins_stay_local: bool,
+    /// How often the daemon retries pending migrations and checks the watermarks (a Go
+    /// duration, `1m`).
+    pub interval: String,
 }
 
 impl Default for Tiering {
@@ -438,6 +476,7 @@ impl Default for Tiering {
             high_watermark: 0.9,
             low_watermark: 0.8,
             pins_stay_local: false,
+            interval: "1m".into(),
         }
     }
 }
@@ -454,13 +493,22 @@ impl Tiering {
 
     /// The half-life, parsed.
     pub fn half_life(&self) -> Result<std::time::Duration, Error> {
-        match crate::parse_go_duration(&self.heat_half_life) {
-            Ok(d) if !d.is_zero() => Ok(d),
-            _ => Err(Error::Config(format!(
-                "tiering.heat_half_life {:?} must be a positive duration such as 24h",
-                self.heat_half_life
-            ))),
-        }
+        positive_duration("tiering.heat_half_life", &self.heat_half_life)
+    }
+
+    /// [`Tiering::interval`], parsed.
+    pub fn interval(&self) -> Result<std::time::Duration, Error> {
+        positive_duration("tiering.interval", &self.interval)
+    }
+}
+
+/// The Go duration `value` of setting `name`, which must be more than zero.
+fn positive_duration(name: &str, value: &str) -> Result<std::time::Duration, Error> {
+    match crate::parse_go_duration(value) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err(Error::Config(format!(
+            "{name} {value:?} must be a positive duration such as 1h"
+        ))),
     }
 }
 
@@ -523,7 +571,9 @@ const HEADER: &str = "\
 # [datastore]    segment_size (bytes per segment file), verify_reads (re-hash every block read),
 #                compact_dead_ratio (gc rewrites a segment once this fraction is garbage),
 #                block_cache_size (the daemon's memory cache of verified blocks, 256MiB; 0: off),
-#                cache_writes (keep newly written blocks in the OS page cache; off).
+#                cache_writes (keep newly written blocks in the OS page cache; off),
+#                storage_max (10GB), storage_gc_watermark (90) and gc_period (1h): with
+#                `daemon --enable-gc`, gc runs once the repo passes 90% of storage_max.
 # [import]       profile: unixfs-v0-2015 (Kubo's default CIDs), unixfs-v1-2025 (CIDv1, raw
 #                leaves, 1 MiB chunks) or kubo-v0.22; `add` flags override it. hamt_threshold:
 #                estimated directory size past which add and MFS shard a directory (256KiB;
@@ -544,7 +594,8 @@ const HEADER: &str = "\
 #                which a block read from object storage moves to the local disk; 0: never),
 #                local_capacity (0: no limit) with high_watermark and low_watermark (0.9, 0.8:
 #                past 90% the coldest blocks move to object storage until under 80%),
-#                pins_stay_local (demote only unpinned blocks).
+#                pins_stay_local (demote only unpinned blocks), interval (1m: how often the
+#                daemon retries pending migrations and checks the watermarks).
 # [api]          authorizations (named secrets, Kubo's API.Authorizations: auth_secret
 #                bearer:TOKEN or basic:USER:PASSWORD, allowed_paths such as /api/v0/cat),
 #                allowed_origins (CORS), http_headers, and the request limits.
@@ -594,7 +645,10 @@ impl Config {
         crate::net::validate(&self.addresses, &self.network)?;
         crate::ipns::validate(&self.ipns)?;
         self.tiering.half_life()?;
+        self.tiering.interval()?;
         self.tiering.local_capacity_bytes()?;
+        self.datastore.gc_threshold()?;
+        self.datastore.gc_period()?;
         let (low, high) = (self.tiering.low_watermark, self.tiering.high_watermark);
         if !(0.0 < low && low <= high && high <= 1.0) {
             return Err(Error::Config(

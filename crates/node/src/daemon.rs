@@ -80,6 +80,9 @@ pub struct DaemonOptions {
     pub offline: bool,
     /// Command-line changes to the network settings.
     pub net: crate::NetOverrides,
+    /// Collect garbage by itself once the repo passes `datastore.storage_gc_watermark` percent
+    /// of `datastore.storage_max` (`--enable-gc`, checked every `datastore.gc_period`).
+    pub enable_gc: bool,
 }
 
 /// The node behind the RPC API.
@@ -110,6 +113,7 @@ pub struct NodeMetrics {
     stored_bytes: Gauge,
     stored_blocks: Gauge,
     block_cache: crate::cache_metrics::CacheMetrics,
+    tiers: crate::cache_metrics::TierMetrics,
     /// The RPC API's counters.
     pub rpc: ipfs_kit_rpc::Metrics,
     /// The gateway's counters, by path kind (`ipfs`, `ipns`, `routing`, `other`).
@@ -127,14 +131,21 @@ impl Default for NodeMetrics {
         let store = registry.sub_registry_with_prefix("blockstore");
         store.register_with_unit(
             "size",
-            "Bytes of block data stored",
+            "Bytes of block data stored on the local disk",
             Unit::Bytes,
             stored_bytes.clone(),
         );
-        store.register("blocks", "Blocks stored", stored_blocks.clone());
+        store.register(
+            "blocks",
+            "Blocks stored on the local disk",
+            stored_blocks.clone(),
+        );
         let block_cache = crate::cache_metrics::CacheMetrics::default();
         block_cache.register(registry.sub_registry_with_prefix("block_cache"));
+        let tiers = crate::cache_metrics::TierMetrics::default();
+        tiers.register(registry.sub_registry_with_prefix("tier"));
         NodeMetrics {
+            tiers,
             registry: Arc::new(registry),
             stored_bytes,
             stored_blocks,
@@ -148,12 +159,14 @@ impl Default for NodeMetrics {
 impl NodeMetrics {
     /// The Prometheus text exposition, with the store figures read now.
     pub fn encode(&self, repo: &Repo) -> Result<String, Error> {
-        let stats = repo.blocks().stats()?;
+        // The local tier's figures: counting object storage would list its bucket each scrape.
+        let stats = repo.local_stats()?;
         self.stored_bytes
             .set(i64::try_from(stats.block_bytes).unwrap_or(i64::MAX));
         self.stored_blocks
             .set(i64::try_from(stats.blocks).unwrap_or(i64::MAX));
         self.block_cache.update(repo.block_cache_stats());
+        self.tiers.update(&repo.tier_figures());
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .map_err(|e| Error::Invalid(format!("encode metrics: {e}")))?;
@@ -436,7 +449,12 @@ impl Backend for NodeBackend {
         let s = self.repo.repo_stat().map_err(rpc)?;
         Ok(RepoStat {
             repo_size: s.repo_size,
-            storage_max: u64::MAX,
+            storage_max: self
+                .repo
+                .config()
+                .datastore
+                .storage_max_bytes()
+                .map_err(rpc)?,
             num_objects: s.num_objects,
             repo_path: s.path,
             version: format!("ipfs-kit-repo@{REPO_VERSION}"),
@@ -488,18 +506,8 @@ impl Backend for NodeBackend {
         Ok(strings(self.repo.gc().map_err(rpc)?))
     }
 
-    fn storage_tiers(&self) -> Result<Vec<ipfs_kit_rpc::TierInfo>, RpcError> {
-        Ok(self
-            .repo
-            .storage_tiers()
-            .map_err(rpc)?
-            .into_iter()
-            .map(|t| ipfs_kit_rpc::TierInfo {
-                name: t.name,
-                blocks: t.blocks,
-                bytes: t.bytes,
-            })
-            .collect())
+    fn storage_tiers(&self) -> Result<ipfs_kit_rpc::StorageTiers, RpcError> {
+        self.repo.storage_tiers_report().map_err(rpc)
     }
 
     fn storage_stat(&self, path: &str) -> Result<Vec<ipfs_kit_rpc::BlockTiers>, RpcError> {
@@ -523,6 +531,10 @@ impl Backend for NodeBackend {
             .storage_migrate(path, tier, &mut |_| {})
             .map_err(rpc)?;
         Ok(migrated_json(m))
+    }
+
+    fn storage_migrate_cancel(&self, path: &str) -> Result<bool, RpcError> {
+        self.repo.cancel_migration(path).map_err(rpc)
     }
 
     fn storage_rebalance(&self) -> Result<ipfs_kit_rpc::Rebalance, RpcError> {
@@ -943,15 +955,27 @@ fn rebalance_json(r: crate::Rebalanced) -> ipfs_kit_rpc::Rebalance {
     }
 }
 
-/// How often the daemon checks the local disk against the tiering watermarks.
-const REBALANCE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Demotion passes (see [`Repo::storage_rebalance`]) every [`REBALANCE_EVERY`] while the
-/// daemon runs; a pass that moved something or failed is logged.
-async fn rebalance_loop(repo: Arc<Repo>) {
-    let mut tick = tokio::time::interval(REBALANCE_EVERY);
+/// Every `every` while the daemon runs: the pending migrations retried (see
+/// [`Repo::resume_migrations`]), then a demotion pass (see [`Repo::storage_rebalance`]); what
+/// moved something or failed is logged.
+async fn tiering_loop(repo: Arc<Repo>, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
+        let r = repo.clone();
+        if let Ok(Ok(resumed)) = tokio::task::spawn_blocking(move || r.resume_migrations()).await {
+            for (p, result) in resumed {
+                match result {
+                    Ok(m) => tracing::info!(
+                        "tiering: the pending move of {} to {} completed: {} blocks copied",
+                        p.root,
+                        p.tier,
+                        m.copied
+                    ),
+                    Err(e) => tracing::warn!("tiering: {e}"),
+                }
+            }
+        }
         let r = repo.clone();
         match tokio::task::spawn_blocking(move || r.storage_rebalance(&mut |_| {})).await {
             Ok(Ok(done)) if done.moved.copied > 0 => tracing::info!(
@@ -963,6 +987,27 @@ async fn rebalance_loop(repo: Arc<Repo>) {
                 done.after
             ),
             Ok(Err(e)) => tracing::warn!("tiering: {e}"),
+            _ => {}
+        }
+    }
+}
+
+/// `daemon --enable-gc`: every `every`, garbage collection when the local disk holds more than
+/// the repo's limit allows (see [`Repo::gc_if_full`]); logged when it runs or fails.
+async fn gc_loop(repo: Arc<Repo>, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let r = repo.clone();
+        match tokio::task::spawn_blocking(move || r.gc_if_full()).await {
+            Ok(Ok(Some(gc))) => tracing::info!(
+                "gc: the repo held {} bytes, over {}; {} blocks removed, {} bytes now",
+                gc.before,
+                gc.threshold,
+                gc.removed,
+                gc.after
+            ),
+            Ok(Err(e)) => tracing::warn!("gc: {e}"),
             _ => {}
         }
     }
@@ -1035,10 +1080,17 @@ pub async fn serve(
     if let Some(first) = rpc.bound.first() {
         crate::write_atomic(&api_file, first.as_bytes())?;
     }
-    let rebalancer = tokio::spawn(rebalance_loop(repo.clone()));
+    let mut maintenance = tokio::task::JoinSet::new();
+    maintenance.spawn(tiering_loop(
+        repo.clone(),
+        repo.config().tiering.interval()?,
+    ));
+    if opts.enable_gc {
+        maintenance.spawn(gc_loop(repo.clone(), repo.config().datastore.gc_period()?));
+    }
     ready(&rpc.bound, &gateway.bound);
     shutdown.await;
-    rebalancer.abort();
+    maintenance.abort_all();
     let _ = stop_tx.send(true);
     let grace = opts
         .shutdown_grace

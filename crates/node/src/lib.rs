@@ -59,11 +59,13 @@ pub use mfs::{MfsEntry, MfsStat, WriteOptions};
 pub use net::{keypair, NetOverrides, Online};
 pub use object::ObjectEdit;
 pub use ops::{
-    BlockStat, CarReaders, CarSource, DagImportResult, LsEntry, RefEdge, RefsOptions, RefsWalker,
-    RepoStat, DEFAULT_BLOCK_LIMIT,
+    AutoGc, BlockStat, CarReaders, CarSource, DagImportResult, LsEntry, RefEdge, RefsOptions,
+    RefsWalker, RepoStat, DEFAULT_BLOCK_LIMIT,
 };
 pub use path::IpfsPath;
-pub use storage::{BlockPlace, Moved, Progress, Rebalanced, TierStat};
+pub use storage::{
+    BlockPlace, Moved, PendingMigration, Progress, Rebalanced, TierFigures, TierStat, MEMORY,
+};
 
 /// The on-disk repo format version this build reads and writes.
 pub const REPO_VERSION: u32 = 1;
@@ -139,6 +141,17 @@ pub enum Error {
     /// The libp2p network failed.
     #[error("network: {0}")]
     Network(String),
+    /// A migration failed part way and is kept to be retried.
+    #[error("{source} (the move of {root} to {tier} is kept: the daemon retries it until it completes; `storage migrate --cancel {root}` drops it)")]
+    MigrationPending {
+        /// The DAG being moved.
+        root: Cid,
+        /// Where to.
+        tier: String,
+        /// Why it stopped.
+        #[source]
+        source: Box<Error>,
+    },
 }
 
 impl Error {

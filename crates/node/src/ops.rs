@@ -201,6 +201,19 @@ pub struct BlockStat {
     pub size: u64,
 }
 
+/// What one conditional garbage collection did ([`Repo::gc_if_full`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AutoGc {
+    /// Bytes the repo took on the local disk before.
+    pub before: u64,
+    /// …and after.
+    pub after: u64,
+    /// The size past which it runs.
+    pub threshold: u64,
+    /// Blocks removed.
+    pub removed: u64,
+}
+
 /// `repo stat` output.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RepoStat {
@@ -650,6 +663,40 @@ impl Repo {
         let removed = ipfs_kit_pin::gc_keeping(&self.blocks, &self.pins, &roots)?;
         self.blocks.inner().local().compact()?;
         Ok(removed)
+    }
+
+    /// Collects garbage when the repo takes more of the local disk than
+    /// `datastore.storage_gc_watermark` percent of `datastore.storage_max` (Kubo's conditional
+    /// GC, which `daemon --enable-gc` runs every `datastore.gc_period`); `None` when under.
+    pub fn gc_if_full(&self) -> Result<Option<AutoGc>, Error> {
+        let threshold = self.config().datastore.gc_threshold()?;
+        let before = self.local_size()?;
+        if before <= threshold {
+            return Ok(None);
+        }
+        let removed = self.gc()?.len() as u64;
+        let after = self.local_size()?;
+        let max = self.config().datastore.storage_max_bytes()?;
+        if after > max {
+            tracing::warn!(
+                "the repo takes {after} bytes after gc, over datastore.storage_max ({max}): \
+                 unpin content, raise the limit, or move content to object storage"
+            );
+        }
+        Ok(Some(AutoGc {
+            before,
+            after,
+            threshold,
+            removed,
+        }))
+    }
+
+    /// Bytes the repo takes on this machine's disk: the local tier and the metadata store.
+    fn local_size(&self) -> Result<u64, Error> {
+        let meta = fs::metadata(self.path.join("meta.redb"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        Ok(self.local_stats()?.disk_bytes + meta)
     }
 
     /// Repo size figures.

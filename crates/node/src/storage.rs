@@ -5,20 +5,47 @@ use std::collections::HashSet;
 
 use ipfs_kit_block::{codec, Cid, IDENTITY};
 use ipfs_kit_blockstore::Blockstore;
+pub use ipfs_kit_tiered::counters::TierFigures;
 pub use ipfs_kit_tiered::{Moved, Progress};
-use redb::{ReadableDatabase, TableDefinition};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::{meta_err, Error, Repo};
+
+/// The name of the memory tier (the daemon's block cache) in `storage tiers`.
+pub const MEMORY: &str = "memory";
 
 /// One tier's figures (`storage tiers`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TierStat {
-    /// The tier's name: `local`, `s3`.
+    /// The tier's name: `memory`, `local`, `s3`.
     pub name: String,
-    /// Blocks it holds.
+    /// Blocks it holds (0 when it cannot be reached).
     pub blocks: u64,
     /// Bytes of those blocks.
     pub bytes: u64,
+    /// The bytes it should hold at most, when it has a limit (`datastore.block_cache_size`,
+    /// `tiering.local_capacity`).
+    pub capacity: Option<u64>,
+    /// Whether what it holds survives a restart (all but the memory tier).
+    pub durable: bool,
+    /// Why it cannot be counted now (its server unreachable), if it cannot.
+    pub error: Option<String>,
+    /// Its reads, their latency and the moves in and out since the repo was opened (the memory
+    /// tier counts hits and misses only).
+    pub figures: TierFigures,
+}
+
+/// A pending migration retried, and what came of it.
+pub type Resumed = (PendingMigration, Result<Moved, Error>);
+
+/// A migration asked for and not finished (`storage tiers`): it is retried until it
+/// completes or is cancelled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingMigration {
+    /// The DAG's root.
+    pub root: Cid,
+    /// The tier it is to move to.
+    pub tier: String,
 }
 
 /// Where one block of a DAG lives (`storage stat`).
@@ -50,6 +77,10 @@ pub struct Rebalanced {
 /// The heat snapshot, under [`HEAT_KEY`].
 const HEAT: TableDefinition<&str, &[u8]> = TableDefinition::new("heat");
 const HEAT_KEY: &str = "snapshot";
+/// Migrations asked for and not yet complete: root CID -> target tier. Written before a
+/// migration starts and removed when it completes, so one cut short by a crash or an
+/// unreachable tier is retried (docs/tiered.md, "Pending migrations").
+const MIGRATIONS: TableDefinition<&str, &str> = TableDefinition::new("migrations");
 
 impl Drop for Repo {
     /// Keeps the blocks' heat for the next start (only with colder tiers, where it decides
@@ -92,22 +123,165 @@ impl Repo {
         tx.commit().map_err(meta_err)
     }
 
-    /// Every tier's figures, the local one first. Counting an object storage tier lists its
-    /// bucket.
+    /// Every tier's figures: the memory tier (when this process has a block cache), the local
+    /// disk, then the colder tiers. Counting an object storage tier lists its bucket; one that
+    /// cannot be reached is listed with why.
     pub fn storage_tiers(&self) -> Result<Vec<TierStat>, Error> {
+        let tiers = self.blocks.inner();
+        let mut out = Vec::new();
+        if let Some(c) = self.blocks.cache_stats() {
+            out.push(TierStat {
+                name: MEMORY.into(),
+                blocks: c.resident_entries,
+                bytes: c.resident_bytes,
+                capacity: Some(c.capacity),
+                durable: false,
+                error: None,
+                figures: TierFigures {
+                    hits: c.hits,
+                    misses: c.misses,
+                    ..TierFigures::default()
+                },
+            });
+        }
+        let local_capacity = self.config().tiering.local_capacity_bytes()?;
+        for name in tiers.names() {
+            let (stats, error) = match tiers.tier_stats(name) {
+                Ok(s) => (s, None),
+                Err(e) if name != ipfs_kit_tiered::LOCAL => {
+                    (Default::default(), Some(e.to_string()))
+                }
+                Err(e) => return Err(e.into()),
+            };
+            out.push(TierStat {
+                name: name.to_string(),
+                blocks: stats.blocks,
+                bytes: stats.block_bytes,
+                capacity: (name == ipfs_kit_tiered::LOCAL && local_capacity > 0)
+                    .then_some(local_capacity),
+                durable: true,
+                error,
+                figures: tiers.tier_figures(name)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// [`Repo::storage_tiers`] and [`Repo::pending_migrations`] as the RPC API's
+    /// `storage/tiers` gives them (and `storage tiers` offline prints them).
+    pub fn storage_tiers_report(&self) -> Result<ipfs_kit_rpc::StorageTiers, Error> {
+        let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let tiers = self
+            .storage_tiers()?
+            .into_iter()
+            .map(|t| {
+                let f = &t.figures;
+                ipfs_kit_rpc::TierInfo {
+                    hit_ratio: f.hit_ratio(),
+                    latency_us: f.percentile(0.5).map(|p50| ipfs_kit_rpc::Latency {
+                        p50: micros(p50),
+                        p90: f.percentile(0.9).map_or(0, micros),
+                        p99: f.percentile(0.99).map_or(0, micros),
+                    }),
+                    hits: f.hits,
+                    misses: f.misses,
+                    errors: f.errors,
+                    read_bytes: f.read_bytes,
+                    moved_in_blocks: f.moved_in_blocks,
+                    moved_in_bytes: f.moved_in_bytes,
+                    moved_out_blocks: f.moved_out_blocks,
+                    name: t.name,
+                    blocks: t.blocks,
+                    bytes: t.bytes,
+                    capacity: t.capacity,
+                    durable: t.durable,
+                    error: t.error,
+                }
+            })
+            .collect();
+        let pending = self
+            .pending_migrations()?
+            .into_iter()
+            .map(|p| ipfs_kit_rpc::PendingMigration {
+                root: p.root.to_string(),
+                tier: p.tier,
+            })
+            .collect();
+        Ok(ipfs_kit_rpc::StorageTiers { tiers, pending })
+    }
+
+    /// Every tier's reads, latencies and moves since the repo was opened (the local disk
+    /// first; no tier is listed, so this is cheap).
+    pub fn tier_figures(&self) -> Vec<(String, TierFigures)> {
         let tiers = self.blocks.inner();
         tiers
             .names()
             .into_iter()
-            .map(|name| {
-                let s = tiers.tier_stats(name)?;
-                Ok(TierStat {
-                    name: name.to_string(),
-                    blocks: s.blocks,
-                    bytes: s.block_bytes,
-                })
-            })
+            .filter_map(|name| Some((name.to_string(), tiers.tier_figures(name).ok()?)))
             .collect()
+    }
+
+    /// The local disk tier's figures.
+    pub fn local_stats(&self) -> Result<ipfs_kit_blockstore::StoreStats, Error> {
+        Ok(self.blocks.inner().local().stats()?)
+    }
+
+    /// The migrations not finished yet, in root order.
+    pub fn pending_migrations(&self) -> Result<Vec<PendingMigration>, Error> {
+        let tx = self.meta.begin_read().map_err(meta_err)?;
+        let t = match tx.open_table(MIGRATIONS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(meta_err(e)),
+        };
+        let mut out = Vec::new();
+        for row in t.iter().map_err(meta_err)? {
+            let (k, v) = row.map_err(meta_err)?;
+            out.push(PendingMigration {
+                root: k.value().parse().map_err(meta_err)?,
+                tier: v.value().to_string(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Records that the DAG at `root` is to move to `tier` (`None`: it need not any more).
+    fn set_pending(&self, root: &Cid, tier: Option<&str>) -> Result<(), Error> {
+        let key = root.to_string();
+        let tx = self.meta.begin_write().map_err(meta_err)?;
+        {
+            let mut t = tx.open_table(MIGRATIONS).map_err(meta_err)?;
+            match tier {
+                Some(tier) => t.insert(key.as_str(), tier).map(|_| ()),
+                None => t.remove(key.as_str()).map(|_| ()),
+            }
+            .map_err(meta_err)?;
+        }
+        tx.commit().map_err(meta_err)
+    }
+
+    /// Drops the pending migration of the DAG at `path` (it stays where it is now, possibly
+    /// spread over tiers). Whether there was one.
+    pub fn cancel_migration(&self, path: &str) -> Result<bool, Error> {
+        let root = self.resolve(path)?;
+        let pending = self.pending_migrations()?.iter().any(|p| p.root == root);
+        if pending {
+            self.set_pending(&root, None)?;
+        }
+        Ok(pending)
+    }
+
+    /// Retries every pending migration (the daemon does, every `tiering.interval`); what each
+    /// did. One that fails stays pending.
+    pub fn resume_migrations(&self) -> Result<Vec<Resumed>, Error> {
+        Ok(self
+            .pending_migrations()?
+            .into_iter()
+            .map(|p| {
+                let r = self.migrate_root(&p.root, &p.tier, &mut |_| {});
+                (p, r)
+            })
+            .collect())
     }
 
     /// Where each block of the DAG at `path` lives, root first (depth-first, each block once).
@@ -137,6 +311,11 @@ impl Repo {
     /// delete the other copies: see [`ipfs_kit_tiered::TieredBlockstore::migrate`]). The whole
     /// DAG must be in the repo's tiers. Holds off garbage collection while it runs.
     /// `progress` hears each step as it completes.
+    ///
+    /// The migration is recorded before it starts: one that fails part way (a tier
+    /// unreachable, a crash) stays pending, is listed by `storage tiers`, and is retried by
+    /// [`Repo::resume_migrations`] until it completes or is cancelled
+    /// ([`Repo::cancel_migration`]); its error is then [`Error::MigrationPending`].
     pub fn storage_migrate(
         &self,
         path: &str,
@@ -144,9 +323,39 @@ impl Repo {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Moved, Error> {
         let root = self.resolve(path)?;
-        let _gc = self.gc_lock.read();
-        let cids = self.dag_blocks(&root, true)?;
-        Ok(self.blocks.inner().migrate(&cids, tier, progress)?)
+        self.blocks.inner().check_tier(tier)?;
+        self.set_pending(&root, Some(tier))?;
+        self.migrate_root(&root, tier, progress)
+    }
+
+    /// Runs the recorded migration of `root` to `tier`, and forgets it once it completes, or
+    /// when the DAG is no longer whole in the repo (collected since: nothing is left to move).
+    fn migrate_root(
+        &self,
+        root: &Cid,
+        tier: &str,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Moved, Error> {
+        let moved = {
+            let _gc = self.gc_lock.read();
+            self.dag_blocks(root, true)
+                .and_then(|cids| Ok(self.blocks.inner().migrate(&cids, tier, progress)?))
+        };
+        match moved {
+            Ok(m) => {
+                self.set_pending(root, None)?;
+                Ok(m)
+            }
+            Err(e @ Error::NotFound(_)) => {
+                self.set_pending(root, None)?;
+                Err(e)
+            }
+            Err(e) => Err(Error::MigrationPending {
+                root: *root,
+                tier: tier.to_string(),
+                source: Box::new(e),
+            }),
+        }
     }
 
     /// One demotion pass: when the local disk holds more block bytes than

@@ -56,18 +56,73 @@ pub struct RepoStat {
     pub version: String,
 }
 
+/// `storage/tiers`: every tier's figures and the migrations still pending.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StorageTiers {
+    /// The tiers, hottest first: `memory` (in a daemon), `local`, then object storage.
+    pub tiers: Vec<TierInfo>,
+    /// Migrations that failed part way and are retried until they complete.
+    pub pending: Vec<PendingMigration>,
+}
+
 /// `storage/tiers`: one storage tier's figures.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct TierInfo {
-    /// The tier's name (`local`, `s3`).
-    #[serde(rename = "Name")]
+    /// The tier's name (`memory`, `local`, `s3`).
     pub name: String,
     /// Blocks it holds.
-    #[serde(rename = "Blocks")]
     pub blocks: u64,
     /// Bytes of those blocks.
-    #[serde(rename = "Bytes")]
     pub bytes: u64,
+    /// The bytes it should hold at most, when it has a limit.
+    pub capacity: Option<u64>,
+    /// Whether what it holds survives a restart.
+    pub durable: bool,
+    /// Why it could not be counted (its server unreachable), if it could not.
+    pub error: Option<String>,
+    /// Reads that found their block here since the node started.
+    pub hits: u64,
+    /// Reads that asked this tier and did not find the block.
+    pub misses: u64,
+    /// Reads that failed.
+    pub errors: u64,
+    /// `Hits / (Hits + Misses + Errors)`, when there were reads.
+    pub hit_ratio: Option<f64>,
+    /// Bytes the hits returned.
+    pub read_bytes: u64,
+    /// Read latency percentiles in microseconds (upper bounds of power-of-two buckets), when
+    /// there were timed reads: `{"P50": …, "P90": …, "P99": …}`.
+    pub latency_us: Option<Latency>,
+    /// Blocks moved into this tier by migrations and promotions.
+    pub moved_in_blocks: u64,
+    /// Their bytes.
+    pub moved_in_bytes: u64,
+    /// Blocks moved out of it.
+    pub moved_out_blocks: u64,
+}
+
+/// Read latency percentiles, in microseconds.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Latency {
+    /// Half the reads took at most this long.
+    pub p50: u64,
+    /// Nine in ten.
+    pub p90: u64,
+    /// 99 in 100.
+    pub p99: u64,
+}
+
+/// `storage/tiers`: a migration not finished yet.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PendingMigration {
+    /// The DAG's root CID.
+    pub root: String,
+    /// The tier it moves to.
+    pub tier: String,
 }
 
 /// `storage/stat`: where one block of a DAG lives.
@@ -271,11 +326,13 @@ pub trait Backend: Send + Sync + 'static {
     /// Garbage-collects; returns the removed CIDs.
     fn repo_gc(&self) -> Result<Vec<String>, RpcError>;
     /// Every storage tier's figures, the local one first.
-    fn storage_tiers(&self) -> Result<Vec<TierInfo>, RpcError>;
+    fn storage_tiers(&self) -> Result<StorageTiers, RpcError>;
     /// Where each block of the DAG at `path` lives, root first.
     fn storage_stat(&self, path: &str) -> Result<Vec<BlockTiers>, RpcError>;
     /// Moves the DAG at `path` into the tier named `tier`.
     fn storage_migrate(&self, path: &str, tier: &str) -> Result<Migrated, RpcError>;
+    /// Drops the pending migration of the DAG at `path`; whether there was one.
+    fn storage_migrate_cancel(&self, path: &str) -> Result<bool, RpcError>;
     /// Runs one demotion pass of the local disk against its watermarks now.
     fn storage_rebalance(&self) -> Result<Rebalance, RpcError>;
     /// The tiering policy (the config's `Tiering` section, Kubo-style names).

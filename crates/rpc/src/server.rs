@@ -1109,14 +1109,16 @@ async fn run(
             include_str!("openapi.json"),
         )
             .into_response(),
-        "storage/tiers" => {
-            let tiers = blocking(move || b.storage_tiers()).await?;
-            json_response(&json!({ "Tiers": tiers }))
-        }
+        "storage/tiers" => json_response(&blocking(move || b.storage_tiers()).await?),
         "storage/stat" => {
             let path = req.arg(0, "cid")?.to_string();
             let blocks = blocking(move || b.storage_stat(&path)).await?;
             json_response(&json!({ "Blocks": blocks }))
+        }
+        "storage/migrate" if req.flag(&["cancel"], false)? => {
+            let path = req.arg(0, "cid")?.to_string();
+            let cancelled = blocking(move || b.storage_migrate_cancel(&path)).await?;
+            json_response(&json!({ "Cancelled": cancelled }))
         }
         "storage/migrate" => {
             let path = req.arg(0, "cid")?.to_string();

@@ -29,6 +29,7 @@
 
 pub mod arc;
 mod cache;
+pub mod counters;
 pub mod heat;
 mod lists;
 pub mod moto;

@@ -3,14 +3,20 @@
 //! tiers without a moment where a block has no verified copy.
 
 use std::collections::HashSet;
+use std::time::Instant;
 
 use ipfs_kit_block::{Bytes, Cid};
 use ipfs_kit_blockstore::{Blockstore, Error, StoreStats, WriteBatch};
 
+use crate::counters::{TierCounters, TierFigures};
 use crate::heat::{self, Heat};
 
 /// The name of the first tier, the one writes go to.
 pub const LOCAL: &str = "local";
+/// A block is promoted once its heat is within 0.1% of `promote_at`: `n` reads in quick
+/// succession have decayed a little by the last (3 reads over a few seconds, at a 24 h
+/// half-life, make 2.99997), and should count as `n`.
+const PROMOTE_SLACK: f64 = 0.999;
 /// Bytes of blocks copied per batch while migrating.
 const MIGRATE_BATCH_BYTES: usize = 32 << 20;
 
@@ -19,6 +25,23 @@ const MIGRATE_BATCH_BYTES: usize = 32 << 20;
 struct Tier {
     name: String,
     store: Box<dyn Blockstore>,
+    counters: TierCounters,
+}
+
+/// Reads `cid` from `store`, counting the read in `counters`.
+fn counted_get(
+    store: &dyn Blockstore,
+    counters: &TierCounters,
+    cid: &Cid,
+) -> Result<Option<Bytes>, Error> {
+    let start = Instant::now();
+    let got = store.get(cid);
+    let outcome = match &got {
+        Ok(data) => Ok(data.as_ref().map(Bytes::len)),
+        Err(_) => Err(()),
+    };
+    counters.read(start.elapsed(), outcome);
+    got
 }
 
 /// A tier that could not be set up (its client refused the config): every call fails with
@@ -113,6 +136,7 @@ pub enum Progress {
 /// The local tier `L` and colder tiers behind it.
 pub struct TieredBlockstore<L> {
     local: L,
+    local_counters: TierCounters,
     lower: Vec<Tier>,
     /// Every read's access, here or in a cache in front ([`Blockstore::touch`]).
     heat: Heat,
@@ -128,6 +152,7 @@ impl<L: Blockstore> TieredBlockstore<L> {
     pub fn new(local: L) -> Self {
         TieredBlockstore {
             local,
+            local_counters: TierCounters::default(),
             lower: Vec::new(),
             heat: Heat::default(),
             promote_at: 0.0,
@@ -171,8 +196,10 @@ impl<L: Blockstore> TieredBlockstore<L> {
                 message: format!("block {cid} is missing after its promotion"),
             });
         }
+        self.local_counters.moved_in(1, data.len() as u64);
         for t in &self.lower {
-            t.store.delete_many(&[*cid])?;
+            let n = t.store.delete_many(&[*cid])?;
+            t.counters.moved_out(n);
         }
         Ok(())
     }
@@ -182,6 +209,7 @@ impl<L: Blockstore> TieredBlockstore<L> {
         self.lower.push(Tier {
             name: name.into(),
             store: Box::new(store),
+            counters: TierCounters::default(),
         });
         self
     }
@@ -200,11 +228,36 @@ impl<L: Blockstore> TieredBlockstore<L> {
 
     /// Every tier, the local one first.
     fn all(&self) -> impl Iterator<Item = (&str, &dyn Blockstore)> {
-        std::iter::once((LOCAL, &self.local as &dyn Blockstore)).chain(
+        self.all_counted().map(|(name, store, _)| (name, store))
+    }
+
+    /// Every tier with its counters, the local one first.
+    fn all_counted(&self) -> impl Iterator<Item = (&str, &dyn Blockstore, &TierCounters)> {
+        std::iter::once((LOCAL, &self.local as &dyn Blockstore, &self.local_counters)).chain(
             self.lower
                 .iter()
-                .map(|t| (t.name.as_str(), t.store.as_ref())),
+                .map(|t| (t.name.as_str(), t.store.as_ref(), &t.counters)),
         )
+    }
+
+    fn counters(&self, name: &str) -> Option<&TierCounters> {
+        self.all_counted()
+            .find(|(n, _, _)| *n == name)
+            .map(|(_, _, c)| c)
+    }
+
+    /// Tier `name`'s reads, latencies and moves since this store was opened.
+    pub fn tier_figures(&self, name: &str) -> Result<TierFigures, Error> {
+        self.tier(name)?;
+        Ok(self
+            .counters(name)
+            .map(TierCounters::figures)
+            .unwrap_or_default())
+    }
+
+    /// Fails, naming the tiers there are, unless there is a tier `name`.
+    pub fn check_tier(&self, name: &str) -> Result<(), Error> {
+        self.tier(name).map(|_| ())
     }
 
     fn tier(&self, name: &str) -> Result<&dyn Blockstore, Error> {
@@ -271,6 +324,9 @@ impl<L: Blockstore> TieredBlockstore<L> {
             let bytes = batch.iter().map(|b| b.data().len() as u64).sum::<u64>();
             let n = batch.len() as u64;
             target.put_many(std::mem::take(batch))?;
+            if let Some(c) = self.counters(to) {
+                c.moved_in(n, bytes);
+            }
             moved.copied += n;
             moved.bytes += bytes;
             progress(Progress::Copied {
@@ -309,9 +365,10 @@ impl<L: Blockstore> TieredBlockstore<L> {
         }
         progress(Progress::Verified { blocks: total });
         let all: Vec<Cid> = seen_cids(cids);
-        for (name, store) in self.all() {
+        for (name, store, counters) in self.all_counted() {
             if name != to {
                 let n = store.delete_many(&all)?;
+                counters.moved_out(n);
                 moved.removed += n;
                 progress(Progress::Removed {
                     tier: name.to_string(),
@@ -337,12 +394,12 @@ impl<L: Blockstore> Blockstore for TieredBlockstore<L> {
     /// moves to the local one (a failed move is logged: the read still succeeds).
     fn get(&self, cid: &Cid) -> Result<Option<Bytes>, Error> {
         let heat = self.heat.record(&cid.hash().to_bytes(), heat::now());
-        if let Some(data) = self.local.get(cid)? {
+        if let Some(data) = counted_get(&self.local, &self.local_counters, cid)? {
             return Ok(Some(data));
         }
         for t in &self.lower {
-            if let Some(data) = t.store.get(cid)? {
-                if self.promote_at > 0.0 && heat >= self.promote_at {
+            if let Some(data) = counted_get(t.store.as_ref(), &t.counters, cid)? {
+                if self.promote_at > 0.0 && heat >= self.promote_at * PROMOTE_SLACK {
                     if let Err(e) = self.promote(cid, &data) {
                         tracing::warn!("promoting {cid} from the {} tier: {e}", t.name);
                     }
@@ -420,18 +477,26 @@ impl<L: Blockstore> Blockstore for TieredBlockstore<L> {
 
     /// Blocks counted once across tiers; block bytes summed over the tiers (a block caught
     /// mid-migration in two counts twice); disk bytes of the local tier only, the one on this
-    /// machine's disk.
+    /// machine's disk. A colder tier that cannot be reached is left out, with a warning: the
+    /// figures are then the reachable tiers', and the repo's own stay available.
     fn stats(&self) -> Result<StoreStats, Error> {
         let local = self.local.stats()?;
         if self.lower.is_empty() {
             return Ok(local);
         }
         let mut block_bytes = local.block_bytes;
+        let mut seen: HashSet<_> = self.local.list()?.iter().map(|c| *c.hash()).collect();
         for t in &self.lower {
-            block_bytes += t.store.stats()?.block_bytes;
+            match t.store.list().and_then(|l| Ok((l, t.store.stats()?))) {
+                Ok((cids, stats)) => {
+                    block_bytes += stats.block_bytes;
+                    seen.extend(cids.iter().map(|c| *c.hash()));
+                }
+                Err(e) => tracing::warn!("storage figures leave out the {} tier: {e}", t.name),
+            }
         }
         Ok(StoreStats {
-            blocks: self.list()?.len() as u64,
+            blocks: seen.len() as u64,
             block_bytes,
             disk_bytes: local.disk_bytes,
         })
@@ -499,6 +564,27 @@ mod tests {
             t.migrate(&cids, "tape", &mut |_| {}).is_err(),
             "unknown tier"
         );
+    }
+
+    #[test]
+    fn each_tier_counts_its_reads_and_moves() {
+        let t = two_tiers();
+        let b = Block::encode(codec::RAW, HashAlg::Sha2_256, 1, vec![7; 1000]);
+        t.put_many(vec![b.clone()]).unwrap();
+        t.get(b.cid()).unwrap();
+        t.migrate(&[*b.cid()], "cold", &mut |_| {}).unwrap();
+        t.get(b.cid()).unwrap();
+        t.peek(b.cid()).unwrap();
+        let (local, cold) = (
+            t.tier_figures(LOCAL).unwrap(),
+            t.tier_figures("cold").unwrap(),
+        );
+        assert_eq!((local.hits, local.misses, local.read_bytes), (1, 1, 1000));
+        assert_eq!((cold.hits, cold.misses, cold.read_bytes), (1, 0, 1000));
+        assert_eq!((cold.moved_in_blocks, cold.moved_in_bytes), (1, 1000));
+        assert_eq!(local.moved_out_blocks, 1);
+        assert_eq!(local.reads() + cold.reads(), 3);
+        assert!(t.tier_figures("tape").is_err());
     }
 
     #[test]

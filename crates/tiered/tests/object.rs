@@ -1,9 +1,9 @@
-//! The object storage tier against a real S3-compatible server: moto's server mode, one server
-//! per test ([`MotoServer`]), stopped when the test ends.
+//! The object storage tier against real S3-compatible servers: moto's server mode and s3rver,
+//! one server per test ([`MotoServer`], [`S3rver`]), stopped when the test ends.
 
 use ipfs_kit_block::{codec, Block, HashAlg};
 use ipfs_kit_blockstore::{conformance, Blockstore, Error};
-use ipfs_kit_tiered::moto::MotoServer;
+use ipfs_kit_tiered::moto::{MotoServer, S3rver};
 use ipfs_kit_tiered::{key_of, ObjectBlockstore, ObjectConfig};
 use object_store::ObjectStore;
 
@@ -119,4 +119,33 @@ fn an_unreachable_server_is_an_error_naming_the_tier() {
         );
         assert!(err.to_string().starts_with("the s3 tier: "), "{err}");
     }
+}
+
+/// A tier on s3rver's bucket `bucket`.
+fn s3rver_tier(s3: &S3rver, bucket: &str) -> ObjectBlockstore {
+    let mut c = ObjectConfig::new(bucket, s3.endpoint());
+    c.access_key_id = Some(S3rver::CREDENTIALS.0.into());
+    c.secret_access_key = Some(S3rver::CREDENTIALS.1.into());
+    c.retries = 0;
+    ObjectBlockstore::open(&c).expect("open")
+}
+
+#[test]
+fn the_object_tier_passes_the_conformance_suite_on_s3rver_and_survives_its_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(mut s3) = S3rver::start(dir.path(), "restart") else {
+        return;
+    };
+    let tier = s3rver_tier(&s3, "restart");
+    conformance::run(&tier);
+    let block = Block::encode(codec::RAW, HashAlg::Sha2_256, 1, vec![9; 300_000]);
+    tier.put_many(vec![block.clone()]).expect("put");
+    s3.kill();
+    let err = tier.get(block.cid()).unwrap_err();
+    assert!(err.to_string().starts_with("the s3 tier: "), "{err}");
+    s3.restart();
+    assert_eq!(
+        tier.get(block.cid()).expect("get").as_deref(),
+        Some(block.data().as_ref())
+    );
 }

@@ -1,22 +1,27 @@
 //! The storage tiers end to end: a repo with an object storage tier on a real S3 server
-//! (moto, see `ipfs_kit_tiered::moto`), a DAG moved there and back, offline and through a
-//! daemon, readable all along.
+//! (moto or s3rver, see `ipfs_kit_tiered::moto`), a DAG moved there and back, offline and
+//! through a daemon, readable all along, and the server going away and coming back.
 
-use ipfs_kit_tiered::moto::MotoServer;
+use ipfs_kit_tiered::moto::{MotoServer, S3rver};
 
-use crate::{Daemon, Node};
+use crate::{eventually, Daemon, Node};
 
 /// A repo whose `[object_storage]` is a fresh bucket of `s3`.
 fn node_with_bucket(s3: &MotoServer, bucket: &str) -> Node {
     s3.create_bucket(bucket);
+    node_with_object_storage(&s3.endpoint(), bucket, ("test", "test"))
+}
+
+/// A repo whose `[object_storage]` is `bucket` at `endpoint`, with these credentials.
+fn node_with_object_storage(endpoint: &str, bucket: &str, (key, secret): (&str, &str)) -> Node {
     let node = Node::new();
-    for (key, value) in [
-        ("object_storage.bucket", format!("{bucket:?}")),
-        ("object_storage.endpoint", format!("{:?}", s3.endpoint())),
-        ("object_storage.access_key_id", "\"test\"".to_string()),
-        ("object_storage.secret_access_key", "\"test\"".to_string()),
+    for (setting, value) in [
+        ("object_storage.bucket", bucket),
+        ("object_storage.endpoint", endpoint),
+        ("object_storage.access_key_id", key),
+        ("object_storage.secret_access_key", secret),
     ] {
-        node.ok(&["config", "set", key, &value]);
+        node.ok(&["config", "set", setting, &format!("{value:?}")]);
     }
     node
 }
@@ -280,4 +285,80 @@ fn the_coldest_blocks_move_out_when_the_local_disk_passes_its_watermark() {
     }
     let policy = node.ok(&["storage", "policy"]);
     assert!(policy.contains("\"PinsStayLocal\": true"), "{policy}");
+}
+
+/// Object storage going away in the middle of a migration and coming back: the migration
+/// fails naming the tier and stays pending; meanwhile everything that does not need the
+/// bucket works (reads of local content, add, pin, repo stat, storage tiers); once the server
+/// is back (s3rver, killed and restarted with its directory: nothing acknowledged is lost),
+/// the daemon completes the migration by itself.
+#[test]
+fn a_migration_cut_short_by_object_storage_going_away_resumes_when_it_is_back() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(mut s3) = S3rver::start(dir.path(), "kit") else {
+        return;
+    };
+    let node = node_with_object_storage(&s3.endpoint(), "kit", S3rver::CREDENTIALS);
+    node.ok(&["config", "set", "tiering.interval", "\"1s\""]);
+    // Over 32 MiB: the migration copies in two batches, and the server dies after the first.
+    let data: Vec<u8> = (0..40_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    let file = node.dir.path().join("big.bin");
+    std::fs::write(&file, &data).expect("write");
+    let cid = node.ok(&["add", "-Q", file.to_str().expect("utf-8")]);
+    let cid = cid.trim();
+
+    let mut child = node
+        .cmd(&["storage", "migrate", cid, "s3", "--progress"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut first = String::new();
+    stderr.read_line(&mut first).expect("a progress line");
+    assert!(first.starts_with("copied "), "{first}");
+    s3.kill();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).expect("stderr");
+    assert!(!child.wait().expect("wait").success(), "{rest}");
+    assert!(rest.contains("the s3 tier: "), "{rest}");
+    assert!(rest.contains("is kept"), "{rest}");
+
+    // The bucket is gone; what does not need it works.
+    let tiers = node.ok(&["storage", "tiers"]);
+    assert!(
+        tiers.contains("s3       unreachable: the s3 tier: "),
+        "{tiers}"
+    );
+    assert!(tiers.contains(&format!("pending: {cid} to s3")), "{tiers}");
+    assert_eq!(node.run(&["cat", cid]).stdout, data);
+    let other = node.ok(&[
+        "add",
+        "-Q",
+        "--pin=false",
+        node.repo().join("config.toml").to_str().expect("utf-8"),
+    ]);
+    node.ok(&["pin", "add", other.trim()]);
+    node.ok(&["repo", "stat"]);
+
+    // The daemon retries every second while the server is down, and finishes once it is up.
+    let daemon = Daemon::start(&node);
+    assert!(node.ok(&["storage", "tiers"]).contains("pending: "));
+    s3.restart();
+    eventually("the pending migration completes", || {
+        (!node.ok(&["storage", "tiers"]).contains("pending: ")).then_some(())
+    });
+    assert!(tiers_of(&node, cid).iter().all(|t| t == "s3"));
+    assert_eq!(node.run(&["cat", cid]).stdout, data);
+    let tiers = node.ok(&["storage", "tiers"]);
+    let s3_row = tiers
+        .lines()
+        .find(|l| l.starts_with("s3 "))
+        .expect("s3 row");
+    assert!(!s3_row.contains("unreachable"), "{tiers}");
+    daemon.stop();
+    node.ok(&["repo", "verify"]);
 }

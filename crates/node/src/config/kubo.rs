@@ -31,6 +31,8 @@ const RENAMES: &[(&str, &str)] = &[
     ("peer_id", "PeerID"),
     ("private_key", "PrivKey"),
     ("verify_reads", "HashOnRead"),
+    ("storage_gc_watermark", "StorageGCWatermark"),
+    ("gc_period", "GCPeriod"),
     ("http_headers", "HTTPHeaders"),
     ("hamt_threshold", "UnixFSHAMTDirectorySizeThreshold"),
 ];
@@ -638,9 +640,9 @@ mod tests {
         // Unknown keys, top-level or inside a known section, go to `extra`.
         let c = c.with_kubo("Fruit", "banana".into()).unwrap();
         let c = c.with_kubo("Discovery.MDNS.Interval", 11.into()).unwrap();
-        let c = c.with_kubo("Datastore.StorageMax", "10GB".into()).unwrap();
+        let c = c.with_kubo("Datastore.BloomFilterSize", 0.into()).unwrap();
         assert_eq!(c.kubo_get("Discovery.MDNS.Interval").unwrap(), 11);
-        assert_eq!(c.kubo_get("Datastore.StorageMax").unwrap(), "10GB");
+        assert_eq!(c.kubo_get("Datastore.BloomFilterSize").unwrap(), 0);
         assert_eq!(c.extra["Fruit"].as_str(), Some("banana"));
         // ...and round-trip through config.toml.
         let text = c.to_toml().unwrap();
