@@ -52,9 +52,16 @@ pub enum StorageCmd {
         #[arg(long)]
         progress: bool,
     },
-    /// Show the tiering policy: the config's [tiering] section (set it with `config set
-    /// tiering.KEY VALUE`, or `config Tiering.Key VALUE` over the API).
-    Policy,
+    /// Show the tiering policy, the config's [tiering] section, after setting KEY to VALUE
+    /// when given (`storage policy PromoteAt 3`; the same as `config set tiering.promote_at
+    /// 3`). A running daemon applies it at its next pass.
+    Policy {
+        /// A [tiering] setting, in Kubo style (`PromoteAt`) or ours (`promote_at`).
+        #[arg(requires = "value")]
+        key: Option<String>,
+        /// Its new value (JSON when it parses as JSON, else a string).
+        value: Option<String>,
+    },
 }
 
 /// Runs `cmd` on the repo directly (no daemon).
@@ -87,7 +94,12 @@ pub fn offline(repo: &Repo, cmd: StorageCmd, out: &mut dyn Write) -> Result<()> 
             v["To"] = r.to.into();
             v
         }
-        StorageCmd::Policy => repo.config().kubo_get("Tiering")?,
+        StorageCmd::Policy { key, value } => {
+            let value = value
+                .as_ref()
+                .map(|v| serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string())));
+            repo.storage_policy(key.as_deref().zip(value))?
+        }
     };
     print(&cmd, &v, out)
 }
@@ -125,7 +137,14 @@ pub fn remote(api: &Api, cmd: StorageCmd, out: &mut dyn Write) -> Result<()> {
             ],
         )?,
         StorageCmd::Rebalance { .. } => api.json("storage/rebalance", &[])?,
-        StorageCmd::Policy => api.json("storage/policy", &[])?,
+        StorageCmd::Policy { key, value } => {
+            let args: Vec<(&str, String)> = key
+                .iter()
+                .chain(value.iter())
+                .map(|a| ("arg", a.clone()))
+                .collect();
+            api.json("storage/policy", &args)?
+        }
     };
     print(&cmd, &v, out)
 }
@@ -253,7 +272,7 @@ fn print(cmd: &StorageCmd, v: &Value, out: &mut dyn Write) -> Result<()> {
                 n(&v["Before"])
             )?,
         },
-        StorageCmd::Policy => writeln!(out, "{}", serde_json::to_string_pretty(v)?)?,
+        StorageCmd::Policy { .. } => writeln!(out, "{}", serde_json::to_string_pretty(v)?)?,
         StorageCmd::Migrate {
             path, cancel: true, ..
         } => match v["Cancelled"].as_bool() {

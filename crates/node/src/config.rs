@@ -425,6 +425,9 @@ pub struct ObjectStorage {
     pub secret_access_key: String,
     /// `bucket.endpoint/key` requests instead of path-style `endpoint/bucket/key`.
     pub virtual_hosted_style: bool,
+    /// The bucket may lose objects by itself (a lifecycle rule expires them): pinned content
+    /// moved there keeps its copy on the local disk, so a pin always has a durable copy.
+    pub volatile: bool,
 }
 
 impl ObjectStorage {
@@ -589,7 +592,8 @@ const HEADER: &str = "\
 #                pubsub too), resolve_cache_size (names cached for their record's TTL).
 # [object_storage] bucket (empty: no object storage tier), prefix, endpoint (empty: AWS),
 #                region, access_key_id and secret_access_key (empty: the AWS_* environment),
-#                virtual_hosted_style (else path-style requests). See docs/tiered.md.
+#                virtual_hosted_style (else path-style requests), volatile (the bucket may
+#                expire objects: pinned content keeps a local copy). See docs/tiered.md.
 # [tiering]      heat_half_life (24h: an access counts half after it), promote_at (heat at
 #                which a block read from object storage moves to the local disk; 0: never),
 #                local_capacity (0: no limit) with high_watermark and low_watermark (0.9, 0.8:

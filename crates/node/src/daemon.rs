@@ -543,8 +543,11 @@ impl Backend for NodeBackend {
         ))
     }
 
-    fn storage_policy(&self) -> Result<serde_json::Value, RpcError> {
-        self.repo.config().kubo_get("Tiering").map_err(rpc)
+    fn storage_policy(
+        &self,
+        set: Option<(&str, serde_json::Value)>,
+    ) -> Result<serde_json::Value, RpcError> {
+        self.repo.storage_policy(set).map_err(rpc)
     }
 
     fn repo_verify(&self) -> Result<(Vec<(String, String)>, u64), RpcError> {

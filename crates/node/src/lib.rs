@@ -363,7 +363,11 @@ impl Repo {
             // A config the client refuses leaves the tier failing with why, not the repo
             // unopenable: `config set` must still be able to mend it.
             blocks = match ObjectBlockstore::open(&tier) {
-                Ok(store) => blocks.with_tier(tier.name.clone(), store),
+                Ok(store) => blocks.with_tier_durability(
+                    tier.name.clone(),
+                    store,
+                    !config.object_storage.volatile,
+                ),
                 Err(e) => {
                     let why = match e {
                         ipfs_kit_blockstore::Error::Tier { message, .. } => message,

@@ -614,6 +614,7 @@ impl Repo {
             }
         }
         self.pins.add(&self.blocks, &cids, mode)?;
+        self.keep_durable(&cids, recursive)?;
         if let Some(online) = self.online() {
             online.pinned(self, &cids);
         }

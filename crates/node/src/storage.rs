@@ -159,7 +159,7 @@ impl Repo {
                 bytes: stats.block_bytes,
                 capacity: (name == ipfs_kit_tiered::LOCAL && local_capacity > 0)
                     .then_some(local_capacity),
-                durable: true,
+                durable: tiers.is_durable(name),
                 error,
                 figures: tiers.tier_figures(name)?,
             });
@@ -338,8 +338,15 @@ impl Repo {
     ) -> Result<Moved, Error> {
         let moved = {
             let _gc = self.gc_lock.read();
-            self.dag_blocks(root, true)
-                .and_then(|cids| Ok(self.blocks.inner().migrate(&cids, tier, progress)?))
+            self.dag_blocks(root, true).and_then(|cids| {
+                let keep = self.kept_local(tier)?;
+                Ok(self.blocks.inner().migrate_keeping(
+                    &cids,
+                    tier,
+                    &|c| keep.contains(&c.hash().to_bytes()),
+                    progress,
+                )?)
+            })
         };
         match moved {
             Ok(m) => {
@@ -356,6 +363,76 @@ impl Repo {
                 source: Box::new(e),
             }),
         }
+    }
+
+    /// The tiering policy (the config's `[tiering]` section under Kubo-style names), after
+    /// setting `key` (`PromoteAt` or `promote_at`) to `value` when given. Only the section's
+    /// own settings can be set: an unknown key is an error and changes nothing.
+    pub fn storage_policy(
+        &self,
+        set: Option<(&str, serde_json::Value)>,
+    ) -> Result<serde_json::Value, Error> {
+        if let Some((key, value)) = set {
+            let known = crate::Config::default().kubo_get("Tiering")?;
+            let names: Vec<&String> = known
+                .as_object()
+                .into_iter()
+                .flat_map(|m| m.keys())
+                .collect();
+            let wanted = key.replace('_', "").to_ascii_lowercase();
+            let name = names
+                .iter()
+                .find(|n| n.to_ascii_lowercase() == wanted)
+                .ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "no tiering setting {key:?} (the settings are {})",
+                        names
+                            .iter()
+                            .map(|n| n.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })?;
+            self.update_config(|c| c.with_json(&format!("Tiering.{name}"), value))?;
+        }
+        self.config().kubo_get("Tiering")
+    }
+
+    /// The multihashes whose copies a move to `tier` must leave where they are: every pinned
+    /// block when `tier` is not durable (a pin always keeps a durable copy), none otherwise.
+    fn kept_local(&self, tier: &str) -> Result<HashSet<Vec<u8>>, Error> {
+        if self.blocks.inner().is_durable(tier) {
+            return Ok(HashSet::new());
+        }
+        Ok(ipfs_kit_pin::reachable(&self.blocks, &self.pins)?)
+    }
+
+    /// Brings the blocks of the pinned `roots` (their whole DAGs when `recursive`) that only a
+    /// tier that is not durable holds back to the local disk, so every pin has a durable
+    /// copy. The caller holds the gc lock.
+    pub(crate) fn keep_durable(&self, roots: &[Cid], recursive: bool) -> Result<(), Error> {
+        let tiers = self.blocks.inner();
+        if tiers.names().iter().all(|t| tiers.is_durable(t)) {
+            return Ok(());
+        }
+        let mut volatile_only = Vec::new();
+        for root in roots {
+            let cids = if recursive {
+                self.dag_blocks(root, true)?
+            } else {
+                vec![*root]
+            };
+            for cid in cids {
+                let held = tiers.locate(&cid)?;
+                if !held.is_empty() && held.iter().all(|t| !tiers.is_durable(t)) {
+                    volatile_only.push(cid);
+                }
+            }
+        }
+        if !volatile_only.is_empty() {
+            tiers.migrate(&volatile_only, ipfs_kit_tiered::LOCAL, &mut |_| {})?;
+        }
+        Ok(())
     }
 
     /// One demotion pass: when the local disk holds more block bytes than
@@ -383,10 +460,12 @@ impl Repo {
             return Ok(done);
         }
         let _gc = self.gc_lock.read();
+        // Pinned blocks stay when asked to, and when the colder tier is not durable (moving
+        // them would free nothing: their local copies stay).
         let pinned = if policy.pins_stay_local {
             ipfs_kit_pin::reachable(&self.blocks, &self.pins)?
         } else {
-            HashSet::new()
+            self.kept_local(&to)?
         };
         let now = ipfs_kit_tiered::heat::now();
         let mut candidates = Vec::new();

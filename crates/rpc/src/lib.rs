@@ -335,8 +335,12 @@ pub trait Backend: Send + Sync + 'static {
     fn storage_migrate_cancel(&self, path: &str) -> Result<bool, RpcError>;
     /// Runs one demotion pass of the local disk against its watermarks now.
     fn storage_rebalance(&self) -> Result<Rebalance, RpcError>;
-    /// The tiering policy (the config's `Tiering` section, Kubo-style names).
-    fn storage_policy(&self) -> Result<serde_json::Value, RpcError>;
+    /// The tiering policy (the config's `Tiering` section, Kubo-style names), after setting
+    /// one of its settings when `set` names one and its value.
+    fn storage_policy(
+        &self,
+        set: Option<(&str, serde_json::Value)>,
+    ) -> Result<serde_json::Value, RpcError>;
     /// Re-hashes every block: the bad ones with why, and the number checked.
     fn repo_verify(&self) -> Result<(Vec<(String, String)>, u64), RpcError>;
     /// Walks the links below each of `paths` as Kubo's `refs` does, calling `emit` for each

@@ -1131,7 +1131,25 @@ async fn run(
             json_response(&blocking(move || b.storage_migrate(&path, &tier)).await?)
         }
         "storage/rebalance" => json_response(&blocking(move || b.storage_rebalance()).await?),
-        "storage/policy" => json_response(&blocking(move || b.storage_policy()).await?),
+        "storage/policy" => {
+            // With KEY and VALUE, sets that tiering setting first (the value as JSON when it
+            // parses, else as a string).
+            let set = match req.args.first() {
+                Some(key) => {
+                    let value = req.arg(1, "value")?;
+                    let value = serde_json::from_str(value)
+                        .unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
+                    Some((key.clone(), value))
+                }
+                None => None,
+            };
+            json_response(
+                &blocking(move || {
+                    b.storage_policy(set.as_ref().map(|(k, v)| (k.as_str(), v.clone())))
+                })
+                .await?,
+            )
+        }
         c if c.starts_with("storage/") || c.starts_with("cluster/") => {
             return Err(RpcError {
                 message: format!("{c} is reserved for ipfs-kit's own commands and is not one yet"),

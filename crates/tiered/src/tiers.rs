@@ -26,6 +26,8 @@ struct Tier {
     name: String,
     store: Box<dyn Blockstore>,
     counters: TierCounters,
+    /// Whether what it holds stays until deleted (see [`TieredBlockstore::is_durable`]).
+    durable: bool,
 }
 
 /// Reads `cid` from `store`, counting the read in `counters`.
@@ -204,14 +206,34 @@ impl<L: Blockstore> TieredBlockstore<L> {
         Ok(())
     }
 
-    /// Adds a colder tier, tried after those before it.
-    pub fn with_tier(mut self, name: impl Into<String>, store: impl Blockstore + 'static) -> Self {
+    /// Adds a durable colder tier, tried after those before it.
+    pub fn with_tier(self, name: impl Into<String>, store: impl Blockstore + 'static) -> Self {
+        self.with_tier_durability(name, store, true)
+    }
+
+    /// Adds a colder tier, tried after those before it, durable or not: a tier that is not
+    /// may lose blocks by itself (a bucket whose lifecycle rule expires objects), so the
+    /// caller keeps another copy of what must not be lost (see
+    /// [`TieredBlockstore::migrate_keeping`]).
+    pub fn with_tier_durability(
+        mut self,
+        name: impl Into<String>,
+        store: impl Blockstore + 'static,
+        durable: bool,
+    ) -> Self {
         self.lower.push(Tier {
             name: name.into(),
             store: Box::new(store),
             counters: TierCounters::default(),
+            durable,
         });
         self
+    }
+
+    /// Whether tier `name` keeps what it holds until it is deleted (the local tier does; a
+    /// colder tier unless added as not durable; an unknown tier does not).
+    pub fn is_durable(&self, name: &str) -> bool {
+        name == LOCAL || self.lower.iter().any(|t| t.name == name && t.durable)
     }
 
     /// The local tier.
@@ -298,6 +320,19 @@ impl<L: Blockstore> TieredBlockstore<L> {
         to: &str,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Moved, Error> {
+        self.migrate_keeping(cids, to, &|_| false, progress)
+    }
+
+    /// [`TieredBlockstore::migrate`], except that the blocks `keep` picks are copied to `to`
+    /// but keep their other copies: what must stay in a durable tier while also being in a
+    /// tier that is not.
+    pub fn migrate_keeping(
+        &self,
+        cids: &[Cid],
+        to: &str,
+        keep: &dyn Fn(&Cid) -> bool,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Moved, Error> {
         let target = self.tier(to)?;
         let _moving = self.moving.lock();
         let mut moved = Moved::default();
@@ -364,7 +399,7 @@ impl<L: Blockstore> TieredBlockstore<L> {
             }
         }
         progress(Progress::Verified { blocks: total });
-        let all: Vec<Cid> = seen_cids(cids);
+        let all: Vec<Cid> = seen_cids(cids).into_iter().filter(|c| !keep(c)).collect();
         for (name, store, counters) in self.all_counted() {
             if name != to {
                 let n = store.delete_many(&all)?;
@@ -564,6 +599,32 @@ mod tests {
             t.migrate(&cids, "tape", &mut |_| {}).is_err(),
             "unknown tier"
         );
+    }
+
+    #[test]
+    fn blocks_kept_by_the_caller_keep_their_other_copies() {
+        let t = TieredBlockstore::new(MemBlockstore::default()).with_tier_durability(
+            "cache",
+            MemBlockstore::default(),
+            false,
+        );
+        assert!(t.is_durable(LOCAL) && !t.is_durable("cache") && !t.is_durable("tape"));
+        let (a, b) = (
+            Block::encode(codec::RAW, HashAlg::Sha2_256, 1, b"pinned".to_vec()),
+            Block::encode(codec::RAW, HashAlg::Sha2_256, 1, b"loose".to_vec()),
+        );
+        t.put_many(vec![a.clone(), b.clone()]).unwrap();
+        let moved = t
+            .migrate_keeping(
+                &[*a.cid(), *b.cid()],
+                "cache",
+                &|c| c == a.cid(),
+                &mut |_| {},
+            )
+            .unwrap();
+        assert_eq!((moved.copied, moved.removed), (2, 1));
+        assert_eq!(t.locate(a.cid()).unwrap(), vec![LOCAL, "cache"]);
+        assert_eq!(t.locate(b.cid()).unwrap(), vec!["cache"]);
     }
 
     #[test]

@@ -81,6 +81,23 @@ impl Node {
         check_failure(&out, args, needle);
     }
 
+    /// Writes `size` pseudo-random bytes (their pattern depends on `name`) to file `name` in
+    /// the test directory and adds it, pinned or not; its CID.
+    pub fn add_generated(&self, name: &str, size: usize, pin: bool) -> String {
+        let path = self.dir.path().join(name);
+        let seed = name
+            .bytes()
+            .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+        let data: Vec<u8> = (0..size as u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 13) as u8)
+            .collect();
+        std::fs::write(&path, data).expect("write");
+        let pin = format!("--pin={pin}");
+        self.ok(&["add", "-Q", &pin, path.to_str().expect("utf-8")])
+            .trim()
+            .to_string()
+    }
+
     pub fn local_refs(&self) -> Vec<String> {
         let mut v: Vec<String> = self
             .ok(&["refs", "local"])
@@ -645,23 +662,8 @@ fn the_daemon_collects_garbage_once_the_repo_passes_its_storage_limit() {
     ] {
         node.ok(&["config", "set", key, value]);
     }
-    let add = |name: &str, size: usize, pin: bool| {
-        let path = node.dir.path().join(name);
-        let data: Vec<u8> = (0..size as u32)
-            .map(|i| {
-                (i.wrapping_mul(2_654_435_761)
-                    .wrapping_add(name.len() as u32)
-                    >> 13) as u8
-            })
-            .collect();
-        std::fs::write(&path, data).expect("write");
-        let pin = format!("--pin={pin}");
-        node.ok(&["add", "-Q", &pin, path.to_str().expect("utf-8")])
-            .trim()
-            .to_string()
-    };
-    let kept = add("kept.bin", 1_000_000, true);
-    let garbage = add("garbage.bin", 500_000, false);
+    let kept = node.add_generated("kept.bin", 1_000_000, true);
+    let garbage = node.add_generated("garbage.bin", 500_000, false);
     let stat = node.ok(&["repo", "stat"]);
     assert!(stat.contains("StorageMax: 4000000"), "{stat}");
     assert!(node.ok(&["refs", "local"]).contains(&garbage));
@@ -672,7 +674,7 @@ fn the_daemon_collects_garbage_once_the_repo_passes_its_storage_limit() {
     assert_eq!(node.run(&["cat", &garbage]).stdout.len(), 500_000);
     daemon.stop();
     // Past it: collected within a period or two.
-    add("more.bin", 1_500_000, true);
+    node.add_generated("more.bin", 1_500_000, true);
     let daemon = Daemon::start_with(&node, &["--enable-gc"]);
     eventually("the daemon collects the garbage", || {
         let refs = node.ok(&["refs", "local"]);

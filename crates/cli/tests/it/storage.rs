@@ -76,6 +76,40 @@ fn a_dag_moves_to_object_storage_and_back_and_stays_readable() {
 
     // Back up through a daemon, which reads it the same way.
     let daemon = Daemon::start(&node);
+    // A read through the daemon misses the local disk and hits the bucket: each tier's
+    // figures count it, in `storage tiers` and in the Prometheus metrics.
+    assert_eq!(node.run(&["cat", cid]).stdout, data);
+    let listing = node.ok(&["storage", "tiers"]);
+    let column = |tier: &str, n: usize| -> u64 {
+        let row = listing
+            .lines()
+            .find(|l| l.starts_with(&format!("{tier} ")))
+            .unwrap_or_else(|| panic!("no {tier} row in {listing}"));
+        row.split_whitespace()
+            .nth(n)
+            .expect("a column")
+            .parse()
+            .expect("a number")
+    };
+    // HITS and MISSES (some blocks were read often enough before to move up on this read).
+    assert!(column("s3", 4) > 0, "{listing}");
+    assert!(column("local", 5) > 0, "{listing}");
+    let out = std::process::Command::new("curl")
+        .args(["-s", &format!("{}/debug/metrics/prometheus", daemon.url)])
+        .output()
+        .expect("curl");
+    let metrics = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "ipfs_kit_tier_reads_total{tier=\"s3\",outcome=\"hit\"}",
+        "ipfs_kit_tier_reads_total{tier=\"local\",outcome=\"miss\"}",
+        "ipfs_kit_tier_read_latency_seconds{tier=\"s3\",quantile=\"0.5\"}",
+        "ipfs_kit_tier_read_bytes_total{tier=\"s3\"}",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from {metrics}");
+    }
+    let policy = node.ok(&["storage", "policy", "promote_at", "7"]);
+    assert!(policy.contains("\"PromoteAt\": 7.0"), "{policy}");
+    node.fails(&["storage", "policy", "LowWatermark", "2"], "watermarks");
     let moved = node.ok(&["storage", "migrate", cid, "local"]);
     assert!(moved.contains("to local"), "{moved}");
     assert!(tiers_of(&node, cid).iter().all(|t| t == "local"));
@@ -361,4 +395,33 @@ fn a_migration_cut_short_by_object_storage_going_away_resumes_when_it_is_back() 
     assert!(!s3_row.contains("unreachable"), "{tiers}");
     daemon.stop();
     node.ok(&["repo", "verify"]);
+}
+
+/// A volatile bucket (`object_storage.volatile`: it may expire objects by itself): pinned
+/// content moved there keeps its local copy, unpinned content moves; pinning content that only
+/// the bucket holds brings it back to the local disk. Every pin keeps a durable copy.
+#[test]
+fn pins_keep_a_durable_copy_when_the_bucket_is_volatile() {
+    let Some(s3) = MotoServer::start() else {
+        return;
+    };
+    let node = node_with_bucket(&s3, "volatile");
+    node.ok(&["config", "set", "object_storage.volatile", "true"]);
+    let pinned = node.add_generated("pinned.bin", 700_000, true);
+    let loose = node.add_generated("loose.bin", 700_000, false);
+    node.ok(&["storage", "migrate", &pinned, "s3"]);
+    node.ok(&["storage", "migrate", &loose, "s3"]);
+    assert!(tiers_of(&node, &pinned).iter().all(|t| t == "local,s3"));
+    assert!(tiers_of(&node, &loose).iter().all(|t| t == "s3"));
+    node.ok(&["pin", "add", &loose]);
+    assert!(tiers_of(&node, &loose).iter().all(|t| t == "local"));
+    // A demotion pass leaves pinned blocks alone too: moving them would free nothing.
+    let policy = node.ok(&["storage", "policy", "LocalCapacity", "1KiB"]);
+    assert!(policy.contains("\"LocalCapacity\": \"1KiB\""), "{policy}");
+    node.fails(
+        &["storage", "policy", "Capacity", "1KiB"],
+        "no tiering setting",
+    );
+    node.ok(&["storage", "rebalance"]);
+    assert!(tiers_of(&node, &loose).iter().all(|t| t == "local"));
 }
