@@ -39,6 +39,9 @@ pub enum StorageCmd {
         /// Drop the pending migration of this CID instead (its blocks stay where they are).
         #[arg(long, conflicts_with = "tier")]
         cancel: bool,
+        /// Move the whole DAG (the default); `--recursive=false` moves the root block alone.
+        #[arg(short, long, default_value_t = true, action = clap::ArgAction::Set)]
+        recursive: bool,
         /// Print each step on stderr as it completes (on by default when stderr is a
         /// terminal): blocks copied so far, the copies verified, each tier's copies removed.
         #[arg(long)]
@@ -80,10 +83,12 @@ pub fn offline(repo: &Repo, cmd: StorageCmd, out: &mut dyn Write) -> Result<()> 
             path,
             tier,
             progress,
+            recursive,
             ..
         } => moved_json(&repo.storage_migrate(
             path,
             tier.as_deref().unwrap_or_default(),
+            *recursive,
             &mut reporter(*progress),
         )?),
         StorageCmd::Rebalance { progress } => {
@@ -129,11 +134,17 @@ pub fn remote(api: &Api, cmd: StorageCmd, out: &mut dyn Write) -> Result<()> {
             "storage/migrate",
             &[("arg", path.clone()), ("cancel", "true".into())],
         )?,
-        StorageCmd::Migrate { path, tier, .. } => api.json(
+        StorageCmd::Migrate {
+            path,
+            tier,
+            recursive,
+            ..
+        } => api.json(
             "storage/migrate",
             &[
                 ("arg", path.clone()),
                 ("tier", tier.clone().unwrap_or_default()),
+                ("recursive", recursive.to_string()),
             ],
         )?,
         StorageCmd::Rebalance { .. } => api.json("storage/rebalance", &[])?,
@@ -210,9 +221,14 @@ fn print(cmd: &StorageCmd, v: &Value, out: &mut dyn Write) -> Result<()> {
                 )?;
             }
             for p in v["Pending"].as_array().into_iter().flatten() {
+                let what = if p["Recursive"].as_bool() == Some(false) {
+                    " (the block alone)"
+                } else {
+                    ""
+                };
                 writeln!(
                     out,
-                    "pending: {} to {} (retried by the daemon; storage migrate --cancel drops it)",
+                    "pending: {}{what} to {} (retried by the daemon; storage migrate --cancel drops it)",
                     p["Root"].as_str().unwrap_or_default(),
                     p["Tier"].as_str().unwrap_or_default()
                 )?;

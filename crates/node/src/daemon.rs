@@ -525,10 +525,15 @@ impl Backend for NodeBackend {
             .collect())
     }
 
-    fn storage_migrate(&self, path: &str, tier: &str) -> Result<ipfs_kit_rpc::Migrated, RpcError> {
+    fn storage_migrate(
+        &self,
+        path: &str,
+        tier: &str,
+        recursive: bool,
+    ) -> Result<ipfs_kit_rpc::Migrated, RpcError> {
         let m = self
             .repo
-            .storage_migrate(path, tier, &mut |_| {})
+            .storage_migrate(path, tier, recursive, &mut |_| {})
             .map_err(rpc)?;
         Ok(migrated_json(m))
     }

@@ -46,6 +46,22 @@ pub struct PendingMigration {
     pub root: Cid,
     /// The tier it is to move to.
     pub tier: String,
+    /// The whole DAG (else the root block alone).
+    pub recursive: bool,
+}
+
+/// The suffix of a [`MIGRATIONS`] key that moves one block, not a DAG.
+const BLOCK_ONLY: &str = ":block";
+
+impl PendingMigration {
+    /// Its key in [`MIGRATIONS`]: the root CID, with [`BLOCK_ONLY`] after it for one block.
+    fn key(&self) -> String {
+        if self.recursive {
+            self.root.to_string()
+        } else {
+            format!("{}{BLOCK_ONLY}", self.root)
+        }
+    }
 }
 
 /// Where one block of a DAG lives (`storage stat`).
@@ -77,7 +93,8 @@ pub struct Rebalanced {
 /// The heat snapshot, under [`HEAT_KEY`].
 const HEAT: TableDefinition<&str, &[u8]> = TableDefinition::new("heat");
 const HEAT_KEY: &str = "snapshot";
-/// Migrations asked for and not yet complete: root CID -> target tier. Written before a
+/// Migrations asked for and not yet complete: root CID (with `:block` after it when only the
+/// root block moves) -> target tier. Written before a
 /// migration starts and removed when it completes, so one cut short by a crash or an
 /// unreachable tier is retried (docs/tiered.md, "Pending migrations").
 const MIGRATIONS: TableDefinition<&str, &str> = TableDefinition::new("migrations");
@@ -205,6 +222,7 @@ impl Repo {
             .map(|p| ipfs_kit_rpc::PendingMigration {
                 root: p.root.to_string(),
                 tier: p.tier,
+                recursive: p.recursive,
             })
             .collect();
         Ok(ipfs_kit_rpc::StorageTiers { tiers, pending })
@@ -237,38 +255,48 @@ impl Repo {
         let mut out = Vec::new();
         for row in t.iter().map_err(meta_err)? {
             let (k, v) = row.map_err(meta_err)?;
+            let key = k.value();
+            let (root, recursive) = match key.strip_suffix(BLOCK_ONLY) {
+                Some(root) => (root, false),
+                None => (key, true),
+            };
             out.push(PendingMigration {
-                root: k.value().parse().map_err(meta_err)?,
+                root: root.parse().map_err(meta_err)?,
                 tier: v.value().to_string(),
+                recursive,
             });
         }
         Ok(out)
     }
 
-    /// Records that the DAG at `root` is to move to `tier` (`None`: it need not any more).
-    fn set_pending(&self, root: &Cid, tier: Option<&str>) -> Result<(), Error> {
-        let key = root.to_string();
+    /// Records migration `m` as pending (`on`), or forgets it.
+    fn set_pending(&self, m: &PendingMigration, on: bool) -> Result<(), Error> {
+        let key = m.key();
         let tx = self.meta.begin_write().map_err(meta_err)?;
         {
             let mut t = tx.open_table(MIGRATIONS).map_err(meta_err)?;
-            match tier {
-                Some(tier) => t.insert(key.as_str(), tier).map(|_| ()),
-                None => t.remove(key.as_str()).map(|_| ()),
+            if on {
+                t.insert(key.as_str(), m.tier.as_str()).map(|_| ())
+            } else {
+                t.remove(key.as_str()).map(|_| ())
             }
             .map_err(meta_err)?;
         }
         tx.commit().map_err(meta_err)
     }
 
-    /// Drops the pending migration of the DAG at `path` (it stays where it is now, possibly
-    /// spread over tiers). Whether there was one.
+    /// Drops the pending migrations of the DAG at `path` and of its root block (what they
+    /// moved so far stays where it is, possibly spread over tiers). Whether there was one.
     pub fn cancel_migration(&self, path: &str) -> Result<bool, Error> {
         let root = self.resolve(path)?;
-        let pending = self.pending_migrations()?.iter().any(|p| p.root == root);
-        if pending {
-            self.set_pending(&root, None)?;
+        let mut found = false;
+        for p in self.pending_migrations()? {
+            if p.root == root {
+                self.set_pending(&p, false)?;
+                found = true;
+            }
         }
-        Ok(pending)
+        Ok(found)
     }
 
     /// Retries every pending migration (the daemon does, every `tiering.interval`); what each
@@ -278,7 +306,7 @@ impl Repo {
             .pending_migrations()?
             .into_iter()
             .map(|p| {
-                let r = self.migrate_root(&p.root, &p.tier, &mut |_| {});
+                let r = self.run_migration(&p, &mut |_| {});
                 (p, r)
             })
             .collect())
@@ -307,10 +335,11 @@ impl Repo {
             .collect()
     }
 
-    /// Moves every block of the DAG at `path` into tier `tier` (copy, verify the copy, then
-    /// delete the other copies: see [`ipfs_kit_tiered::TieredBlockstore::migrate`]). The whole
-    /// DAG must be in the repo's tiers. Holds off garbage collection while it runs.
-    /// `progress` hears each step as it completes.
+    /// Moves every block of the DAG at `path` (or, without `recursive`, its root block alone)
+    /// into tier `tier` (copy, verify the copy, then delete the other copies: see
+    /// [`ipfs_kit_tiered::TieredBlockstore::migrate`]). The whole DAG must be in the repo's
+    /// tiers. Holds off garbage collection while it runs. `progress` hears each step as it
+    /// completes.
     ///
     /// The migration is recorded before it starts: one that fails part way (a tier
     /// unreachable, a crash) stays pending, is listed by `storage tiers`, and is retried by
@@ -320,25 +349,37 @@ impl Repo {
         &self,
         path: &str,
         tier: &str,
+        recursive: bool,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Moved, Error> {
-        let root = self.resolve(path)?;
+        let m = PendingMigration {
+            root: self.resolve(path)?,
+            tier: tier.to_string(),
+            recursive,
+        };
         self.blocks.inner().check_tier(tier)?;
-        self.set_pending(&root, Some(tier))?;
-        self.migrate_root(&root, tier, progress)
+        self.set_pending(&m, true)?;
+        self.run_migration(&m, progress)
     }
 
-    /// Runs the recorded migration of `root` to `tier`, and forgets it once it completes, or
-    /// when the DAG is no longer whole in the repo (collected since: nothing is left to move).
-    fn migrate_root(
+    /// Runs the recorded migration `m`, and forgets it once it completes, or when what it
+    /// moves is no longer whole in the repo (collected since: nothing is left to move).
+    fn run_migration(
         &self,
-        root: &Cid,
-        tier: &str,
+        m: &PendingMigration,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Moved, Error> {
+        let (root, tier) = (&m.root, m.tier.as_str());
         let moved = {
             let _gc = self.gc_lock.read();
-            self.dag_blocks(root, true).and_then(|cids| {
+            let blocks = if m.recursive {
+                self.dag_blocks(root, true)
+            } else if self.blocks.inner().has(root)? {
+                Ok(vec![*root])
+            } else {
+                Err(Error::NotFound(*root))
+            };
+            blocks.and_then(|cids| {
                 let keep = self.kept_local(tier)?;
                 Ok(self.blocks.inner().migrate_keeping(
                     &cids,
@@ -349,12 +390,12 @@ impl Repo {
             })
         };
         match moved {
-            Ok(m) => {
-                self.set_pending(root, None)?;
-                Ok(m)
+            Ok(done) => {
+                self.set_pending(m, false)?;
+                Ok(done)
             }
             Err(e @ Error::NotFound(_)) => {
-                self.set_pending(root, None)?;
+                self.set_pending(m, false)?;
                 Err(e)
             }
             Err(e) => Err(Error::MigrationPending {

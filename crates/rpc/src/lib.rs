@@ -123,6 +123,8 @@ pub struct PendingMigration {
     pub root: String,
     /// The tier it moves to.
     pub tier: String,
+    /// The whole DAG, or the root block alone.
+    pub recursive: bool,
 }
 
 /// `storage/stat`: where one block of a DAG lives.
@@ -329,8 +331,14 @@ pub trait Backend: Send + Sync + 'static {
     fn storage_tiers(&self) -> Result<StorageTiers, RpcError>;
     /// Where each block of the DAG at `path` lives, root first.
     fn storage_stat(&self, path: &str) -> Result<Vec<BlockTiers>, RpcError>;
-    /// Moves the DAG at `path` into the tier named `tier`.
-    fn storage_migrate(&self, path: &str, tier: &str) -> Result<Migrated, RpcError>;
+    /// Moves the DAG at `path` (without `recursive`, its root block alone) into the tier named
+    /// `tier`.
+    fn storage_migrate(
+        &self,
+        path: &str,
+        tier: &str,
+        recursive: bool,
+    ) -> Result<Migrated, RpcError>;
     /// Drops the pending migration of the DAG at `path`; whether there was one.
     fn storage_migrate_cancel(&self, path: &str) -> Result<bool, RpcError>;
     /// Runs one demotion pass of the local disk against its watermarks now.

@@ -1128,7 +1128,8 @@ async fn run(
                     RpcError::request(StatusCode::BAD_REQUEST, "option \"tier\" is required")
                 })?
                 .to_string();
-            json_response(&blocking(move || b.storage_migrate(&path, &tier)).await?)
+            let recursive = req.flag(&["recursive", "r"], true)?;
+            json_response(&blocking(move || b.storage_migrate(&path, &tier, recursive)).await?)
         }
         "storage/rebalance" => json_response(&blocking(move || b.storage_rebalance()).await?),
         "storage/policy" => {

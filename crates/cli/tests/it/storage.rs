@@ -114,6 +114,12 @@ fn a_dag_moves_to_object_storage_and_back_and_stays_readable() {
     assert!(moved.contains("to local"), "{moved}");
     assert!(tiers_of(&node, cid).iter().all(|t| t == "local"));
     assert_eq!(node.run(&["cat", cid]).stdout, data);
+    // One block alone moves with --recursive=false: the root, not its children.
+    node.ok(&["storage", "migrate", "--recursive=false", cid, "s3"]);
+    let places = tiers_of(&node, cid);
+    assert_eq!(places[0], "s3", "{places:?}");
+    assert!(places[1..].iter().all(|t| t == "local"), "{places:?}");
+    assert_eq!(node.run(&["cat", cid]).stdout, data);
     daemon.stop();
 }
 
@@ -299,9 +305,11 @@ fn the_coldest_blocks_move_out_when_the_local_disk_passes_its_watermark() {
         tiers_of(&node, &hot).iter().all(|t| t == "local"),
         "the hot file stays: {out}"
     );
-    // Cold blocks went, the largest first (the small roots may be all that is left).
+    // Cold blocks went, the largest first (the small roots may be all that is left), and
+    // read back through the bucket.
     for cold in [&cold1, &cold2] {
         assert!(tiers_of(&node, cold).iter().any(|t| t == "s3"), "{out}");
+        assert_eq!(node.run(&["cat", cold]).stdout.len(), 600 * 1024);
     }
     assert!(node
         .ok(&["storage", "rebalance"])
