@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write};
 
 use anyhow::Result;
 use clap::Subcommand;
-use ipfs_kit_node::{Moved, Progress, Repo};
+use ipfs_kit_node::{migrated_report, rebalance_report, Progress, Repo};
 use serde_json::{json, Value};
 
 use crate::remote::Api;
@@ -47,9 +47,11 @@ pub enum StorageCmd {
         #[arg(long)]
         progress: bool,
     },
-    /// Run one demotion pass now (the daemon runs one every minute): past
+    /// Run one rebalance pass now (the daemon runs one every tiering.interval): past
     /// tiering.high_watermark of tiering.local_capacity, the coldest local blocks move to
-    /// object storage until the local disk is under tiering.low_watermark.
+    /// object storage until the local disk is under tiering.low_watermark; then, past
+    /// object_storage.high_watermark of object_storage.capacity, the coldest blocks no pin
+    /// keeps are deleted from the bucket (left to the network) until under its low watermark.
     Rebalance {
         /// Print each step on stderr as it completes (on by default on a terminal).
         #[arg(long)]
@@ -85,20 +87,15 @@ pub fn offline(repo: &Repo, cmd: StorageCmd, out: &mut dyn Write) -> Result<()> 
             progress,
             recursive,
             ..
-        } => moved_json(&repo.storage_migrate(
+        } => serde_json::to_value(migrated_report(repo.storage_migrate(
             path,
             tier.as_deref().unwrap_or_default(),
             *recursive,
             &mut reporter(*progress),
-        )?),
-        StorageCmd::Rebalance { progress } => {
-            let r = repo.storage_rebalance(&mut reporter(*progress))?;
-            let mut v = moved_json(&r.moved);
-            v["Before"] = r.before.into();
-            v["After"] = r.after.into();
-            v["To"] = r.to.into();
-            v
-        }
+        )?))?,
+        StorageCmd::Rebalance { progress } => serde_json::to_value(rebalance_report(
+            repo.storage_rebalance(&mut reporter(*progress))?,
+        ))?,
         StorageCmd::Policy { key, value } => {
             let value = value
                 .as_ref()
@@ -107,10 +104,6 @@ pub fn offline(repo: &Repo, cmd: StorageCmd, out: &mut dyn Write) -> Result<()> 
         }
     };
     print(&cmd, &v, out)
-}
-
-fn moved_json(m: &Moved) -> Value {
-    json!({ "Copied": m.copied, "Bytes": m.bytes, "Already": m.already, "Removed": m.removed })
 }
 
 /// Prints each step of a move on stderr when asked or on a terminal.
@@ -202,11 +195,7 @@ fn print(cmd: &StorageCmd, v: &Value, out: &mut dyn Write) -> Result<()> {
                 let ratio = t["HitRatio"]
                     .as_f64()
                     .map_or("-".to_string(), |r| format!("{:.1}", r * 100.0));
-                let latency = |q: &str| {
-                    t["LatencyUs"][q]
-                        .as_u64()
-                        .map_or("-".to_string(), micros)
-                };
+                let latency = |q: &str| t["LatencyUs"][q].as_u64().map_or("-".to_string(), micros);
                 writeln!(
                     out,
                     "{name:<8} {:>9} {:>14} {capacity:>14} {:>9} {:>9} {ratio:>6} {:>8} {:>8} {:>9} {:>9}",
@@ -273,21 +262,31 @@ fn print(cmd: &StorageCmd, v: &Value, out: &mut dyn Write) -> Result<()> {
             }
             writeln!(out, "{total}")?;
         }
-        StorageCmd::Rebalance { .. } => match v["To"].as_str() {
-            Some(to) => writeln!(
-                out,
-                "moved {} blocks ({} bytes) to {to}: the local disk holds {} block bytes, {} before",
-                n(&v["Copied"]),
-                n(&v["Bytes"]),
-                n(&v["After"]),
-                n(&v["Before"])
-            )?,
-            None => writeln!(
-                out,
-                "nothing to move: the local disk holds {} block bytes",
-                n(&v["Before"])
-            )?,
-        },
+        StorageCmd::Rebalance { .. } => {
+            match v["To"].as_str() {
+                Some(to) => writeln!(
+                    out,
+                    "moved {} blocks ({} bytes) to {to}: the local disk holds {} block bytes, {} before",
+                    n(&v["Copied"]),
+                    n(&v["Bytes"]),
+                    n(&v["After"]),
+                    n(&v["Before"])
+                )?,
+                None => writeln!(
+                    out,
+                    "nothing to move: the local disk holds {} block bytes",
+                    n(&v["Before"])
+                )?,
+            }
+            if n(&v["Evicted"]) > 0 {
+                writeln!(
+                    out,
+                    "deleted {} unpinned blocks ({} bytes) from object storage, past its high watermark",
+                    n(&v["Evicted"]),
+                    n(&v["EvictedBytes"])
+                )?;
+            }
+        }
         StorageCmd::Policy { .. } => writeln!(out, "{}", serde_json::to_string_pretty(v)?)?,
         StorageCmd::Migrate {
             path, cancel: true, ..

@@ -408,7 +408,7 @@ impl Default for Ipns {
 
 /// An S3-compatible bucket as a colder tier of blocks (docs/tiered.md). Credentials left empty
 /// come from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ObjectStorage {
     /// The bucket; empty: no object storage tier.
@@ -428,9 +428,45 @@ pub struct ObjectStorage {
     /// The bucket may lose objects by itself (a lifecycle rule expires them): pinned content
     /// moved there keeps its copy on the local disk, so a pin always has a durable copy.
     pub volatile: bool,
+    /// Block bytes the bucket should hold at most (`1TiB`); `0`: no limit. Past
+    /// `high_watermark` of it, the coldest blocks nothing keeps (no pin, not the MFS root) are
+    /// deleted from the bucket, which leaves them to the network, until under `low_watermark`.
+    #[serde(deserialize_with = "string_or_integer")]
+    pub capacity: String,
+    /// See `capacity` (0.9).
+    pub high_watermark: f64,
+    /// See `capacity` (0.8).
+    pub low_watermark: f64,
+}
+
+impl Default for ObjectStorage {
+    fn default() -> Self {
+        ObjectStorage {
+            bucket: String::new(),
+            prefix: String::new(),
+            endpoint: String::new(),
+            region: String::new(),
+            access_key_id: String::new(),
+            secret_access_key: String::new(),
+            virtual_hosted_style: false,
+            volatile: false,
+            capacity: "0".into(),
+            high_watermark: 0.9,
+            low_watermark: 0.8,
+        }
+    }
 }
 
 impl ObjectStorage {
+    /// `capacity` in bytes; 0 for no limit.
+    pub fn capacity_bytes(&self) -> Result<u64, Error> {
+        if self.capacity.trim().is_empty() {
+            return Ok(0);
+        }
+        parse_byte_size(&self.capacity)
+            .map_err(|e| Error::Config(format!("object_storage.capacity: {e}")))
+    }
+
     /// The tier's client settings, or `None` when no bucket is set.
     pub fn tier_config(&self) -> Option<ipfs_kit_tiered::ObjectConfig> {
         if self.bucket.is_empty() {
@@ -593,7 +629,9 @@ const HEADER: &str = "\
 # [object_storage] bucket (empty: no object storage tier), prefix, endpoint (empty: AWS),
 #                region, access_key_id and secret_access_key (empty: the AWS_* environment),
 #                virtual_hosted_style (else path-style requests), volatile (the bucket may
-#                expire objects: pinned content keeps a local copy). See docs/tiered.md.
+#                expire objects: pinned content keeps a local copy), capacity (0: no limit)
+#                with high_watermark and low_watermark (0.9, 0.8: past 90% the coldest
+#                unpinned blocks leave the bucket until under 80%). See docs/tiered.md.
 # [tiering]      heat_half_life (24h: an access counts half after it), promote_at (heat at
 #                which a block read from object storage moves to the local disk; 0: never),
 #                local_capacity (0: no limit) with high_watermark and low_watermark (0.9, 0.8:
@@ -653,11 +691,24 @@ impl Config {
         self.tiering.local_capacity_bytes()?;
         self.datastore.gc_threshold()?;
         self.datastore.gc_period()?;
-        let (low, high) = (self.tiering.low_watermark, self.tiering.high_watermark);
-        if !(0.0 < low && low <= high && high <= 1.0) {
-            return Err(Error::Config(
-                "tiering watermarks must satisfy 0 < low_watermark <= high_watermark <= 1".into(),
-            ));
+        self.object_storage.capacity_bytes()?;
+        for (section, low, high) in [
+            (
+                "tiering",
+                self.tiering.low_watermark,
+                self.tiering.high_watermark,
+            ),
+            (
+                "object_storage",
+                self.object_storage.low_watermark,
+                self.object_storage.high_watermark,
+            ),
+        ] {
+            if !(0.0 < low && low <= high && high <= 1.0) {
+                return Err(Error::Config(format!(
+                    "{section} watermarks must satisfy 0 < low_watermark <= high_watermark <= 1"
+                )));
+            }
         }
         if !(self.tiering.promote_at.is_finite() && self.tiering.promote_at >= 0.0) {
             return Err(Error::Config(

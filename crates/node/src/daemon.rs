@@ -535,7 +535,7 @@ impl Backend for NodeBackend {
             .repo
             .storage_migrate(path, tier, recursive, &mut |_| {})
             .map_err(rpc)?;
-        Ok(migrated_json(m))
+        Ok(crate::storage::migrated_report(m))
     }
 
     fn storage_migrate_cancel(&self, path: &str) -> Result<bool, RpcError> {
@@ -543,7 +543,7 @@ impl Backend for NodeBackend {
     }
 
     fn storage_rebalance(&self) -> Result<ipfs_kit_rpc::Rebalance, RpcError> {
-        Ok(rebalance_json(
+        Ok(crate::storage::rebalance_report(
             self.repo.storage_rebalance(&mut |_| {}).map_err(rpc)?,
         ))
     }
@@ -943,24 +943,6 @@ fn access(cfg: &crate::config::Api) -> Result<Access, Error> {
             .map(|(k, v)| (k.clone(), v.join(", ")))
             .collect(),
     })
-}
-
-fn migrated_json(m: crate::Moved) -> ipfs_kit_rpc::Migrated {
-    ipfs_kit_rpc::Migrated {
-        copied: m.copied,
-        bytes: m.bytes,
-        already: m.already,
-        removed: m.removed,
-    }
-}
-
-fn rebalance_json(r: crate::Rebalanced) -> ipfs_kit_rpc::Rebalance {
-    ipfs_kit_rpc::Rebalance {
-        before: r.before,
-        after: r.after,
-        to: r.to,
-        moved: migrated_json(r.moved),
-    }
 }
 
 /// Every `every` while the daemon runs: the pending migrations retried (see

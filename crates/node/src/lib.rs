@@ -64,7 +64,8 @@ pub use ops::{
 };
 pub use path::IpfsPath;
 pub use storage::{
-    BlockPlace, Moved, PendingMigration, Progress, Rebalanced, TierFigures, TierStat, MEMORY,
+    migrated_report, rebalance_report, BlockPlace, Moved, PendingMigration, Progress, Rebalanced,
+    TierFigures, TierStat, MEMORY,
 };
 
 /// The on-disk repo format version this build reads and writes.

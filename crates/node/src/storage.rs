@@ -88,6 +88,34 @@ pub struct Rebalanced {
     pub to: Option<String>,
     /// What the moves did.
     pub moved: Moved,
+    /// Blocks deleted from the object storage tier past its high watermark (kept by nothing:
+    /// left to the network).
+    pub evicted: u64,
+    /// Their bytes.
+    pub evicted_bytes: u64,
+}
+
+/// What a migration did, as the RPC API's `storage/migrate` answers (and the CLI prints it
+/// offline).
+pub fn migrated_report(m: Moved) -> ipfs_kit_rpc::Migrated {
+    ipfs_kit_rpc::Migrated {
+        copied: m.copied,
+        bytes: m.bytes,
+        already: m.already,
+        removed: m.removed,
+    }
+}
+
+/// What a rebalance pass did, as the RPC API's `storage/rebalance` answers.
+pub fn rebalance_report(r: Rebalanced) -> ipfs_kit_rpc::Rebalance {
+    ipfs_kit_rpc::Rebalance {
+        before: r.before,
+        after: r.after,
+        to: r.to,
+        moved: migrated_report(r.moved),
+        evicted: r.evicted,
+        evicted_bytes: r.evicted_bytes,
+    }
 }
 
 /// The heat snapshot, under [`HEAT_KEY`].
@@ -162,6 +190,7 @@ impl Repo {
             });
         }
         let local_capacity = self.config().tiering.local_capacity_bytes()?;
+        let bucket_capacity = self.config().object_storage.capacity_bytes()?;
         for name in tiers.names() {
             let (stats, error) = match tiers.tier_stats(name) {
                 Ok(s) => (s, None),
@@ -174,8 +203,12 @@ impl Repo {
                 name: name.to_string(),
                 blocks: stats.blocks,
                 bytes: stats.block_bytes,
-                capacity: (name == ipfs_kit_tiered::LOCAL && local_capacity > 0)
-                    .then_some(local_capacity),
+                capacity: Some(if name == ipfs_kit_tiered::LOCAL {
+                    local_capacity
+                } else {
+                    bucket_capacity
+                })
+                .filter(|c| *c > 0),
                 durable: tiers.is_durable(name),
                 error,
                 figures: tiers.tier_figures(name)?,
@@ -481,10 +514,75 @@ impl Repo {
     /// ones too, unless `tiering.pins_stay_local`) to the first colder tier until it is under
     /// `tiering.low_watermark`. Does nothing without a capacity or a colder tier. Holds off
     /// garbage collection while it runs.
+    ///
+    /// Then, when `object_storage.capacity` is set and the bucket holds more than its
+    /// `high_watermark` of it, deletes the coldest blocks in the bucket that nothing keeps (no
+    /// pin reaches them, nor the MFS root) until it is under its `low_watermark`: content the
+    /// network can serve again. Pinned content is never deleted; a bucket full of it stays
+    /// over its watermark, with a warning.
     pub fn storage_rebalance(
         &self,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Rebalanced, Error> {
+        let mut done = self.demote_local(progress)?;
+        (done.evicted, done.evicted_bytes) = self.evict_cold_objects()?;
+        Ok(done)
+    }
+
+    /// The object storage tier's pass of [`Repo::storage_rebalance`]: (blocks, bytes) deleted.
+    fn evict_cold_objects(&self) -> Result<(u64, u64), Error> {
+        let config = self.config();
+        let os = &config.object_storage;
+        let capacity = os.capacity_bytes()? as f64;
+        let tiers = self.blocks.inner();
+        let Some(name) = tiers.names().get(1).map(|t| t.to_string()) else {
+            return Ok((0, 0));
+        };
+        if capacity == 0.0 {
+            return Ok((0, 0));
+        }
+        let store = tiers.tier(&name)?;
+        let before = store.stats()?.block_bytes;
+        if (before as f64) <= os.high_watermark * capacity {
+            return Ok((0, 0));
+        }
+        // As garbage collection: nothing may pin new content between the mark and the sweep.
+        let _gc = self.gc_lock.write();
+        let roots: Vec<Cid> = self.stored_mfs_root()?.into_iter().collect();
+        let keep = ipfs_kit_pin::reachable_keeping(&self.blocks, &self.pins, &roots)?;
+        let now = ipfs_kit_tiered::heat::now();
+        let mut candidates: Vec<(f64, Cid)> = store
+            .list()?
+            .into_iter()
+            .filter_map(|cid| {
+                let mh = cid.hash().to_bytes();
+                (!keep.contains(&mh)).then(|| (tiers.heat().get(&mh, now), cid))
+            })
+            .collect();
+        candidates.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let goal = os.low_watermark * capacity;
+        let (mut left, mut chosen, mut bytes) = (before as f64, Vec::new(), 0);
+        for (_, cid) in candidates {
+            if left <= goal {
+                break;
+            }
+            let size = store.size(&cid)?.unwrap_or(0);
+            left -= size as f64;
+            bytes += size;
+            chosen.push(cid);
+        }
+        if left > os.high_watermark * capacity {
+            tracing::warn!(
+                "the {name} tier holds more than object_storage.high_watermark of its capacity \
+                 in content that is pinned or in MFS: nothing more can leave it"
+            );
+        }
+        let evicted = tiers.evict(&name, &chosen)?;
+        Ok((evicted, bytes))
+    }
+
+    /// The local disk's pass of [`Repo::storage_rebalance`].
+    fn demote_local(&self, progress: &mut dyn FnMut(Progress)) -> Result<Rebalanced, Error> {
         let policy = self.config().tiering.clone();
         let capacity = policy.local_capacity_bytes()? as f64;
         let tiers = self.blocks.inner();

@@ -421,9 +421,13 @@ pub fn gc(store: &dyn Blockstore, pins: &Pinset) -> Result<Vec<Cid>, Error> {
     gc_keeping(store, pins, &[])
 }
 
-/// [`gc`] that also keeps every block reachable from `roots`, best effort (blocks missing below
-/// them are skipped), as Kubo keeps its MFS root.
-pub fn gc_keeping(store: &dyn Blockstore, pins: &Pinset, roots: &[Cid]) -> Result<Vec<Cid>, Error> {
+/// [`reachable`], and every block reachable from `roots`, best effort (blocks missing below
+/// them are skipped): what garbage collection keeps.
+pub fn reachable_keeping(
+    store: &dyn Blockstore,
+    pins: &Pinset,
+    roots: &[Cid],
+) -> Result<HashSet<Vec<u8>>, Error> {
     let mut keep = reachable(store, pins)?;
     for root in roots {
         match walk_dag(store, root, &mut keep, &mut |_| {}) {
@@ -431,6 +435,13 @@ pub fn gc_keeping(store: &dyn Blockstore, pins: &Pinset, roots: &[Cid]) -> Resul
             Err(e) => return Err(e),
         }
     }
+    Ok(keep)
+}
+
+/// [`gc`] that also keeps every block reachable from `roots`, best effort (blocks missing below
+/// them are skipped), as Kubo keeps its MFS root.
+pub fn gc_keeping(store: &dyn Blockstore, pins: &Pinset, roots: &[Cid]) -> Result<Vec<Cid>, Error> {
+    let keep = reachable_keeping(store, pins, roots)?;
     let doomed: Vec<Cid> = store
         .list()?
         .into_iter()

@@ -176,6 +176,12 @@ pub struct Rebalance {
     /// What the moves did.
     #[serde(flatten)]
     pub moved: Migrated,
+    /// Blocks deleted from object storage past its high watermark (nothing kept them).
+    #[serde(rename = "Evicted")]
+    pub evicted: u64,
+    /// Their bytes.
+    #[serde(rename = "EvictedBytes")]
+    pub evicted_bytes: u64,
 }
 
 /// The walk options of `refs` (the output format is the server's business).

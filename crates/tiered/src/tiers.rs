@@ -277,12 +277,25 @@ impl<L: Blockstore> TieredBlockstore<L> {
             .unwrap_or_default())
     }
 
+    /// Deletes `cids` from tier `name` alone (what a full tier gives up: the caller checks
+    /// that they are kept elsewhere or need not be); how many it held. Counted as moved out.
+    pub fn evict(&self, name: &str, cids: &[Cid]) -> Result<u64, Error> {
+        let store = self.tier(name)?;
+        let _moving = self.moving.lock();
+        let n = store.delete_many(cids)?;
+        if let Some(c) = self.counters(name) {
+            c.moved_out(n);
+        }
+        Ok(n)
+    }
+
     /// Fails, naming the tiers there are, unless there is a tier `name`.
     pub fn check_tier(&self, name: &str) -> Result<(), Error> {
         self.tier(name).map(|_| ())
     }
 
-    fn tier(&self, name: &str) -> Result<&dyn Blockstore, Error> {
+    /// Tier `name` itself (its own reads are not counted in its figures).
+    pub fn tier(&self, name: &str) -> Result<&dyn Blockstore, Error> {
         self.all()
             .find(|(n, _)| *n == name)
             .map(|(_, s)| s)

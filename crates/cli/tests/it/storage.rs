@@ -433,3 +433,34 @@ fn pins_keep_a_durable_copy_when_the_bucket_is_volatile() {
     node.ok(&["storage", "rebalance"]);
     assert!(tiers_of(&node, &loose).iter().all(|t| t == "local"));
 }
+
+/// A bucket with a capacity: past its high watermark, a rebalance pass deletes the coldest
+/// blocks in it that nothing keeps (unpinned: the network can serve them again), never pinned
+/// ones, even when that leaves it over.
+#[test]
+fn a_full_bucket_lets_go_of_unpinned_blocks_only() {
+    let Some(s3) = MotoServer::start() else {
+        return;
+    };
+    let node = node_with_bucket(&s3, "capped");
+    for (key, value) in [
+        ("object_storage.capacity", "\"1MB\""),
+        ("object_storage.low_watermark", "0.3"),
+        ("object_storage.high_watermark", "0.5"),
+    ] {
+        node.ok(&["config", "set", key, value]);
+    }
+    let pinned = node.add_generated("pinned.bin", 600_000, true);
+    let loose = node.add_generated("loose.bin", 600_000, false);
+    for cid in [&pinned, &loose] {
+        node.ok(&["storage", "migrate", cid, "s3"]);
+    }
+    let out = node.ok(&["storage", "rebalance"]);
+    assert!(out.contains("deleted "), "{out}");
+    node.fails(&["cat", &loose], "not found");
+    assert!(tiers_of(&node, &pinned).iter().all(|t| t == "s3"));
+    assert_eq!(node.run(&["cat", &pinned]).stdout.len(), 600_000);
+    node.ok(&["pin", "verify"]);
+    // Only pinned content is left: the next pass has nothing to delete.
+    assert!(!node.ok(&["storage", "rebalance"]).contains("deleted "));
+}
