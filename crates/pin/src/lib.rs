@@ -24,7 +24,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use ipfs_kit_block::{ipld, verify_multihash, Cid, IDENTITY};
+use ipfs_kit_block::{codec, ipld, verify_multihash, Cid, IDENTITY};
 use ipfs_kit_blockstore::Blockstore;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -133,7 +133,9 @@ fn mh_key(cid: &Cid) -> Vec<u8> {
 
 /// Visits every block of the DAG under `root` once (by multihash), calling `visit` with each
 /// CID and its links. Identity-hashed blocks are decoded from the CID itself. Fails on the first
-/// block that is missing or undecodable.
+/// block that is missing or undecodable. Raw blocks have no links, so they are only looked up,
+/// not read: a walk of a file DAG reads its few interior nodes, not its data (which, in a colder
+/// tier, would be downloaded, and on disk read and re-hashed).
 pub fn walk_dag(
     store: &dyn Blockstore,
     root: &Cid,
@@ -146,6 +148,15 @@ pub fn walk_dag(
             continue;
         }
         visit(&cid);
+        if cid.codec() == codec::RAW && cid.hash().code() != IDENTITY {
+            if !store.has(&cid)? {
+                return Err(Error::Missing {
+                    root: *root,
+                    missing: cid,
+                });
+            }
+            continue;
+        }
         let data = if cid.hash().code() == IDENTITY {
             ipfs_kit_block::Bytes::copy_from_slice(cid.hash().digest())
         } else {
