@@ -135,6 +135,13 @@ pub trait Blockstore: Send + Sync {
         let _ = cid;
     }
 
+    /// `cids` are about to be read, in this order: a store with slow reads (object storage)
+    /// may start fetching them now, so that the reads that follow find them. Only a hint:
+    /// it fails silently and does nothing by default.
+    fn prefetch(&self, cids: &[Cid]) {
+        let _ = cids;
+    }
+
     /// Puts blocks in one batch.
     fn put_many(&self, blocks: Vec<Block>) -> Result<(), Error> {
         let mut batch = self.begin()?;

@@ -543,4 +543,8 @@ impl BlockSource for Repo {
     fn get(&self, cid: &Cid) -> Result<Bytes, BoxError> {
         self.block_bytes(cid).map_err(|e| Box::new(e) as BoxError)
     }
+
+    fn prefetch(&self, cids: &[Cid]) {
+        self.blocks.prefetch(cids);
+    }
 }

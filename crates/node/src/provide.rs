@@ -136,6 +136,10 @@ impl<B: Blockstore> Blockstore for Announcing<B> {
         self.inner.touch(cid)
     }
 
+    fn prefetch(&self, cids: &[Cid]) {
+        self.inner.prefetch(cids)
+    }
+
     fn has(&self, cid: &Cid) -> Result<bool, ipfs_kit_blockstore::Error> {
         self.inner.has(cid)
     }

@@ -146,6 +146,21 @@ impl<S: Blockstore> Blockstore for CachedBlockstore<S> {
         self.inner.peek(cid)
     }
 
+    /// Passes on the blocks the cache does not hold.
+    fn prefetch(&self, cids: &[Cid]) {
+        match &self.cache {
+            Some(cache) => {
+                let missing: Vec<Cid> = cids
+                    .iter()
+                    .filter(|c| !cache.contains(c.hash()))
+                    .copied()
+                    .collect();
+                self.inner.prefetch(&missing);
+            }
+            None => self.inner.prefetch(cids),
+        }
+    }
+
     fn has(&self, cid: &Cid) -> Result<bool, Error> {
         self.inner.has(cid)
     }

@@ -11,9 +11,10 @@
 //! requests on a small runtime of its own, so callers on any thread (the node's blocking pool,
 //! tests) wait without needing one.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
 use ipfs_kit_block::{codec, make_cid, verify_multihash, Block, Bytes, Cid};
@@ -26,6 +27,38 @@ type Multihash = ipfs_kit_block::Multihash<64>;
 
 /// Requests of one batch commit (or delete) in flight at once.
 const CONCURRENCY: usize = 16;
+/// Blocks fetched ahead of their reads ([`Blockstore::prefetch`]) held at once, in flight or
+/// waiting to be read: bounds the memory read-ahead takes (24 blocks of at most 4 MiB).
+const AHEAD: usize = 24;
+/// A block fetched ahead and not read within this long is dropped (its reader went away).
+const AHEAD_STALE: Duration = Duration::from_secs(10);
+
+/// One block being fetched ahead: its bytes (or why not) once the GET completes.
+#[derive(Default)]
+struct Slot {
+    result: parking_lot::Mutex<Option<Result<Bytes, String>>>,
+    done: parking_lot::Condvar,
+}
+
+impl Slot {
+    fn fill(&self, r: Result<Bytes, String>) {
+        *self.result.lock() = Some(r);
+        self.done.notify_all();
+    }
+
+    fn is_done(&self) -> bool {
+        self.result.lock().is_some()
+    }
+
+    fn wait(&self) -> Result<Bytes, String> {
+        let mut r = self.result.lock();
+        while r.is_none() {
+            self.done.wait(&mut r);
+        }
+        r.take().unwrap_or_else(|| Err("read twice".into()))
+    }
+}
+
 /// Bytes one write batch may hold before its commit: a batch is kept in memory until then, so
 /// that an abandoned batch leaves nothing in the bucket.
 pub const MAX_BATCH_BYTES: usize = 256 << 20;
@@ -78,6 +111,8 @@ pub struct ObjectBlockstore {
     /// `<prefix>/blocks`.
     root: Path,
     name: String,
+    /// Blocks being fetched ahead, oldest first: (multihash, when asked, the fetch).
+    ahead: parking_lot::Mutex<VecDeque<(Multihash, Instant, Arc<Slot>)>>,
     /// Always `Some` until drop, which shuts it down without waiting (a runtime dropped the
     /// ordinary way panics on a thread of another runtime).
     runtime: Option<tokio::runtime::Runtime>,
@@ -151,6 +186,7 @@ impl ObjectBlockstore {
             store: Arc::new(store),
             root,
             name: config.name.clone(),
+            ahead: parking_lot::Mutex::new(VecDeque::new()),
             runtime: Some(runtime),
         })
     }
@@ -190,6 +226,13 @@ impl ObjectBlockstore {
 
     fn path(&self, mh: &Multihash) -> Path {
         self.root.child(key_of(mh))
+    }
+
+    /// The read-ahead fetch of `mh`, taken out of the queue, if there is one.
+    fn take_ahead(&self, mh: &Multihash) -> Option<Arc<Slot>> {
+        let mut ahead = self.ahead.lock();
+        let i = ahead.iter().position(|(m, _, _)| m == mh)?;
+        ahead.remove(i).map(|(_, _, slot)| slot)
     }
 
     /// Writes `blocks` (already deduplicated), `CONCURRENCY` at a time.
@@ -245,14 +288,24 @@ fn not_found(e: &object_store::Error) -> bool {
 
 impl Blockstore for ObjectBlockstore {
     fn get(&self, cid: &Cid) -> Result<Option<Bytes>, Error> {
-        let (store, path) = (self.store.clone(), self.path(cid.hash()));
-        let got = self.wait(async move {
-            match store.get(&path).await {
-                Ok(r) => r.bytes().await.map(Some),
-                Err(e) if not_found(&e) => Ok(None),
-                Err(e) => Err(e),
+        // A block fetched ahead is used when its fetch worked; otherwise it is asked again,
+        // so a failed read-ahead costs a request, never a wrong answer.
+        let ahead = self
+            .take_ahead(cid.hash())
+            .and_then(|slot| slot.wait().ok());
+        let got = match ahead {
+            Some(data) => Some(data),
+            None => {
+                let (store, path) = (self.store.clone(), self.path(cid.hash()));
+                self.wait(async move {
+                    match store.get(&path).await {
+                        Ok(r) => r.bytes().await.map(Some),
+                        Err(e) if not_found(&e) => Ok(None),
+                        Err(e) => Err(e),
+                    }
+                })?
             }
-        })?;
+        };
         let Some(data) = got else { return Ok(None) };
         match verify_multihash(cid.hash(), &data) {
             Ok(()) => Ok(Some(data)),
@@ -263,6 +316,39 @@ impl Blockstore for ObjectBlockstore {
 
     fn has(&self, cid: &Cid) -> Result<bool, Error> {
         Ok(self.size(cid)?.is_some())
+    }
+
+    /// Starts GETs of the blocks not being fetched yet, [`AHEAD`] at most held at once (a
+    /// completed fetch nobody took makes room for a new one); [`get`] takes their results.
+    /// Read-ahead nobody read within [`AHEAD_STALE`] is dropped.
+    ///
+    /// [`get`]: Blockstore::get
+    fn prefetch(&self, cids: &[Cid]) {
+        let Some(rt) = &self.runtime else { return };
+        let mut ahead = self.ahead.lock();
+        ahead.retain(|(_, asked, _)| asked.elapsed() < AHEAD_STALE);
+        for cid in cids {
+            let mh = *cid.hash();
+            if ahead.iter().any(|(m, _, _)| *m == mh) {
+                continue;
+            }
+            if ahead.len() >= AHEAD {
+                match ahead.iter().position(|(_, _, slot)| slot.is_done()) {
+                    Some(i) => drop(ahead.remove(i)),
+                    None => break,
+                }
+            }
+            let slot = Arc::new(Slot::default());
+            ahead.push_back((mh, Instant::now(), slot.clone()));
+            let (store, path) = (self.store.clone(), self.path(&mh));
+            rt.spawn(async move {
+                let r = match store.get(&path).await {
+                    Ok(r) => r.bytes().await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                slot.fill(r);
+            });
+        }
     }
 
     fn size(&self, cid: &Cid) -> Result<Option<u64>, Error> {
@@ -285,6 +371,10 @@ impl Blockstore for ObjectBlockstore {
     }
 
     fn delete_many(&self, cids: &[Cid]) -> Result<u64, Error> {
+        // A block fetched ahead must not outlive its deletion.
+        for cid in cids {
+            self.take_ahead(cid.hash());
+        }
         let mut present = Vec::new();
         for cid in cids {
             if self.has(cid)? {

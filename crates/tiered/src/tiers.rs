@@ -472,6 +472,24 @@ impl<L: Blockstore> Blockstore for TieredBlockstore<L> {
         self.heat.record(&cid.hash().to_bytes(), heat::now());
     }
 
+    /// Passes the blocks the local tier does not hold to the colder tiers.
+    fn prefetch(&self, cids: &[Cid]) {
+        if self.lower.is_empty() {
+            return;
+        }
+        let missing: Vec<Cid> = cids
+            .iter()
+            .filter(|c| !matches!(self.local.has(c), Ok(true)))
+            .copied()
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        for t in &self.lower {
+            t.store.prefetch(&missing);
+        }
+    }
+
     fn has(&self, cid: &Cid) -> Result<bool, Error> {
         for (_, store) in self.all() {
             if store.has(cid)? {

@@ -94,6 +94,40 @@ fn corrupt_bytes_in_the_bucket_are_detected_and_never_returned() {
         Err(Error::Corrupt(cid)) => assert_eq!(cid, *block.cid()),
         other => panic!("corrupt bytes not detected: {other:?}"),
     }
+    // Fetched ahead, the same bytes are just as refused.
+    tier.prefetch(&[*block.cid()]);
+    assert!(matches!(tier.get(block.cid()), Err(Error::Corrupt(_))));
+}
+
+#[test]
+fn blocks_fetched_ahead_read_the_same_and_never_outlive_their_deletion() {
+    let Some(moto) = MotoServer::start() else {
+        return;
+    };
+    let tier = tier(&moto, "ahead");
+    let blocks: Vec<Block> = (0..40u32)
+        .map(|i| {
+            Block::encode(
+                codec::RAW,
+                HashAlg::Sha2_256,
+                1,
+                i.to_le_bytes().repeat(5000),
+            )
+        })
+        .collect();
+    tier.put_many(blocks.clone()).expect("put");
+    let cids: Vec<_> = blocks.iter().map(|b| *b.cid()).collect();
+    // More than the read-ahead holds: the rest are read the ordinary way.
+    tier.prefetch(&cids);
+    for b in &blocks {
+        assert_eq!(tier.get(b.cid()).expect("get").as_ref(), Some(b.data()));
+    }
+    // A block asked ahead and then deleted is gone; one that never existed is not found.
+    let missing = Block::encode(codec::RAW, HashAlg::Sha2_256, 1, b"never stored".to_vec());
+    tier.prefetch(&[cids[0], *missing.cid()]);
+    tier.delete_many(&cids[..1]).expect("delete");
+    assert_eq!(tier.get(&cids[0]).expect("get"), None);
+    assert_eq!(tier.get(missing.cid()).expect("get"), None);
 }
 
 #[test]

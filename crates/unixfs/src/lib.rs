@@ -57,6 +57,12 @@ impl BlockSink for NullSink {
 pub trait BlockSource {
     /// The bytes of the block named `cid`.
     fn get(&self, cid: &Cid) -> Result<Bytes, BoxError>;
+
+    /// `cids` will be read next, in this order: a source with slow reads may start on them.
+    /// A hint; does nothing by default.
+    fn prefetch(&self, cids: &[Cid]) {
+        let _ = cids;
+    }
 }
 
 /// Errors of import and read.

@@ -273,6 +273,10 @@ pub fn resolve_path(source: &dyn BlockSource, root: &Cid, path: &[&str]) -> Resu
 /// verifying and to make thread start-up small beside the work, few enough to bound memory
 /// (16 MiB of 1 MiB leaves).
 const PREFETCH: usize = 16;
+/// Blocks ahead of the reading position named to [`BlockSource::prefetch`], every
+/// [`HINT_EVERY`] blocks: a slow source (object storage) keeps that many requests going.
+const HINT_AHEAD: usize = 24;
+const HINT_EVERY: usize = 8;
 
 /// Streams the bytes of a file DAG, from `offset` for at most `length` bytes, one leaf at a time.
 ///
@@ -285,6 +289,8 @@ pub struct FileReader<'s> {
     end: u64,
     threads: usize,
     fetched: Vec<(Cid, Result<Bytes, Error>)>,
+    /// Blocks to read before the next [`BlockSource::prefetch`] hint.
+    until_hint: usize,
 }
 
 impl<'s> FileReader<'s> {
@@ -303,6 +309,7 @@ impl<'s> FileReader<'s> {
             end,
             threads: 0,
             fetched: Vec::new(),
+            until_hint: 0,
         }
     }
 
@@ -314,6 +321,20 @@ impl<'s> FileReader<'s> {
 
     /// The bytes of the next block to visit, from the prefetched window or the source.
     fn fetch_next(&mut self, cid: &Cid) -> Result<Bytes, Error> {
+        if self.until_hint == 0 && !self.stack.is_empty() {
+            // What comes next and is not fetched already.
+            let next: Vec<Cid> = self
+                .stack
+                .iter()
+                .rev()
+                .map(|(c, _)| *c)
+                .filter(|c| !self.fetched.iter().any(|(f, _)| f == c))
+                .take(HINT_AHEAD)
+                .collect();
+            self.source.prefetch(&next);
+            self.until_hint = HINT_EVERY;
+        }
+        self.until_hint = self.until_hint.saturating_sub(1);
         if let Some(i) = self.fetched.iter().position(|(c, _)| c == cid) {
             return self.fetched.swap_remove(i).1;
         }
@@ -391,6 +412,8 @@ impl<'s> FileReader<'s> {
             }
             child_at += size;
         }
+        // New blocks to read: name them ahead at the next fetch.
+        self.until_hint = 0;
         self.stack.extend(children.into_iter().rev());
         Ok(self.clip(own, at))
     }

@@ -494,3 +494,61 @@ fn hamts_match_reference_vectors() {
         );
     }
 }
+
+/// A store that records, in order, the blocks named ahead (`prefetch`) and the blocks read.
+#[derive(Default)]
+struct Recording {
+    blocks: MapStore,
+    events: std::sync::Mutex<Vec<(bool, Cid)>>,
+}
+
+impl BlockSource for Recording {
+    fn get(&self, cid: &Cid) -> Result<Bytes, BoxError> {
+        self.events.lock().expect("lock").push((false, *cid));
+        self.blocks.get(cid)
+    }
+
+    fn prefetch(&self, cids: &[Cid]) {
+        let mut events = self.events.lock().expect("lock");
+        events.extend(cids.iter().map(|c| (true, *c)));
+    }
+}
+
+/// Reading a file names its blocks to the source before it reads them (so object storage can
+/// fetch them ahead): every block but the root and the first leaf was named before its read,
+/// with or without threads.
+#[test]
+fn a_file_read_names_its_blocks_ahead() {
+    let profile = ImportProfile::by_name("unixfs-v1-2025").expect("profile");
+    let bytes: Vec<u8> = (0..(40u32 << 20))
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let mut store = Recording::default();
+    let node = Importer::new(&profile, &mut store.blocks)
+        .file(&mut &bytes[..])
+        .expect("import");
+    for threads in [0, 2] {
+        store.events.lock().expect("lock").clear();
+        let mut read = Vec::new();
+        for c in FileReader::new(&store, &node.cid, 0, None).with_threads(threads) {
+            read.extend_from_slice(&c.expect("chunk"));
+        }
+        assert!(read == bytes, "reads back with {threads} threads");
+        let events = store.events.lock().expect("lock").clone();
+        let gets: Vec<Cid> = events.iter().filter(|(h, _)| !h).map(|(_, c)| *c).collect();
+        let named_first = gets
+            .iter()
+            .filter(|c| {
+                let got = events.iter().position(|e| e == &(false, **c));
+                let hinted = events.iter().position(|e| e == &(true, **c));
+                matches!((hinted, got), (Some(h), Some(g)) if h < g)
+            })
+            .count();
+        // 40 leaves and a root: all but the root and the first leaf are named first.
+        assert!(
+            named_first + 2 >= gets.len(),
+            "{named_first} of {} named ahead with {threads} threads",
+            gets.len()
+        );
+    }
+}
