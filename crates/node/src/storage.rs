@@ -24,7 +24,7 @@ pub struct TierStat {
     /// Bytes of those blocks.
     pub bytes: u64,
     /// The bytes it should hold at most, when it has a limit (`datastore.block_cache_size`,
-    /// `tiering.local_capacity`).
+    /// `tiering.local_capacity`, `object_storage.capacity`).
     pub capacity: Option<u64>,
     /// Whether what it holds survives a restart (all but the memory tier).
     pub durable: bool,
@@ -122,9 +122,9 @@ pub fn rebalance_report(r: Rebalanced) -> ipfs_kit_rpc::Rebalance {
 const HEAT: TableDefinition<&str, &[u8]> = TableDefinition::new("heat");
 const HEAT_KEY: &str = "snapshot";
 /// Migrations asked for and not yet complete: root CID (with `:block` after it when only the
-/// root block moves) -> target tier. Written before a
-/// migration starts and removed when it completes, so one cut short by a crash or an
-/// unreachable tier is retried (docs/tiered.md, "Pending migrations").
+/// root block moves) -> target tier. Written before a migration starts and removed when it
+/// completes, so one cut short by a crash or an unreachable tier is retried (docs/tiered.md,
+/// "When object storage goes away").
 const MIGRATIONS: TableDefinition<&str, &str> = TableDefinition::new("migrations");
 
 impl Drop for Repo {
