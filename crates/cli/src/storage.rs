@@ -72,7 +72,7 @@ pub enum StorageCmd {
 /// Runs `cmd` on the repo directly (no daemon).
 pub fn offline(repo: &Repo, cmd: StorageCmd, out: &mut dyn Write) -> Result<()> {
     let v = match &cmd {
-        StorageCmd::Tiers => serde_json::to_value(repo.storage_tiers_report()?)?,
+        StorageCmd::Tiers => serde_json::to_value(repo.storage_tiers()?)?,
         StorageCmd::Stat { path } => {
             json!({ "Blocks": repo.storage_stat(path)?.into_iter().map(|p| json!({
             "Cid": p.cid.to_string(), "Size": p.size, "Tiers": p.tiers, "Heat": p.heat,

@@ -460,11 +460,7 @@ impl Default for ObjectStorage {
 impl ObjectStorage {
     /// `capacity` in bytes; 0 for no limit.
     pub fn capacity_bytes(&self) -> Result<u64, Error> {
-        if self.capacity.trim().is_empty() {
-            return Ok(0);
-        }
-        parse_byte_size(&self.capacity)
-            .map_err(|e| Error::Config(format!("object_storage.capacity: {e}")))
+        limit_bytes("object_storage.capacity", &self.capacity)
     }
 
     /// The tier's client settings, or `None` when no bucket is set.
@@ -523,11 +519,7 @@ impl Default for Tiering {
 impl Tiering {
     /// `local_capacity` in bytes; 0 for no limit.
     pub fn local_capacity_bytes(&self) -> Result<u64, Error> {
-        if self.local_capacity.trim().is_empty() {
-            return Ok(0);
-        }
-        parse_byte_size(&self.local_capacity)
-            .map_err(|e| Error::Config(format!("tiering.local_capacity: {e}")))
+        limit_bytes("tiering.local_capacity", &self.local_capacity)
     }
 
     /// The half-life, parsed.
@@ -539,6 +531,14 @@ impl Tiering {
     pub fn interval(&self) -> Result<std::time::Duration, Error> {
         positive_duration("tiering.interval", &self.interval)
     }
+}
+
+/// The byte size `value` of the limit setting `name`; 0 (no limit) when empty.
+fn limit_bytes(name: &str, value: &str) -> Result<u64, Error> {
+    if value.trim().is_empty() {
+        return Ok(0);
+    }
+    parse_byte_size(value).map_err(|e| Error::Config(format!("{name}: {e}")))
 }
 
 /// The Go duration `value` of setting `name`, which must be more than zero.

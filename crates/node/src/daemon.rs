@@ -507,7 +507,7 @@ impl Backend for NodeBackend {
     }
 
     fn storage_tiers(&self) -> Result<ipfs_kit_rpc::StorageTiers, RpcError> {
-        self.repo.storage_tiers_report().map_err(rpc)
+        self.repo.storage_tiers().map_err(rpc)
     }
 
     fn storage_stat(&self, path: &str) -> Result<Vec<ipfs_kit_rpc::BlockTiers>, RpcError> {

@@ -65,7 +65,7 @@ pub use ops::{
 pub use path::IpfsPath;
 pub use storage::{
     migrated_report, rebalance_report, BlockPlace, Moved, PendingMigration, Progress, Rebalanced,
-    TierFigures, TierStat, MEMORY,
+    TierFigures, MEMORY,
 };
 
 /// The on-disk repo format version this build reads and writes.

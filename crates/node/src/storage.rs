@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use ipfs_kit_block::{codec, Cid, IDENTITY};
-use ipfs_kit_blockstore::Blockstore;
+use ipfs_kit_blockstore::{Blockstore, StoreStats};
 pub use ipfs_kit_tiered::counters::TierFigures;
 pub use ipfs_kit_tiered::{Moved, Progress};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
@@ -13,27 +13,6 @@ use crate::{meta_err, Error, Repo};
 
 /// The name of the memory tier (the daemon's block cache) in `storage tiers`.
 pub const MEMORY: &str = "memory";
-
-/// One tier's figures (`storage tiers`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TierStat {
-    /// The tier's name: `memory`, `local`, `s3`.
-    pub name: String,
-    /// Blocks it holds (0 when it cannot be reached).
-    pub blocks: u64,
-    /// Bytes of those blocks.
-    pub bytes: u64,
-    /// The bytes it should hold at most, when it has a limit (`datastore.block_cache_size`,
-    /// `tiering.local_capacity`, `object_storage.capacity`).
-    pub capacity: Option<u64>,
-    /// Whether what it holds survives a restart (all but the memory tier).
-    pub durable: bool,
-    /// Why it cannot be counted now (its server unreachable), if it cannot.
-    pub error: Option<String>,
-    /// Its reads, their latency and the moves in and out since the repo was opened (the memory
-    /// tier counts hits and misses only).
-    pub figures: TierFigures,
-}
 
 /// A pending migration retried, and what came of it.
 pub type Resumed = (PendingMigration, Result<Moved, Error>);
@@ -93,6 +72,40 @@ pub struct Rebalanced {
     pub evicted: u64,
     /// Their bytes.
     pub evicted_bytes: u64,
+}
+
+/// One row of `storage tiers`: what tier `name` holds, its limit (when it has one), whether it
+/// is durable, why it could not be counted (if it could not), and its reads and moves.
+fn tier_info(
+    name: &str,
+    held: &StoreStats,
+    capacity: Option<u64>,
+    durable: bool,
+    error: Option<String>,
+    f: &TierFigures,
+) -> ipfs_kit_rpc::TierInfo {
+    let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    ipfs_kit_rpc::TierInfo {
+        name: name.to_string(),
+        blocks: held.blocks,
+        bytes: held.block_bytes,
+        capacity,
+        durable,
+        error,
+        hits: f.hits,
+        misses: f.misses,
+        errors: f.errors,
+        hit_ratio: f.hit_ratio(),
+        read_bytes: f.read_bytes,
+        latency_us: f.percentile(0.5).map(|p50| ipfs_kit_rpc::Latency {
+            p50: micros(p50),
+            p90: f.percentile(0.9).map_or(0, micros),
+            p99: f.percentile(0.99).map_or(0, micros),
+        }),
+        moved_in_blocks: f.moved_in_blocks,
+        moved_in_bytes: f.moved_in_bytes,
+        moved_out_blocks: f.moved_out_blocks,
+    }
 }
 
 /// What a migration did, as the RPC API's `storage/migrate` answers (and the CLI prints it
@@ -168,87 +181,57 @@ impl Repo {
         tx.commit().map_err(meta_err)
     }
 
-    /// Every tier's figures: the memory tier (when this process has a block cache), the local
-    /// disk, then the colder tiers. Counting an object storage tier lists its bucket; one that
-    /// cannot be reached is listed with why.
-    pub fn storage_tiers(&self) -> Result<Vec<TierStat>, Error> {
+    /// Every tier's figures, as the RPC API's `storage/tiers` gives them (and `storage tiers`
+    /// offline prints them): the memory tier (when this process has a block cache), the local
+    /// disk, then the colder tiers; then the pending migrations. Counting an object storage
+    /// tier lists its bucket; one that cannot be reached is listed with why.
+    pub fn storage_tiers(&self) -> Result<ipfs_kit_rpc::StorageTiers, Error> {
         let tiers = self.blocks.inner();
         let mut out = Vec::new();
         if let Some(c) = self.blocks.cache_stats() {
-            out.push(TierStat {
-                name: MEMORY.into(),
+            let held = StoreStats {
                 blocks: c.resident_entries,
-                bytes: c.resident_bytes,
-                capacity: Some(c.capacity),
-                durable: false,
-                error: None,
-                figures: TierFigures {
-                    hits: c.hits,
-                    misses: c.misses,
-                    ..TierFigures::default()
-                },
-            });
+                block_bytes: c.resident_bytes,
+                disk_bytes: 0,
+            };
+            let figures = TierFigures {
+                hits: c.hits,
+                misses: c.misses,
+                ..TierFigures::default()
+            };
+            out.push(tier_info(
+                MEMORY,
+                &held,
+                Some(c.capacity),
+                false,
+                None,
+                &figures,
+            ));
         }
         let local_capacity = self.config().tiering.local_capacity_bytes()?;
         let bucket_capacity = self.config().object_storage.capacity_bytes()?;
         for name in tiers.names() {
-            let (stats, error) = match tiers.tier_stats(name) {
+            let (held, error) = match tiers.tier_stats(name) {
                 Ok(s) => (s, None),
                 Err(e) if name != ipfs_kit_tiered::LOCAL => {
                     (Default::default(), Some(e.to_string()))
                 }
                 Err(e) => return Err(e.into()),
             };
-            out.push(TierStat {
-                name: name.to_string(),
-                blocks: stats.blocks,
-                bytes: stats.block_bytes,
-                capacity: Some(if name == ipfs_kit_tiered::LOCAL {
-                    local_capacity
-                } else {
-                    bucket_capacity
-                })
-                .filter(|c| *c > 0),
-                durable: tiers.is_durable(name),
+            let capacity = if name == ipfs_kit_tiered::LOCAL {
+                local_capacity
+            } else {
+                bucket_capacity
+            };
+            out.push(tier_info(
+                name,
+                &held,
+                Some(capacity).filter(|c| *c > 0),
+                tiers.is_durable(name),
                 error,
-                figures: tiers.tier_figures(name)?,
-            });
+                &tiers.tier_figures(name)?,
+            ));
         }
-        Ok(out)
-    }
-
-    /// [`Repo::storage_tiers`] and [`Repo::pending_migrations`] as the RPC API's
-    /// `storage/tiers` gives them (and `storage tiers` offline prints them).
-    pub fn storage_tiers_report(&self) -> Result<ipfs_kit_rpc::StorageTiers, Error> {
-        let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-        let tiers = self
-            .storage_tiers()?
-            .into_iter()
-            .map(|t| {
-                let f = &t.figures;
-                ipfs_kit_rpc::TierInfo {
-                    hit_ratio: f.hit_ratio(),
-                    latency_us: f.percentile(0.5).map(|p50| ipfs_kit_rpc::Latency {
-                        p50: micros(p50),
-                        p90: f.percentile(0.9).map_or(0, micros),
-                        p99: f.percentile(0.99).map_or(0, micros),
-                    }),
-                    hits: f.hits,
-                    misses: f.misses,
-                    errors: f.errors,
-                    read_bytes: f.read_bytes,
-                    moved_in_blocks: f.moved_in_blocks,
-                    moved_in_bytes: f.moved_in_bytes,
-                    moved_out_blocks: f.moved_out_blocks,
-                    name: t.name,
-                    blocks: t.blocks,
-                    bytes: t.bytes,
-                    capacity: t.capacity,
-                    durable: t.durable,
-                    error: t.error,
-                }
-            })
-            .collect();
         let pending = self
             .pending_migrations()?
             .into_iter()
@@ -258,7 +241,10 @@ impl Repo {
                 recursive: p.recursive,
             })
             .collect();
-        Ok(ipfs_kit_rpc::StorageTiers { tiers, pending })
+        Ok(ipfs_kit_rpc::StorageTiers {
+            tiers: out,
+            pending,
+        })
     }
 
     /// Every tier's reads, latencies and moves since the repo was opened (the local disk
@@ -273,7 +259,7 @@ impl Repo {
     }
 
     /// The local disk tier's figures.
-    pub fn local_stats(&self) -> Result<ipfs_kit_blockstore::StoreStats, Error> {
+    pub fn local_stats(&self) -> Result<StoreStats, Error> {
         Ok(self.blocks.inner().local().stats()?)
     }
 

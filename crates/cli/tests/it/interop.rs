@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::{eventually, Daemon, Node};
+use crate::{eventually, random_bytes, Daemon, Node};
 
 /// The Kubo harness script, or `None` (outside CI) when this machine has none configured.
 fn kubo_script() -> Option<PathBuf> {
@@ -103,20 +103,6 @@ fn online(node: &Node, extra: &[&str]) -> Daemon {
     let mut args = vec!["--swarm", "/ip4/127.0.0.1/udp/0/quic-v1"];
     args.extend_from_slice(extra);
     Daemon::start_with(node, &args)
-}
-
-/// `len` pseudo-random bytes (xorshift; fast, and no two seeds alike).
-fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 fn our_addr(node: &Node, transport: &str) -> String {

@@ -81,17 +81,14 @@ impl Node {
         check_failure(&out, args, needle);
     }
 
-    /// Writes `size` pseudo-random bytes (their pattern depends on `name`) to file `name` in
-    /// the test directory and adds it, pinned or not; its CID.
+    /// Writes `size` pseudo-random bytes (seeded by `name`) to file `name` in the test
+    /// directory and adds it, pinned or not; its CID.
     pub fn add_generated(&self, name: &str, size: usize, pin: bool) -> String {
         let path = self.dir.path().join(name);
         let seed = name
             .bytes()
-            .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
-        let data: Vec<u8> = (0..size as u32)
-            .map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 13) as u8)
-            .collect();
-        std::fs::write(&path, data).expect("write");
+            .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+        std::fs::write(&path, random_bytes(size, seed)).expect("write");
         let pin = format!("--pin={pin}");
         self.ok(&["add", "-Q", &pin, path.to_str().expect("utf-8")])
             .trim()
@@ -107,6 +104,20 @@ impl Node {
         v.sort();
         v
     }
+}
+
+/// `len` pseudo-random bytes (xorshift; fast, and no two seeds alike).
+pub(crate) fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
 }
 
 /// Polls `f` until it gives a value (each try a fresh lookup), for what travels through the

@@ -340,15 +340,7 @@ fn received_from(node: &Node, addr: &str) -> u64 {
 fn fetch_completes_across_namespaces_when_a_provider_dies() {
     let Some(lan) = Lan::new(4) else { return };
     // Pseudo-random (xorshift), so no two blocks are alike and all 48 MiB must cross the wire.
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let data: Vec<u8> = (0..48 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect();
+    let data = crate::random_bytes(48 << 20, 0x9e37_79b9_7f4a_7c15);
     let providers: Vec<Node> = (0..3).map(|_| Node::new()).collect();
     let mut cid = String::new();
     for p in &providers {

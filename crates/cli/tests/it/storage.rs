@@ -4,7 +4,7 @@
 
 use ipfs_kit_tiered::moto::{MotoServer, S3rver};
 
-use crate::{eventually, Daemon, Node};
+use crate::{eventually, random_bytes, Daemon, Node};
 
 /// A repo whose `[object_storage]` is a fresh bucket of `s3`.
 fn node_with_bucket(s3: &MotoServer, bucket: &str) -> Node {
@@ -41,9 +41,7 @@ fn a_dag_moves_to_object_storage_and_back_and_stays_readable() {
         return;
     };
     let node = node_with_bucket(&s3, "kit");
-    let data: Vec<u8> = (0..3_000_000u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
+    let data = random_bytes(3_000_000, 3);
     let file = node.dir.path().join("data.bin");
     std::fs::write(&file, &data).expect("write");
     let cid = node.ok(&["add", "-Q", file.to_str().expect("utf-8")]);
@@ -160,15 +158,7 @@ fn kill_9_at_every_step_of_a_migration_loses_nothing() {
         return;
     };
     // 40 MiB: two copy batches of at most 32 MiB, so a kill can land between them.
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    let data: Vec<u8> = (0..40 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect();
+    let data = random_bytes(40 << 20, 0x2545_f491_4f6c_dd1d);
     for (i, (to, from, steps)) in [
         ("s3", None, 1),
         ("s3", None, 2),
@@ -273,21 +263,8 @@ fn the_coldest_blocks_move_out_when_the_local_disk_passes_its_watermark() {
     ] {
         node.ok(&["config", "set", key, value]);
     }
-    let add = |name: &str, seed: u32, pin: bool| -> String {
-        let data: Vec<u8> = (0..600 * 1024u32)
-            .map(|i| (i.wrapping_add(seed).wrapping_mul(2_654_435_761) >> 17) as u8)
-            .collect();
-        let file = node.dir.path().join(name);
-        std::fs::write(&file, data).expect("write");
-        let pin = format!("--pin={pin}");
-        let cid = node.ok(&["add", "-Q", &pin, file.to_str().expect("utf-8")]);
-        cid.trim().to_string()
-    };
-    let (hot, cold1, cold2) = (
-        add("hot", 1, true),
-        add("cold1", 2, true),
-        add("cold2", 3, true),
-    );
+    let add = |name: &str, pin: bool| node.add_generated(name, 600 * 1024, pin);
+    let (hot, cold1, cold2) = (add("hot", true), add("cold1", true), add("cold2", true));
     for _ in 0..3 {
         assert!(node.run(&["cat", &hot]).status.success());
     }
@@ -319,7 +296,7 @@ fn the_coldest_blocks_move_out_when_the_local_disk_passes_its_watermark() {
     node.ok(&["storage", "migrate", &cold1, "local"]);
     node.ok(&["storage", "migrate", &cold2, "local"]);
     node.ok(&["config", "set", "tiering.pins_stay_local", "true"]);
-    let loose = add("loose", 4, false);
+    let loose = add("loose", false);
     node.ok(&["storage", "rebalance"]);
     assert!(tiers_of(&node, &loose).iter().all(|t| t == "s3"));
     for pinned in [&hot, &cold1, &cold2] {
@@ -344,9 +321,7 @@ fn a_migration_cut_short_by_object_storage_going_away_resumes_when_it_is_back() 
     let node = node_with_object_storage(&s3.endpoint(), "kit", S3rver::CREDENTIALS);
     node.ok(&["config", "set", "tiering.interval", "\"1s\""]);
     // Over 32 MiB: the migration copies in two batches, and the server dies after the first.
-    let data: Vec<u8> = (0..40_000_000u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
-        .collect();
+    let data = random_bytes(40_000_000, 40);
     let file = node.dir.path().join("big.bin");
     std::fs::write(&file, &data).expect("write");
     let cid = node.ok(&["add", "-Q", file.to_str().expect("utf-8")]);
