@@ -327,7 +327,8 @@ impl Drop for Daemon {
     }
 }
 
-fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
+/// `n` pseudo-random bytes (xorshift), distinct per `seed`.
+pub(crate) fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
     (0..n)
         .map(|_| {

@@ -16,24 +16,18 @@ use ipfs_kit_tiered::{
 };
 use serde_json::json;
 
+use crate::http::pseudo_random;
 use crate::{loadavg, median};
 
 /// Bytes per block: the default UnixFS chunk.
 const BLOCK: usize = 256 << 10;
 
 /// `n` blocks of pseudo-random bytes, distinct per `seed`.
-fn blocks(seed: u32, n: usize) -> Vec<Block> {
-    (0..n as u32)
+fn blocks(seed: u64, n: usize) -> Vec<Block> {
+    (0..n as u64)
         .map(|i| {
-            let mut x = seed.wrapping_mul(0x9E37_79B9) ^ i.wrapping_mul(0x85EB_CA6B) | 1;
-            let data: Vec<u8> = (0..BLOCK)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 17;
-                    x ^= x << 5;
-                    x as u8
-                })
-                .collect();
+            // pseudo_random sets the low bit: keep it out of the seed so no two blocks match.
+            let data = pseudo_random(BLOCK, (seed << 40) ^ (i << 1));
             Block::encode(codec::RAW, HashAlg::Sha2_256, 1, data)
         })
         .collect()
