@@ -33,6 +33,7 @@ use crate::provide::Provider;
 use crate::pubsub::{PubsubMessage, Subscribers};
 use crate::records::{self, Dht, Followup, Op, Ops};
 use crate::swarm::{self, Behaviour, BehaviourEvent, KAD_LAN_PROTOCOL, KAD_PROTOCOL};
+use crate::values::{Offer, Values};
 use crate::{BlockStore, Command, Config, Error, Reachability, RoutingMode};
 
 /// Server lookup batches running at once.
@@ -132,6 +133,10 @@ pub(crate) struct EventLoop {
     ops: Ops,
     subscribers: Subscribers,
     pubsub_seq: u64,
+    /// The pubsub value store (IPNS over pubsub).
+    values: Values,
+    /// Streams the node opens and accepts itself (fetch).
+    control: libp2p_stream::Control,
     config: Config,
     provider: Provider,
     bandwidth: Arc<Bandwidth>,
@@ -179,6 +184,7 @@ impl EventLoop {
             .name("bitswap-store".into())
             .spawn(move || store_writer(writer_store, store_rx, stored_tx))
             .map_err(|e| Error::Transport(format!("start the block writer: {e}")))?;
+        let control = swarm.behaviour().stream.new_control();
         let mut event_loop = EventLoop {
             client: Client::new(config.bitswap_client.clone()),
             server: Server::new(config.bitswap_server.clone()),
@@ -205,6 +211,8 @@ impl EventLoop {
             ops: Ops::default(),
             subscribers: Subscribers::default(),
             pubsub_seq: 0,
+            values: Values::default(),
+            control,
             config,
             provider,
             bandwidth,
@@ -267,7 +275,12 @@ impl EventLoop {
 
     /// A handle for opening streams of our own (ping).
     pub(crate) fn stream_control(&self) -> libp2p_stream::Control {
-        self.swarm.behaviour().stream.new_control()
+        self.control.clone()
+    }
+
+    /// The pubsub value store, shared with the [`crate::Network`] handle.
+    pub(crate) fn values(&self) -> Values {
+        self.values.clone()
     }
 
     pub(crate) async fn run(mut self) {
@@ -367,8 +380,11 @@ impl EventLoop {
             self.find_providers(&cid, || ProviderQuery::Want);
         }
         self.trim_connections();
+        let local = *self.swarm.local_peer_id();
         if let Some(gs) = self.swarm.behaviour_mut().gossipsub.as_mut() {
-            self.subscribers.prune(gs);
+            self.subscribers.prune(gs, &self.values);
+            self.subscribers
+                .rebroadcast(gs, local, &mut self.pubsub_seq, &self.values);
         }
         self.waiters.retain(|_, w| {
             w.retain(|tx| !tx.is_closed());
@@ -619,10 +635,14 @@ impl EventLoop {
                 let _ = reply.send(self.server.ledger(&peer));
             }
             Command::Pubsub(cmd) => {
-                let local = *self.swarm.local_peer_id();
-                let gs = self.swarm.behaviour_mut().gossipsub.as_mut();
-                self.subscribers
-                    .handle(gs, local, &mut self.pubsub_seq, cmd);
+                let cx = crate::pubsub::Context {
+                    local: *self.swarm.local_peer_id(),
+                    gossip: self.swarm.behaviour_mut().gossipsub.as_mut(),
+                    seq: &mut self.pubsub_seq,
+                    values: &self.values,
+                    control: &self.control,
+                };
+                self.subscribers.handle(cx, cmd);
             }
             Command::FindProviders { cid, limit, reply } => {
                 // Without a DHT the receiver simply ends empty.
@@ -882,8 +902,27 @@ impl EventLoop {
             BehaviourEvent::Autonat(autonat::Event::StatusChanged { new, .. }) => {
                 self.on_reachability(new)
             }
-            BehaviourEvent::Gossipsub(gossipsub::Event::Message { message, .. }) => {
-                if let Some(from) = message.source {
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            }) => {
+                // Messages on a followed record topic pass only when they improve on the
+                // value held (go-libp2p-pubsub-router's validator); the rest pass as they are.
+                let topic = message.topic.as_str();
+                let verdict = match self.values.offer(topic, &message.data) {
+                    None | Some(Offer::Better) => gossipsub::MessageAcceptance::Accept,
+                    Some(Offer::Invalid(e)) => {
+                        tracing::debug!(%propagation_source, topic, "invalid record: {e}");
+                        gossipsub::MessageAcceptance::Reject
+                    }
+                    Some(Offer::Same | Offer::Worse) => gossipsub::MessageAcceptance::Ignore,
+                };
+                let accepted = matches!(verdict, gossipsub::MessageAcceptance::Accept);
+                if let Some(gs) = self.swarm.behaviour_mut().gossipsub.as_mut() {
+                    gs.report_message_validation_result(&message_id, &propagation_source, verdict);
+                }
+                if let (true, Some(from)) = (accepted, message.source) {
                     self.subscribers.deliver(PubsubMessage {
                         from,
                         data: message.data,
@@ -893,6 +932,15 @@ impl EventLoop {
                             .unwrap_or_default(),
                         topic: message.topic.into_string(),
                     });
+                }
+            }
+            BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { peer_id, topic, .. }) => {
+                // A peer joining a followed record topic is asked for its value.
+                if let Some(key) = self.values.key_of(topic.as_str()) {
+                    let (values, control) = (self.values.clone(), self.control.clone());
+                    tokio::spawn(
+                        async move { values.fetch_from(control, key, vec![peer_id]).await },
+                    );
                 }
             }
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {

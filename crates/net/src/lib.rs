@@ -14,6 +14,7 @@ mod bandwidth;
 mod dag;
 mod dht;
 mod event_loop;
+mod fetch;
 mod ping;
 mod provide;
 mod pubsub;
@@ -21,6 +22,7 @@ mod quic;
 pub mod records;
 mod store;
 mod swarm;
+mod values;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +40,7 @@ pub use ping::PingEvent;
 pub use provide::{ProvideOutcome, ProvideStat, ANNOUNCE_QUEUE};
 pub use pubsub::{PubsubMessage, Subscription};
 pub use records::{FoundPeer, RecordError};
+pub use values::{record_topic, MAX_FOLLOWED};
 
 /// Errors of the network.
 #[derive(Debug, thiserror::Error)]
@@ -304,6 +307,7 @@ pub struct Network {
     bandwidth: Arc<Bandwidth>,
     control: libp2p_stream::Control,
     store_failures: Arc<std::sync::atomic::AtomicU64>,
+    values: values::Values,
 }
 
 /// A point in the block writer's history, from [`Network::store_mark`]: [`Network::settle`]
@@ -329,6 +333,7 @@ impl Network {
             event_loop::EventLoop::new(config, store.clone(), rx, bandwidth.clone()).await?;
         let control = event_loop.stream_control();
         let store_failures = event_loop.store_failures();
+        let values = event_loop.values();
         let task = tokio::spawn(event_loop.run());
         Ok((
             Network {
@@ -339,6 +344,7 @@ impl Network {
                 bandwidth,
                 control,
                 store_failures,
+                values,
             },
             task,
         ))
@@ -602,6 +608,40 @@ impl Network {
     /// Peers we exchange pubsub messages with, on `topic` or on any.
     pub async fn pubsub_peers(&self, topic: Option<String>) -> Result<Vec<PeerId>, Error> {
         self.ask(|reply| Command::Pubsub(pubsub::Command::Peers { topic, reply }))
+            .await
+    }
+
+    /// Follows the record `key` over pubsub (IPNS over pubsub, as go-libp2p-pubsub-router):
+    /// subscribes to [`record_topic`]`(key)`, keeps the best valid value heard there or
+    /// fetched from its peers, and serves it to peers over `/libp2p/fetch/0.0.1`. The first
+    /// call returns once the topic's current peers were asked (each for up to 10 s).
+    pub async fn follow_value(&self, key: Vec<u8>) -> Result<(), Error> {
+        self.ask(|reply| Command::Pubsub(pubsub::Command::Follow { key, reply }))
+            .await?
+    }
+
+    /// Stops following `key`; false when it was not followed.
+    pub async fn unfollow_value(&self, key: Vec<u8>) -> Result<bool, Error> {
+        self.ask(|reply| Command::Pubsub(pubsub::Command::Unfollow { key, reply }))
+            .await
+    }
+
+    /// Follows `key`, keeps `value` when it is the best held and publishes it. Fails when
+    /// the value is not a valid record for the key; an older value than the one held is
+    /// kept back, as Go does.
+    pub async fn put_value_pubsub(&self, key: Vec<u8>, value: Vec<u8>) -> Result<(), Error> {
+        self.ask(|reply| Command::Pubsub(pubsub::Command::PutValue { key, value, reply }))
+            .await?
+    }
+
+    /// The best valid value held for a followed `key`.
+    pub fn pubsub_value(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.values.get(key)
+    }
+
+    /// The record keys followed over pubsub, sorted.
+    pub async fn followed_values(&self) -> Result<Vec<Vec<u8>>, Error> {
+        self.ask(|reply| Command::Pubsub(pubsub::Command::FollowedKeys(reply)))
             .await
     }
 

@@ -7,6 +7,7 @@ use libp2p::gossipsub::{self, IdentTopic, PublishError};
 use libp2p::PeerId;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::values::{record_topic, Offer, Values};
 use crate::Error;
 
 /// Messages queued per subscriber; a subscriber that falls this far behind loses messages
@@ -64,6 +65,31 @@ pub(crate) enum Command {
         topic: Option<String>,
         reply: oneshot::Sender<Vec<PeerId>>,
     },
+    /// Follows a record key (see `values`); answered once the topic's peers were asked.
+    Follow {
+        key: Vec<u8>,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    Unfollow {
+        key: Vec<u8>,
+        reply: oneshot::Sender<bool>,
+    },
+    /// Follows the key, keeps the value when it is the best, and publishes it.
+    PutValue {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    FollowedKeys(oneshot::Sender<Vec<Vec<u8>>>),
+}
+
+/// What the pubsub commands work with besides the subscribers.
+pub(crate) struct Context<'a> {
+    pub(crate) gossip: Option<&'a mut gossipsub::Behaviour>,
+    pub(crate) local: PeerId,
+    pub(crate) seq: &'a mut u64,
+    pub(crate) values: &'a Values,
+    pub(crate) control: &'a libp2p_stream::Control,
 }
 
 /// Local subscribers by topic.
@@ -75,17 +101,22 @@ pub(crate) struct Subscribers {
 const OFF: &str = "pubsub is not enabled (start the daemon with --enable-pubsub-experiment or set pubsub.enabled)";
 
 impl Subscribers {
-    pub(crate) fn handle(
-        &mut self,
-        gossip: Option<&mut gossipsub::Behaviour>,
-        local: PeerId,
-        seq: &mut u64,
-        cmd: Command,
-    ) {
+    pub(crate) fn handle(&mut self, cx: Context<'_>, cmd: Command) {
+        let Context {
+            gossip,
+            local,
+            seq,
+            values,
+            control,
+        } = cx;
         let Some(gs) = gossip else {
+            let off = || Err(Error::Invalid(OFF.into()));
             match cmd {
-                Command::Publish { reply, .. } | Command::Subscribe { reply, .. } => {
-                    let _ = reply.send(Err(Error::Invalid(OFF.into())));
+                Command::Publish { reply, .. }
+                | Command::Subscribe { reply, .. }
+                | Command::Follow { reply, .. }
+                | Command::PutValue { reply, .. } => {
+                    let _ = reply.send(off());
                 }
                 Command::Topics(reply) => {
                     let _ = reply.send(Vec::new());
@@ -93,28 +124,18 @@ impl Subscribers {
                 Command::Peers { reply, .. } => {
                     let _ = reply.send(Vec::new());
                 }
+                Command::Unfollow { reply, .. } => {
+                    let _ = reply.send(false);
+                }
+                Command::FollowedKeys(reply) => {
+                    let _ = reply.send(Vec::new());
+                }
             }
             return;
         };
         match cmd {
             Command::Publish { topic, data, reply } => {
-                let result = match gs.publish(IdentTopic::new(topic.clone()), data.clone()) {
-                    Ok(_) | Err(PublishError::NoPeersSubscribedToTopic) => Ok(()),
-                    Err(PublishError::Duplicate) => Ok(()),
-                    Err(e) => Err(Error::Routing(format!("publish: {e}"))),
-                };
-                if result.is_ok() {
-                    // go-libp2p-pubsub hands a node's own messages to its own subscribers;
-                    // gossipsub here does not, so do it. The seqno is ours, not the wire's.
-                    *seq += 1;
-                    self.deliver(PubsubMessage {
-                        from: local,
-                        data,
-                        seqno: seq.to_be_bytes().to_vec(),
-                        topic,
-                    });
-                }
-                let _ = reply.send(result);
+                let _ = reply.send(self.publish(gs, local, seq, topic, data));
             }
             Command::Subscribe { topic, tx, reply } => {
                 let result = gs
@@ -127,22 +148,98 @@ impl Subscribers {
                 let _ = reply.send(result);
             }
             Command::Topics(reply) => {
-                self.prune(gs);
+                self.prune(gs, values);
                 let mut topics: Vec<String> = self.topics.keys().cloned().collect();
+                topics.extend(values.topics());
                 topics.sort();
+                topics.dedup();
                 let _ = reply.send(topics);
             }
             Command::Peers { topic, reply } => {
-                let mut peers: Vec<PeerId> = gs
-                    .all_peers()
-                    .filter(|(_, topics)| match &topic {
-                        Some(t) => topics.iter().any(|h| h.as_str() == t),
-                        None => !topics.is_empty(),
-                    })
-                    .map(|(p, _)| *p)
-                    .collect();
-                peers.sort();
-                let _ = reply.send(peers);
+                let _ = reply.send(topic_peers(gs, topic.as_deref()));
+            }
+            Command::Follow { key, reply } => match follow(gs, values, control, &key) {
+                Ok(Some(peers)) => {
+                    let (values, control) = (values.clone(), control.clone());
+                    tokio::spawn(async move {
+                        values.fetch_from(control, key, peers).await;
+                        let _ = reply.send(Ok(()));
+                    });
+                }
+                Ok(None) => {
+                    let _ = reply.send(Ok(()));
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+            Command::Unfollow { key, reply } => {
+                let was = values.unfollow(&key);
+                let topic = record_topic(&key);
+                if was && !self.topics.contains_key(&topic) {
+                    gs.unsubscribe(&IdentTopic::new(topic));
+                }
+                let _ = reply.send(was);
+            }
+            Command::PutValue { key, value, reply } => {
+                let result = follow(gs, values, control, &key).and_then(|_| {
+                    let topic = record_topic(&key);
+                    match values.offer(&topic, &value) {
+                        Some(Offer::Invalid(e)) => Err(Error::Record(e)),
+                        // go-libp2p-pubsub-router does not publish an older value.
+                        Some(Offer::Worse) | None => Ok(()),
+                        Some(Offer::Better | Offer::Same) => {
+                            self.publish(gs, local, seq, topic, value)
+                        }
+                    }
+                });
+                let _ = reply.send(result);
+            }
+            Command::FollowedKeys(reply) => {
+                let _ = reply.send(values.keys());
+            }
+        }
+    }
+
+    /// Publishes `data` on `topic` and hands it to our own subscribers of it.
+    fn publish(
+        &mut self,
+        gs: &mut gossipsub::Behaviour,
+        local: PeerId,
+        seq: &mut u64,
+        topic: String,
+        data: Vec<u8>,
+    ) -> Result<(), Error> {
+        let result = match gs.publish(IdentTopic::new(topic.clone()), data.clone()) {
+            Ok(_) | Err(PublishError::NoPeersSubscribedToTopic) => Ok(()),
+            Err(PublishError::Duplicate) => Ok(()),
+            Err(e) => Err(Error::Routing(format!("publish: {e}"))),
+        };
+        if result.is_ok() {
+            // go-libp2p-pubsub hands a node's own messages to its own subscribers;
+            // gossipsub here does not, so do it. The seqno is ours, not the wire's.
+            *seq += 1;
+            self.deliver(PubsubMessage {
+                from: local,
+                data,
+                seqno: seq.to_be_bytes().to_vec(),
+                topic,
+            });
+        }
+        result
+    }
+
+    /// Publishes every value the store holds again, when that is due.
+    pub(crate) fn rebroadcast(
+        &mut self,
+        gs: &mut gossipsub::Behaviour,
+        local: PeerId,
+        seq: &mut u64,
+        values: &Values,
+    ) {
+        for (topic, value) in values.due_rebroadcast(std::time::Instant::now()) {
+            if let Err(e) = self.publish(gs, local, seq, topic, value) {
+                tracing::debug!("pubsub rebroadcast: {e}");
             }
         }
     }
@@ -161,16 +258,59 @@ impl Subscribers {
         }
     }
 
-    /// Unsubscribes from topics whose subscribers are all gone.
-    pub(crate) fn prune(&mut self, gs: &mut gossipsub::Behaviour) {
+    /// Unsubscribes from topics whose subscribers are all gone (and which carry no followed
+    /// record key).
+    pub(crate) fn prune(&mut self, gs: &mut gossipsub::Behaviour, values: &Values) {
         self.topics.retain(|topic, subs| {
             subs.retain(|tx| !tx.is_closed());
             if subs.is_empty() {
-                gs.unsubscribe(&IdentTopic::new(topic.clone()));
+                if !values.is_followed(topic) {
+                    gs.unsubscribe(&IdentTopic::new(topic.clone()));
+                }
                 false
             } else {
                 true
             }
         });
     }
+}
+
+/// Peers subscribed to `topic`, or to any topic, sorted.
+fn topic_peers(gs: &gossipsub::Behaviour, topic: Option<&str>) -> Vec<PeerId> {
+    let mut peers: Vec<PeerId> = gs
+        .all_peers()
+        .filter(|(_, topics)| match topic {
+            Some(t) => topics.iter().any(|h| h.as_str() == t),
+            None => !topics.is_empty(),
+        })
+        .map(|(p, _)| *p)
+        .collect();
+    peers.sort();
+    peers
+}
+
+/// Follows `key`: subscribes to its topic and starts the fetch server. The topic's peers to
+/// ask for its value when it was not followed yet, else `None`.
+fn follow(
+    gs: &mut gossipsub::Behaviour,
+    values: &Values,
+    control: &libp2p_stream::Control,
+    key: &[u8],
+) -> Result<Option<Vec<PeerId>>, Error> {
+    if !values.follow(key)? {
+        return Ok(None);
+    }
+    let topic = record_topic(key);
+    if let Err(e) = gs.subscribe(&IdentTopic::new(topic.clone())) {
+        values.unfollow(key);
+        return Err(Error::Routing(format!("subscribe: {e}")));
+    }
+    if values.start_serving() {
+        let store = values.clone();
+        let lookup: crate::fetch::Lookup = std::sync::Arc::new(move |k: &[u8]| store.get(k));
+        if let Err(e) = crate::fetch::serve(control.clone(), lookup) {
+            tracing::warn!("fetch protocol: {e}");
+        }
+    }
+    Ok(Some(topic_peers(gs, Some(&topic))))
 }

@@ -166,6 +166,9 @@ pub fn build(config: &Config, bandwidth: Arc<Bandwidth>) -> Result<Swarm<Behavio
             let gossipsub = if config.pubsub {
                 let cfg = gossipsub::ConfigBuilder::default()
                     .validation_mode(gossipsub::ValidationMode::Strict)
+                    // Every message waits for our verdict before it is forwarded: record
+                    // topics are checked against the pubsub value store (see event_loop).
+                    .validate_messages()
                     .message_id_fn(message_id)
                     .support_floodsub()
                     .max_transmit_size(1 << 20)

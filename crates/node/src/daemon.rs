@@ -854,23 +854,33 @@ impl Backend for NodeBackend {
     }
 
     fn ipns_pubsub_subs(&self) -> Result<Vec<String>, RpcError> {
-        self.online
-            .as_ref()
-            .and_then(|o| o.names.pubsub_names())
+        let names = match &self.online {
+            Some(o) => o
+                .pubsub_names()
+                .map_err(|e| RpcError::normal(e.to_string()))?,
+            None => None,
+        };
+        names
             .map(|names| names.iter().map(|n| format!("/ipns/{n}")).collect())
-            .ok_or_else(|| RpcError::normal("IPNS pubsub subsystem is not enabled"))
+            .ok_or_else(|| RpcError::normal(IPNS_PUBSUB_OFF))
     }
 
     fn ipns_pubsub_cancel(&self, name: &str) -> Result<bool, RpcError> {
         let parsed: ipfs_kit_ipns::Name = name
             .parse()
             .map_err(|e: ipfs_kit_ipns::Error| RpcError::normal(e.to_string()))?;
-        self.online
-            .as_ref()
-            .and_then(|o| o.names.pubsub_cancel(&parsed))
-            .ok_or_else(|| RpcError::normal("IPNS pubsub subsystem is not enabled"))
+        let was = match &self.online {
+            Some(o) => o
+                .pubsub_cancel(&parsed)
+                .map_err(|e| RpcError::normal(e.to_string()))?,
+            None => None,
+        };
+        was.ok_or_else(|| RpcError::normal(IPNS_PUBSUB_OFF))
     }
 }
+
+/// Kubo's error for the `name pubsub` commands when IPNS over pubsub is off.
+const IPNS_PUBSUB_OFF: &str = "IPNS pubsub subsystem is not enabled";
 
 /// Whether `key` is under the API secrets (`API.Authorizations`, `api.authorizations`).
 fn is_authorization(key: &str) -> bool {

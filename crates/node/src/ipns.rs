@@ -7,10 +7,8 @@
 //! Offline, publishing needs `allow_offline` and resolving knows only the repo's records.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use base64::Engine;
 use ipfs_kit_ipns::{Name, Record, RecordOptions};
 use parking_lot::Mutex;
 use redb::{ReadableDatabase, TableDefinition};
@@ -251,45 +249,24 @@ pub(crate) fn validate(c: &IpnsConfig) -> Result<(), Error> {
     Ok(())
 }
 
-/// The pubsub topic IPNS records of a routing key travel on (go-libp2p-pubsub-router's
-/// `KeyToTopic`): `/record/` + base64url (unpadded) of the key bytes.
-pub fn pubsub_topic(routing_key: &[u8]) -> String {
-    format!(
-        "/record/{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(routing_key)
-    )
-}
-
-/// Names followed over pubsub at most (each a topic subscription and a task).
-const MAX_PUBSUB_NAMES: usize = 256;
-
-/// The online half of the name system: the resolve cache and the IPNS-over-pubsub
-/// subscriptions. Lives in [`crate::Online`].
+/// The online half of the name system: the resolve cache, and whether names also travel
+/// over pubsub (the network keeps what it hears there: see `ipfs_kit_net::Network::
+/// follow_value`). Lives in [`crate::Online`].
 pub(crate) struct NameSys {
     /// Resolved records by name, each until its TTL (or end of life) passes. Bounded by
     /// `capacity`; the entry closest to expiry goes first.
-    cache: Arc<Mutex<HashMap<Name, (Record, Instant)>>>,
+    cache: Mutex<HashMap<Name, (Record, Instant)>>,
     capacity: usize,
-    /// IPNS over pubsub, when on.
-    pubsub: Option<PubsubNames>,
-}
-
-struct PubsubNames {
-    /// The task reading each followed name's topic.
-    subs: Mutex<HashMap<Name, tokio::task::JoinHandle<()>>>,
-    /// The best valid record heard on each followed topic.
-    heard: Arc<Mutex<HashMap<Name, Record>>>,
+    /// IPNS over pubsub is on.
+    pubsub: bool,
 }
 
 impl NameSys {
     pub(crate) fn new(config: &IpnsConfig, pubsub: bool) -> Self {
         NameSys {
-            cache: Arc::new(Mutex::new(HashMap::new())),
+            cache: Mutex::new(HashMap::new()),
             capacity: config.resolve_cache_size,
-            pubsub: pubsub.then(|| PubsubNames {
-                subs: Mutex::new(HashMap::new()),
-                heard: Arc::new(Mutex::new(HashMap::new())),
-            }),
+            pubsub,
         }
     }
 
@@ -334,68 +311,14 @@ impl NameSys {
 
     /// Whether IPNS over pubsub is on.
     pub(crate) fn pubsub_enabled(&self) -> bool {
-        self.pubsub.is_some()
-    }
-
-    /// The names followed over pubsub.
-    pub(crate) fn pubsub_names(&self) -> Option<Vec<Name>> {
-        let p = self.pubsub.as_ref()?;
-        let mut names: Vec<Name> = p.subs.lock().keys().copied().collect();
-        names.sort();
-        Some(names)
-    }
-
-    /// Stops following `name` over pubsub; false when it was not followed.
-    pub(crate) fn pubsub_cancel(&self, name: &Name) -> Option<bool> {
-        let p = self.pubsub.as_ref()?;
-        let task = p.subs.lock().remove(name);
-        p.heard.lock().remove(name);
-        Some(task.map(|t| t.abort()).is_some())
-    }
-
-    /// Ends every pubsub task (the daemon is stopping).
-    pub(crate) fn stop(&self) {
-        if let Some(p) = &self.pubsub {
-            for (_, t) in p.subs.lock().drain() {
-                t.abort();
-            }
-        }
-    }
-}
-
-/// Keeps `record` in `heard` when it is valid for `name` and better than what is there, and
-/// then drops the name's cached resolution so the next resolve sees it.
-fn hear(
-    heard: &Mutex<HashMap<Name, Record>>,
-    cache: &Mutex<HashMap<Name, (Record, Instant)>>,
-    name: &Name,
-    bytes: &[u8],
-) {
-    let Ok(record) = Record::decode(bytes) else {
-        return;
-    };
-    if record.verify(name, SystemTime::now()).is_err() {
-        return;
-    }
-    let key = name.routing_key();
-    let mut heard = heard.lock();
-    let better = match heard.get(name) {
-        None => true,
-        Some(old) => {
-            let old = old.encode();
-            ipfs_kit_net::records::select(&key, &[bytes, &old]) == Some(0) && bytes != old
-        }
-    };
-    if better {
-        heard.insert(*name, record);
-        cache.lock().remove(name);
+        self.pubsub
     }
 }
 
 impl crate::Online {
     /// Puts `record` of `name` to the DHT (and its `/pk/` key record when the name does not
-    /// inline the key), and publishes it on the name's pubsub topic when IPNS over pubsub is
-    /// on. Fails when the DHT took it nowhere (pubsub alone does not count).
+    /// inline the key), and to the pubsub value store when IPNS over pubsub is on. Fails
+    /// when neither took it.
     pub(crate) fn publish_record(&self, name: &Name, record: &Record) -> Result<(), Error> {
         let (net, key, value) = (self.network().clone(), name.routing_key(), record.encode());
         let pk = record.public_key().map(|pk| {
@@ -403,20 +326,34 @@ impl crate::Online {
             k.extend_from_slice(&name.peer_id().multihash().to_bytes());
             (k, pk.to_vec())
         });
-        let topic = self.names.pubsub_enabled().then(|| pubsub_topic(&key));
+        let pubsub = self.names.pubsub_enabled();
         let timeout = self.fetch_timeout;
         let result = self.wait(async move {
-            if let Some((topic, data)) = topic.map(|t| (t, value.clone())) {
-                if let Err(e) = net.publish(topic, data).await {
-                    tracing::warn!("IPNS over pubsub: {e}");
-                }
-            }
+            // Over pubsub the record is kept, served to peers that join the name's topic, and
+            // published; like Kubo's parallel router, either way taking it counts.
+            let over_pubsub = match pubsub {
+                true => match net.put_value_pubsub(key.clone(), value.clone()).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::warn!("IPNS over pubsub: {e}");
+                        false
+                    }
+                },
+                false => false,
+            };
             if let Some((k, v)) = pk {
                 let _ = tokio::time::timeout(timeout, net.put_record(k, v)).await;
             }
-            tokio::time::timeout(timeout, net.put_record(key, value))
+            let dht = tokio::time::timeout(timeout, net.put_record(key, value))
                 .await
-                .unwrap_or_else(|_| Err(ipfs_kit_net::Error::Routing("put timed out".into())))
+                .unwrap_or_else(|_| Err(ipfs_kit_net::Error::Routing("put timed out".into())));
+            match dht {
+                Err(e) if over_pubsub => {
+                    tracing::debug!("IPNS publish: only over pubsub: {e}");
+                    Ok(())
+                }
+                other => other,
+            }
         })?;
         result.map_err(|e| Error::Network(e.to_string()))?;
         self.names.remember(*name, record);
@@ -424,19 +361,49 @@ impl crate::Online {
     }
 
     /// The best valid record of `name` on the network: the cache, else the DHT and (when on)
-    /// what pubsub brought; follows the name over pubsub from now on.
+    /// pubsub, which follows the name from now on; a better record heard over pubsub replaces
+    /// a cached one at once.
     pub(crate) fn resolve_record(&self, name: &Name) -> Result<Record, Error> {
-        if let Some(r) = self.names.cached(name) {
-            return Ok(r);
-        }
-        let heard = self.follow_over_pubsub(name);
-        let (net, key, timeout) = (self.network().clone(), name.routing_key(), self.timeout()?);
-        let found = self.wait(async move {
-            tokio::time::timeout(timeout, net.get_record(key))
-                .await
-                .unwrap_or_else(|_| Err(ipfs_kit_net::Error::Routing("routing: not found".into())))
-        })?;
+        let (net, key, pubsub) = (
+            self.network().clone(),
+            name.routing_key(),
+            self.names.pubsub_enabled(),
+        );
         let now = SystemTime::now();
+        let heard = |net: &ipfs_kit_net::Network| {
+            net.pubsub_value(&key)
+                .and_then(|v| Record::decode(&v).ok())
+                .filter(|r| r.verify(name, now).is_ok())
+        };
+        if let Some(cached) = self.names.cached(name) {
+            // The first resolve followed the name already; nothing to wait for.
+            let best = match heard(&net) {
+                Some(h) => best_of(name, vec![cached, h])?,
+                None => cached,
+            };
+            self.names.remember(*name, &best);
+            return Ok(best);
+        }
+        let timeout = self.timeout()?;
+        let (net2, key2) = (net.clone(), key.clone());
+        let found = self.wait(async move {
+            // Asking the name's pubsub peers runs alongside the DHT lookup.
+            let follow = async {
+                if pubsub {
+                    if let Err(e) = net2.follow_value(key2.clone()).await {
+                        tracing::warn!("IPNS over pubsub: {e}");
+                    }
+                }
+            };
+            let lookup = async {
+                tokio::time::timeout(timeout, net2.get_record(key2.clone()))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(ipfs_kit_net::Error::Routing("routing: not found".into()))
+                    })
+            };
+            tokio::join!(follow, lookup).1
+        })?;
         let mut candidates: Vec<Record> = Vec::new();
         match found {
             Ok(bytes) => match Record::decode(&bytes) {
@@ -445,45 +412,54 @@ impl crate::Online {
             },
             Err(e) => tracing::debug!("resolve {name} in the DHT: {e}"),
         }
-        if let Some(r) = heard.and_then(|h| h.lock().get(name).cloned()) {
-            if r.verify(name, now).is_ok() {
-                candidates.push(r);
-            }
-        }
-        let encoded: Vec<Vec<u8>> = candidates.iter().map(|r| r.encode()).collect();
-        let refs: Vec<&[u8]> = encoded.iter().map(|v| v.as_slice()).collect();
-        let best = ipfs_kit_net::records::select(&name.routing_key(), &refs)
-            .and_then(|i| candidates.into_iter().nth(i))
-            .ok_or_else(|| Error::Invalid("could not resolve name".into()))?;
+        candidates.extend(heard(&net));
+        let best = best_of(name, candidates)?;
         self.names.remember(*name, &best);
         Ok(best)
     }
 
-    /// Subscribes to `name`'s IPNS topic (once) when IPNS over pubsub is on; the records heard.
-    fn follow_over_pubsub(&self, name: &Name) -> Option<Arc<Mutex<HashMap<Name, Record>>>> {
-        let p = self.names.pubsub.as_ref()?;
-        let mut subs = p.subs.lock();
-        if subs.contains_key(name) || subs.len() >= MAX_PUBSUB_NAMES {
-            return Some(p.heard.clone());
+    /// The names followed over pubsub, sorted; `None` when IPNS over pubsub is off.
+    pub(crate) fn pubsub_names(&self) -> Result<Option<Vec<Name>>, Error> {
+        if !self.names.pubsub_enabled() {
+            return Ok(None);
         }
-        let (net, heard, name2) = (self.network().clone(), p.heard.clone(), *name);
-        let cache = self.names.cache.clone();
-        let topic = pubsub_topic(&name.routing_key());
-        let task = self.runtime.spawn(async move {
-            let mut sub = match net.subscribe(topic).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!("IPNS over pubsub for {name2}: {e}");
-                    return;
-                }
-            };
-            while let Some(msg) = sub.next().await {
-                hear(&heard, &cache, &name2, &msg.data);
-            }
-        });
-        subs.insert(*name, task);
-        Some(p.heard.clone())
+        let net = self.network().clone();
+        let keys = self
+            .wait(async move { net.followed_values().await })?
+            .map_err(|e| Error::Network(e.to_string()))?;
+        let mut names: Vec<Name> = keys
+            .iter()
+            .filter_map(|k| match ipfs_kit_net::records::parse_key(k) {
+                Ok(ipfs_kit_net::records::RecordKind::Ipns(name)) => Some(name),
+                _ => None,
+            })
+            .collect();
+        names.sort();
+        Ok(Some(names))
     }
+
+    /// Stops following `name` over pubsub: `None` when IPNS over pubsub is off, else
+    /// whether it was followed.
+    pub(crate) fn pubsub_cancel(&self, name: &Name) -> Result<Option<bool>, Error> {
+        if !self.names.pubsub_enabled() {
+            return Ok(None);
+        }
+        let (net, key) = (self.network().clone(), name.routing_key());
+        let was = self
+            .wait(async move { net.unfollow_value(key).await })?
+            .map_err(|e| Error::Network(e.to_string()))?;
+        self.names.cache.lock().remove(name);
+        Ok(Some(was))
+    }
+}
+
+/// The best of `candidates` (each already verified for `name`).
+fn best_of(name: &Name, candidates: Vec<Record>) -> Result<Record, Error> {
+    let encoded: Vec<Vec<u8>> = candidates.iter().map(|r| r.encode()).collect();
+    let refs: Vec<&[u8]> = encoded.iter().map(|v| v.as_slice()).collect();
+    ipfs_kit_net::records::select(&name.routing_key(), &refs)
+        .and_then(|i| candidates.into_iter().nth(i))
+        .ok_or_else(|| Error::Invalid("could not resolve name".into()))
 }
 
 /// `CID[/p]`, `/ipfs/CID[/p]` or `/ipns/NAME[/p]` as the value to publish.

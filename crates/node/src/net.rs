@@ -290,7 +290,6 @@ impl Online {
         if let Some(t) = self.republisher.lock().take() {
             t.abort();
         }
-        self.names.stop();
         repo.blocks.set_network(None);
         self.reprovide.lock().take();
         self.net.shutdown().await;

@@ -1774,6 +1774,68 @@ fn delegated_routing_and_ipns_between_two_daemons() {
     c.stop();
 }
 
+/// IPNS over pubsub with no DHT at all, as go-libp2p-pubsub-router does it: a publishes once;
+/// b, which meets a only afterwards, fetches the record from a over `/libp2p/fetch/0.0.1` as it
+/// follows the name; c, which knows only b, fetches it from b (a follower serves what it
+/// holds); a newer record then reaches c through b over gossipsub, replacing c's cached one.
+#[test]
+fn ipns_over_pubsub_alone_reaches_late_joiners() {
+    let (na, nb, nc) = (Node::new(), Node::new(), Node::new());
+    let flags = ["--routing", "none", "--enable-namesys-pubsub"];
+    let (a, b, c) = (
+        Daemon::start_with(&na, &flags),
+        Daemon::start_with(&nb, &flags),
+        Daemon::start_with(&nc, &flags),
+    );
+    let addr = |n: &Node| {
+        n.ok(&["swarm", "addrs", "local", "--id"])
+            .lines()
+            .next()
+            .expect("an address")
+            .to_string()
+    };
+    let publish = |text: &str| {
+        let file = na.dir.path().join("v.txt");
+        std::fs::write(&file, text).expect("write");
+        let cid = na.ok(&["add", "-Q", file.to_str().expect("p")]);
+        let out = na.ok(&["name", "publish", "--ttl", "1h", cid.trim()]);
+        let name = out
+            .strip_prefix("Published to ")
+            .and_then(|r| r.split(':').next())
+            .expect("name")
+            .to_string();
+        (name, cid.trim().to_string())
+    };
+    // With nobody to hear it and no DHT, the record is still published: a keeps it for
+    // whoever joins the name's topic.
+    let (name, cid1) = publish("first\n");
+    let topic = na.ok(&["pubsub", "ls"]);
+    assert!(topic.starts_with("/record/"), "{topic}");
+    nb.ok(&["swarm", "connect", &addr(&na)]);
+    let resolve = |n: &Node, want: &str| {
+        eventually("the name resolves", || {
+            let out = n.run(&["name", "resolve", &name]);
+            (String::from_utf8_lossy(&out.stdout) == format!("/ipfs/{want}\n")).then_some(())
+        })
+    };
+    resolve(&nb, &cid1);
+    assert_eq!(
+        nb.ok(&["name", "pubsub", "subs"]),
+        format!("/ipns/{name}\n")
+    );
+    nc.ok(&["swarm", "connect", &addr(&nb)]);
+    resolve(&nc, &cid1);
+    // a is not c's peer: c's copy came from b.
+    assert!(!nc
+        .ok(&["swarm", "peers"])
+        .contains(&addr(&na).rsplit("/p2p/").next().expect("id").to_string()));
+    let (_, cid2) = publish("second\n");
+    resolve(&nc, &cid2);
+    a.stop();
+    b.stop();
+    c.stop();
+}
+
 /// The IPNS republisher re-signs the node's records and puts them again: the record the other
 /// daemon holds changes (a later end of life) while the name keeps resolving to the same path.
 #[test]

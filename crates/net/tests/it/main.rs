@@ -287,6 +287,86 @@ fn ipns_record(key: &ipfs_kit_ipns::Keypair, seq: u64, value: &str) -> Vec<u8> {
     .encode()
 }
 
+/// Waits until `net` knows `peer` is subscribed to `topic`.
+async fn until_on_topic(net: &Network, topic: &str, peer: libp2p::PeerId) {
+    for _ in 0..200 {
+        if net
+            .pubsub_peers(Some(topic.to_string()))
+            .await
+            .unwrap()
+            .contains(&peer)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{peer} never joined {topic}");
+}
+
+/// The pubsub value store (IPNS over pubsub): following a key fetches the value from the
+/// topic's peers before it returns; on the topic, invalid and stale records go no further
+/// than the first node (not delivered, not kept), better ones pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pubsub_value_store_fetches_and_validates() {
+    let (a, _) = node(RoutingMode::None, true).await;
+    let (b, _) = node(RoutingMode::None, true).await;
+    let (c, _) = node(RoutingMode::None, true).await;
+    let name_key = ipfs_kit_ipns::Keypair::from_seed(&[42; 32]);
+    let key = name_key.public().peer_id().to_name().routing_key();
+    let topic = ipfs_kit_net::record_topic(&key);
+    let recs: Vec<Vec<u8>> = (0..4)
+        .map(|seq| ipns_record(&name_key, seq, &format!("/ipfs/v{seq}")))
+        .collect();
+    let rec = |seq: usize| recs[seq].clone();
+
+    // a holds the record before anyone is there to hear it published.
+    a.put_value_pubsub(key.clone(), rec(1)).await.unwrap();
+    assert!(a
+        .put_value_pubsub(key.clone(), b"junk".to_vec())
+        .await
+        .is_err());
+    b.connect(tcp_addr(&a).await).await.unwrap();
+    until_on_topic(&b, &topic, a.peer_id()).await;
+    assert_eq!(b.pubsub_value(&key), None);
+    b.follow_value(key.clone()).await.unwrap();
+    assert_eq!(
+        b.pubsub_value(&key),
+        Some(rec(1)),
+        "fetched while following"
+    );
+    assert_eq!(b.followed_values().await.unwrap(), vec![key.clone()]);
+
+    // c, on the topic through b only, sends junk, then an older record, then a newer one.
+    let mut heard = b.subscribe(topic.clone()).await.unwrap();
+    c.connect(tcp_addr(&b).await).await.unwrap();
+    until_on_topic(&c, &topic, b.peer_id()).await;
+    for data in [b"junk".to_vec(), rec(0), rec(3)] {
+        c.publish(topic.clone(), data).await.unwrap();
+    }
+    let first = tokio::time::timeout(Duration::from_secs(30), heard.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((first.from, first.data), (c.peer_id(), rec(3)));
+    assert_eq!(b.pubsub_value(&key), Some(rec(3)));
+    // a hears it from b, and an older put at a is kept back.
+    for _ in 0..200 {
+        if a.pubsub_value(&key) == Some(rec(3)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(a.pubsub_value(&key), Some(rec(3)));
+    a.put_value_pubsub(key.clone(), rec(2)).await.unwrap();
+    assert_eq!(a.pubsub_value(&key), Some(rec(3)));
+
+    assert!(b.unfollow_value(key.clone()).await.unwrap());
+    assert!(!b.unfollow_value(key.clone()).await.unwrap());
+    assert_eq!(b.pubsub_value(&key), None);
+    // b's own subscriber keeps the topic joined.
+    assert_eq!(b.pubsub_topics().await.unwrap(), vec![topic]);
+}
+
 /// Puts `value` from `from` until some peer takes it (identify must first have told `from`
 /// about its neighbours' DHT protocols).
 async fn put_when_ready(from: &Network, key: &[u8], value: &[u8]) {
