@@ -45,8 +45,6 @@ const MAX_PENDING_BYTES: usize = 64 << 20;
 const STORE_QUEUE: usize = 64;
 /// Provider lookups running at once (wants nobody connected has).
 const MAX_PROVIDER_QUERIES: usize = 8;
-/// Most keys of one explicit provide that are also announced on the LAN DHT, key by key.
-const MAX_LAN_PROVIDES: usize = 256;
 
 /// A connection to a peer, as `swarm peers` lists it.
 #[derive(Clone, Debug)]
@@ -667,17 +665,6 @@ impl EventLoop {
                         "cannot provide, no connected peers".into(),
                     )));
                 } else {
-                    // Kubo's LAN DHT hears of providers only through its own protocol; an
-                    // explicit provide of a few keys goes there too, one query per key (the
-                    // batched path speaks /ipfs/kad/1.0.0).
-                    if !reprovide && cids.len() <= MAX_LAN_PROVIDES {
-                        if let Some(lan) = self.swarm.behaviour_mut().kad_lan.as_mut() {
-                            for cid in &cids {
-                                let _ = lan
-                                    .start_providing(kad::RecordKey::new(&cid.hash().to_bytes()));
-                            }
-                        }
-                    }
                     self.provider.submit(cids, reprovide, Some(reply));
                 }
             }
@@ -688,6 +675,15 @@ impl EventLoop {
             }
             Command::ProvideStat(reply) => {
                 let _ = reply.send(self.provider.stat());
+            }
+            Command::DhtStore(reply) => {
+                let stat = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .as_mut()
+                    .map(|k| k.store_mut().stat());
+                let _ = reply.send(stat.unwrap_or_default());
             }
             Command::Reachability(reply) => {
                 let _ = reply.send(self.reachability.clone());
@@ -734,27 +730,20 @@ impl EventLoop {
                     let _ = reply.send(Err(e.into()));
                     return;
                 }
-                let record = kad::Record::new(kad::RecordKey::new(&key), value);
                 let b = self.swarm.behaviour_mut();
+                // The store takes what it refuses silently (see `SharedStore::put`): check
+                // first, so an outdated record is the caller's error.
+                if let Some(Err(e)) = b.kad.as_mut().map(|k| k.store_mut().check(&key, &value)) {
+                    let _ = reply.send(Err(e.into()));
+                    return;
+                }
+                let record = kad::Record::new(kad::RecordKey::new(&key), value);
                 let mut queries = Vec::new();
-                let mut refused = false;
                 for (dht, kad) in [(Dht::Wan, b.kad.as_mut()), (Dht::Lan, b.kad_lan.as_mut())] {
                     let Some(kad) = kad else { continue };
-                    match kad.put_record(record.clone(), kad::Quorum::One) {
-                        Ok(id) => queries.push((dht, id)),
-                        Err(_) => {
-                            refused = true;
-                            break;
-                        }
+                    if let Ok(id) = kad.put_record(record.clone(), kad::Quorum::One) {
+                        queries.push((dht, id));
                     }
-                }
-                if refused {
-                    // The shared store refused it: a better record is held.
-                    let _ = reply.send(Err(records::RecordError::Outdated.into()));
-                    for (d, q) in queries {
-                        self.finish_query(d, q);
-                    }
-                    return;
                 }
                 if queries.is_empty() {
                     let _ = reply.send(Err(Error::Routing(
@@ -1027,7 +1016,8 @@ impl EventLoop {
         }
     }
 
-    /// Events of the LAN instance: lookups shared with the WAN one, and provider lookups.
+    /// Events of the LAN instance: lookups shared with the WAN one, batched providing,
+    /// provider lookups.
     fn on_kad_lan(&mut self, event: kad::Event) {
         let kad::Event::OutboundQueryProgressed {
             id, result, step, ..
@@ -1038,6 +1028,9 @@ impl EventLoop {
         if self.ops.owns(Dht::Lan, id) {
             let follow = self.ops.progress(Dht::Lan, id, result, step.last);
             self.follow_up(follow);
+            return;
+        }
+        if self.provider.on_query(Dht::Lan, id, &result) {
             return;
         }
         self.on_providers(Dht::Lan, id, result, step.last);
@@ -1070,7 +1063,7 @@ impl EventLoop {
             self.follow_up(follow);
             return;
         }
-        if self.provider.on_query(id, &result) {
+        if self.provider.on_query(Dht::Wan, id, &result) {
             return;
         }
         self.on_providers(Dht::Wan, id, result, step.last);

@@ -274,6 +274,7 @@ pub(crate) enum Command {
     },
     Announce(Vec<Cid>),
     ProvideStat(oneshot::Sender<ProvideStat>),
+    DhtStore(oneshot::Sender<records::DhtStoreStat>),
     Reachability(oneshot::Sender<Reachability>),
     Protocols(oneshot::Sender<Vec<String>>),
     FindPeer {
@@ -528,6 +529,11 @@ impl Network {
     /// Providing figures (`stats provide`).
     pub async fn provide_stat(&self) -> Result<ProvideStat, Error> {
         self.ask(Command::ProvideStat).await
+    }
+
+    /// What the DHT store (behind both instances) holds; empty without a DHT.
+    pub async fn dht_store_stat(&self) -> Result<records::DhtStoreStat, Error> {
+        self.ask(Command::DhtStore).await
     }
 
     /// What AutoNAT concluded about this node's reachability.

@@ -20,6 +20,11 @@
 //!    back (Kubo and rust-libp2p read several messages per stream), at most [`MAX_SENDERS`]
 //!    peers at once.
 //!
+//! Both Kademlia instances are crawled, WAN then LAN: Kubo on a private network serves only
+//! its LAN DHT. On the LAN instance, records go only to peers the WAN crawl did not find (see
+//! [`Provider::assign`]), so a network of ipfs-kit nodes, which keep one store behind both
+//! protocols, gets each record once.
+//!
 //! The peer set found by a crawl is reused for [`SNAPSHOT_TTL`], so announcing newly added
 //! content between reprovides costs no lookups at all (a reprovide always crawls afresh). A small batch with no fresh snapshot
 //! uses libp2p's per-key `start_providing` instead (at most [`MAX_PER_KEY_QUERIES`] at once):
@@ -42,7 +47,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
-use crate::swarm::{Behaviour, KAD_PROTOCOL};
+use crate::records::Dht;
+use crate::swarm::{Behaviour, KAD_LAN_PROTOCOL, KAD_PROTOCOL};
 use crate::Error;
 
 /// Kademlia's replication factor: providers are stored on this many closest peers.
@@ -194,6 +200,8 @@ struct Snapshot {
 }
 
 struct Crawl {
+    /// The instance crawled.
+    dht: Dht,
     /// (hash, index into the job's keys), sorted: targets inside a region come from here.
     hashes: Vec<([u8; 32], usize)>,
     todo: VecDeque<Prefix>,
@@ -202,14 +210,14 @@ struct Crawl {
 }
 
 struct Send {
-    queue: VecDeque<(PeerId, Vec<Vec<u8>>)>,
+    queue: VecDeque<(PeerId, Dht, Vec<Vec<u8>>)>,
     running: usize,
 }
 
 enum Phase {
     PerKey {
         next: usize,
-        inflight: HashSet<kad::QueryId>,
+        inflight: HashSet<(Dht, kad::QueryId)>,
     },
     Crawl(Crawl),
     Send(Send),
@@ -220,6 +228,9 @@ struct Run {
     started: Instant,
     phase: Phase,
     outcome: ProvideOutcome,
+    /// The instances this run has crawled (WAN, LAN): each at most once, even when it found
+    /// nobody.
+    crawled: [bool; 2],
 }
 
 /// The provider, owned by the network's event loop.
@@ -234,7 +245,8 @@ pub(crate) struct Provider {
     /// When the oldest key now in `announce` was queued.
     announce_since: Option<Instant>,
     run: Option<Run>,
-    snapshot: Option<Snapshot>,
+    /// The last crawl of each instance: WAN, LAN.
+    snapshots: [Option<Snapshot>; 2],
     /// Sender tasks: (peer, messages sent or why not).
     pub(crate) senders: JoinSet<(PeerId, Result<usize, String>)>,
     stat: ProvideStat,
@@ -251,7 +263,7 @@ impl Provider {
             announce_set: HashSet::new(),
             announce_since: None,
             run: None,
-            snapshot: None,
+            snapshots: [None, None],
             senders: JoinSet::new(),
             stat: ProvideStat::default(),
         }
@@ -309,21 +321,26 @@ impl Provider {
         let Some(run) = self.run.as_mut() else {
             return;
         };
-        let Some(kad) = swarm.behaviour_mut().kad.as_mut() else {
+        if swarm.behaviour().kad.as_ref().is_none() {
             self.finish(Err(Error::Routing(
                 "routing is disabled (Routing.Type none)".into(),
             )));
             return;
-        };
+        }
         match &mut run.phase {
             Phase::PerKey { next, inflight } => {
                 while inflight.len() < MAX_PER_KEY_QUERIES && *next < run.job.keys.len() {
                     let key = RecordKey::new(&run.job.keys[*next].hash().to_bytes());
                     *next += 1;
-                    if let Ok(id) = kad.start_providing(key) {
-                        inflight.insert(id);
-                        run.outcome.lookups += 1;
-                        self.stat.lookups += 1;
+                    for dht in [Dht::Wan, Dht::Lan] {
+                        let Some(kad) = instance(swarm, dht) else {
+                            continue;
+                        };
+                        if let Ok(id) = kad.start_providing(key.clone()) {
+                            inflight.insert((dht, id));
+                            run.outcome.lookups += 1;
+                            self.stat.lookups += 1;
+                        }
                     }
                 }
                 if inflight.is_empty() && *next >= run.job.keys.len() {
@@ -332,6 +349,9 @@ impl Provider {
                 }
             }
             Phase::Crawl(crawl) => {
+                let Some(kad) = instance(swarm, crawl.dht) else {
+                    return;
+                };
                 while crawl.inflight.len() < MAX_LOOKUPS {
                     let Some(prefix) = crawl.todo.pop_front() else {
                         break;
@@ -348,19 +368,19 @@ impl Provider {
                 if crawl.inflight.is_empty() && crawl.todo.is_empty() {
                     let found = std::mem::take(&mut crawl.found);
                     let server = kad.mode() == kad::Mode::Server;
-                    self.snapshot = Some(self.make_snapshot(found, server));
-                    self.assign(swarm);
+                    let dht = crawl.dht;
+                    self.snapshots[dht as usize] = Some(self.make_snapshot(found, server));
+                    self.crawl_or_assign(swarm);
                 }
             }
             Phase::Send(send) => {
                 while send.running < MAX_SENDERS {
-                    let Some((peer, keys)) = send.queue.pop_front() else {
+                    let Some((peer, dht, keys)) = send.queue.pop_front() else {
                         break;
                     };
                     send.running += 1;
                     if !swarm.is_connected(&peer) {
-                        let addrs = self
-                            .snapshot
+                        let addrs = self.snapshots[dht as usize]
                             .as_ref()
                             .and_then(|s| s.addrs.get(&peer).cloned())
                             .unwrap_or_default();
@@ -369,8 +389,13 @@ impl Provider {
                     }
                     let provider = provider_peer(self.local, swarm);
                     let control = self.control.clone();
+                    let protocol = match dht {
+                        Dht::Wan => KAD_PROTOCOL,
+                        Dht::Lan => KAD_LAN_PROTOCOL,
+                    };
                     self.senders.spawn(async move {
-                        let result = send_providers(control, peer, &provider, &keys).await;
+                        let result =
+                            send_providers(control, peer, protocol, &provider, &keys).await;
                         (peer, result)
                     });
                 }
@@ -413,42 +438,11 @@ impl Provider {
         }
         // A reprovide re-places every record where the closest peers are now: it always
         // crawls afresh. Announcements in between reuse the last crawl.
-        let fresh = self.accelerated
-            && !job.reprovide
-            && self
-                .snapshot
-                .as_ref()
-                .is_some_and(|s| s.at.elapsed() < SNAPSHOT_TTL && !s.peers.is_empty());
-        let phase = if !self.accelerated {
-            Phase::PerKey {
-                next: 0,
-                inflight: HashSet::new(),
-            }
-        } else if fresh {
-            Phase::Send(Send {
-                queue: VecDeque::new(),
-                running: 0,
-            })
-        } else if job.keys.len() >= SWEEP_MIN_KEYS {
-            let mut hashes: Vec<([u8; 32], usize)> = job
-                .keys
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (hash(&c.hash().to_bytes()), i))
-                .collect();
-            hashes.sort_unstable();
-            Phase::Crawl(Crawl {
-                hashes,
-                todo: VecDeque::from([Prefix::ROOT]),
-                inflight: HashMap::new(),
-                found: HashMap::new(),
-            })
-        } else {
-            Phase::PerKey {
-                next: 0,
-                inflight: HashSet::new(),
-            }
-        };
+        let fresh = self.accelerated && !job.reprovide && fresh(&self.snapshots[0]);
+        let per_key = !self.accelerated || (!fresh && job.keys.len() < SWEEP_MIN_KEYS);
+        if job.reprovide {
+            self.snapshots = [None, None];
+        }
         self.run = Some(Run {
             outcome: ProvideOutcome {
                 keys: job.keys.len(),
@@ -456,11 +450,47 @@ impl Provider {
             },
             job,
             started: Instant::now(),
-            phase,
+            phase: Phase::PerKey {
+                next: 0,
+                inflight: HashSet::new(),
+            },
+            crawled: [false; 2],
         });
-        if fresh {
-            self.assign(swarm);
+        if !per_key {
+            self.crawl_or_assign(swarm);
         }
+    }
+
+    /// Crawls the next instance whose snapshot is missing or stale, else assigns the keys.
+    fn crawl_or_assign(&mut self, swarm: &mut Swarm<Behaviour>) {
+        let Some(run) = self.run.as_mut() else {
+            return;
+        };
+        let next = [Dht::Wan, Dht::Lan].into_iter().find(|d| {
+            let i = *d as usize;
+            instance(swarm, *d).is_some() && !run.crawled[i] && !fresh(&self.snapshots[i])
+        });
+        let Some(dht) = next else {
+            self.assign(swarm);
+            return;
+        };
+        run.crawled[dht as usize] = true;
+        let mut hashes: Vec<([u8; 32], usize)> = run
+            .job
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (hash(&c.hash().to_bytes()), i))
+            .collect();
+        hashes.sort_unstable();
+        run.phase = Phase::Crawl(Crawl {
+            dht,
+            hashes,
+            todo: VecDeque::from([Prefix::ROOT]),
+            inflight: HashMap::new(),
+            found: HashMap::new(),
+        });
+        self.poll(swarm);
     }
 
     fn make_snapshot(&mut self, found: HashMap<PeerId, Vec<Multiaddr>>, server: bool) -> Snapshot {
@@ -470,7 +500,6 @@ impl Provider {
             peers.push((hash(&self.local.to_bytes()), self.local));
         }
         peers.sort_unstable();
-        self.stat.last_crawl_peers = found.len();
         Snapshot {
             at: Instant::now(),
             peers,
@@ -478,38 +507,67 @@ impl Provider {
         }
     }
 
-    /// Computes each key's K closest peers from the snapshot and queues the streams.
+    /// Computes each key's K closest peers from the snapshots and queues the streams.
+    ///
+    /// On the LAN instance only the peers the WAN crawl did not find are sent records: an
+    /// ipfs-kit peer keeps one store for both protocols, so a record sent on either answers
+    /// lookups on both, whereas a Kubo peer on a private network serves only its LAN DHT. A
+    /// peer found by both crawls that is among a key's K closest on the LAN is then also among
+    /// them on the WAN, and has the record already, whenever every WAN server also serves the
+    /// LAN (as on a private network: the WAN set is the smaller).
     fn assign(&mut self, swarm: &mut Swarm<Behaviour>) {
         let Some(run) = self.run.as_mut() else {
             return;
         };
-        let mut per_peer: HashMap<PeerId, Vec<Vec<u8>>> = HashMap::new();
-        if let Some(snap) = &self.snapshot {
+        let mut per_peer: HashMap<(PeerId, Dht), Vec<Vec<u8>>> = HashMap::new();
+        let [wan, lan] = &self.snapshots;
+        let on_wan: HashSet<PeerId> = wan
+            .iter()
+            .flat_map(|s| s.peers.iter().map(|(_, p)| *p))
+            .collect();
+        for (dht, snap) in [(Dht::Wan, wan), (Dht::Lan, lan)] {
+            let Some(snap) = snap else { continue };
             for cid in &run.job.keys {
                 let key = cid.hash().to_bytes();
                 for p in closest(&snap.peers, &hash(&key), K) {
-                    if p != self.local {
-                        per_peer.entry(p).or_default().push(key.clone());
+                    if p != self.local && (dht == Dht::Wan || !on_wan.contains(&p)) {
+                        per_peer.entry((p, dht)).or_default().push(key.clone());
                     }
                 }
             }
         }
+        let seen: HashSet<PeerId> = wan
+            .iter()
+            .chain(lan.iter())
+            .flat_map(|s| s.peers.iter().map(|(_, p)| *p))
+            .filter(|p| *p != self.local)
+            .collect();
+        self.stat.last_crawl_peers = seen.len();
         run.outcome.peers = per_peer.len();
         run.phase = Phase::Send(Send {
-            queue: per_peer.into_iter().collect(),
+            queue: per_peer
+                .into_iter()
+                .map(|((peer, dht), keys)| (peer, dht, keys))
+                .collect(),
             running: 0,
         });
         self.poll(swarm);
     }
 
-    /// Takes the result of a query this provider started; false when it is not ours.
-    pub(crate) fn on_query(&mut self, id: kad::QueryId, result: &kad::QueryResult) -> bool {
+    /// Takes the result of a query this provider started on `dht`; false when it is not
+    /// ours.
+    pub(crate) fn on_query(
+        &mut self,
+        dht: Dht,
+        id: kad::QueryId,
+        result: &kad::QueryResult,
+    ) -> bool {
         let Some(run) = self.run.as_mut() else {
             return false;
         };
         match (&mut run.phase, result) {
             (Phase::PerKey { inflight, .. }, kad::QueryResult::StartProviding(r)) => {
-                if !inflight.remove(&id) {
+                if !inflight.remove(&(dht, id)) {
                     return false;
                 }
                 if r.is_ok() {
@@ -517,7 +575,7 @@ impl Provider {
                 }
                 true
             }
-            (Phase::Crawl(crawl), kad::QueryResult::GetClosestPeers(r)) => {
+            (Phase::Crawl(crawl), kad::QueryResult::GetClosestPeers(r)) if crawl.dht == dht => {
                 let Some(prefix) = crawl.inflight.remove(&id) else {
                     return false;
                 };
@@ -658,15 +716,32 @@ fn encode_add_provider(out: &mut Vec<u8>, key: &[u8], peer: &[u8]) {
     out.extend_from_slice(&msg);
 }
 
-/// Sends every key's `ADD_PROVIDER` to `peer` on one stream. Nothing is answered to
-/// `ADD_PROVIDER`, so a clean close after the last write is success.
+/// Whether a crawl's peer set can still be used.
+fn fresh(snapshot: &Option<Snapshot>) -> bool {
+    snapshot
+        .as_ref()
+        .is_some_and(|s| s.at.elapsed() < SNAPSHOT_TTL && !s.peers.is_empty())
+}
+
+/// The Kademlia instance `dht`, when it runs.
+fn instance(swarm: &mut Swarm<Behaviour>, dht: Dht) -> Option<&mut crate::dht::Kad> {
+    let b = swarm.behaviour_mut();
+    match dht {
+        Dht::Wan => b.kad.as_mut(),
+        Dht::Lan => b.kad_lan.as_mut(),
+    }
+}
+
+/// Sends every key's `ADD_PROVIDER` to `peer` on one stream of `protocol`. Nothing is
+/// answered to `ADD_PROVIDER`, so a clean close after the last write is success.
 async fn send_providers(
     mut control: libp2p_stream::Control,
     peer: PeerId,
+    protocol: libp2p::StreamProtocol,
     provider: &[u8],
     keys: &[Vec<u8>],
 ) -> Result<usize, String> {
-    let stream = tokio::time::timeout(OPEN_TIMEOUT, control.open_stream(peer, KAD_PROTOCOL))
+    let stream = tokio::time::timeout(OPEN_TIMEOUT, control.open_stream(peer, protocol))
         .await
         .map_err(|_| "opening a stream timed out".to_string())?
         .map_err(|e| e.to_string())?;

@@ -58,13 +58,11 @@ impl Store {
     }
 
     /// How many keys this node provides.
-    #[cfg(test)]
     pub fn provided_keys(&self) -> usize {
         self.local_keys
     }
 
     /// How many provider records from other peers are stored.
-    #[cfg(test)]
     pub fn remote_providers(&self) -> usize {
         self.remote
     }

@@ -413,11 +413,10 @@ fn dht_of_ipfs_kit_nodes_and_kubo_finds_peers_providers_and_names() {
 }
 
 /// Two ipfs-kit DHT clients that know only Kubo, which on loopback serves only its LAN DHT
-/// (`/ipfs/lan/kad/1.0.0`): one provides a file, and the other's `cat`, which no connected
-/// peer can answer, looks the block's providers up on the LAN DHT, finds the first client
-/// there, dials it and fetches the file.
-#[test]
-fn a_want_finds_its_provider_on_kubos_lan_dht() {
+/// (`/ipfs/lan/kad/1.0.0`): `provide` makes the first one provide a file (its CID and bytes),
+/// and the other's `cat`, which no connected peer can answer, looks the block's providers up
+/// on the LAN DHT, finds the first client there, dials it and fetches the file.
+fn found_through_kubos_lan_dht(provide: impl FnOnce(&Node, &Path) -> (String, Vec<u8>)) {
     let Some(script) = kubo_script() else { return };
     let kubo = Kubo::start(&script);
     let kubo_id = kubo.peer_id();
@@ -429,11 +428,7 @@ fn a_want_finds_its_provider_on_kubos_lan_dht() {
     p.ok(&["swarm", "connect", &kubo.addr("/tcp/")]);
     e.ok(&["swarm", "connect", &kubo.addr("/tcp/")]);
     let work = tempfile::tempdir().expect("tempdir");
-    let file = work.path().join("from-p.txt");
-    std::fs::write(&file, random_bytes(1000, 13)).expect("write");
-    let cid = p.ok(&["add", "-Q", file.to_str().expect("p")]);
-    let cid = cid.trim().to_string();
-    p.ok(&["routing", "provide", &cid]);
+    let (cid, data) = provide(&p, work.path());
     let peers = e.ok(&["swarm", "peers"]);
     assert!(peers.lines().all(|l| l.ends_with(&kubo_id)), "{peers}");
     let got = e.run(&["cat", &cid]);
@@ -442,5 +437,46 @@ fn a_want_finds_its_provider_on_kubos_lan_dht() {
         "{}",
         String::from_utf8_lossy(&got.stderr)
     );
-    assert_eq!(got.stdout, random_bytes(1000, 13));
+    assert_eq!(got.stdout, data);
+}
+
+/// An explicit `routing provide` of a small file (per-key provides on both DHT instances).
+#[test]
+fn a_want_finds_its_provider_on_kubos_lan_dht() {
+    found_through_kubos_lan_dht(|p, work| {
+        let file = work.join("from-p.txt");
+        std::fs::write(&file, random_bytes(1000, 13)).expect("write");
+        let cid = p.ok(&["add", "-Q", file.to_str().expect("p")]);
+        let cid = cid.trim().to_string();
+        p.ok(&["routing", "provide", &cid]);
+        (cid, random_bytes(1000, 13))
+    });
+}
+
+/// Newly added content, with no `routing provide`: a file of 200 blocks is announced in one
+/// batch, whose crawl of the LAN instance finds Kubo and sends it the records.
+#[test]
+fn announcements_reach_kubos_lan_dht_in_one_batch() {
+    found_through_kubos_lan_dht(|p, work| {
+        let file = work.join("announced.bin");
+        let data = random_bytes(200 * 1024, 17);
+        std::fs::write(&file, &data).expect("write");
+        let cid = p.ok(&[
+            "add",
+            "-Q",
+            "--chunker",
+            "size-1024",
+            file.to_str().expect("p"),
+        ]);
+        eventually("the announcement went out", || {
+            let s = p.ok(&["stats", "provide"]);
+            let total: u64 = s
+                .lines()
+                .find_map(|l| l.strip_prefix("TotalProvides:"))
+                .and_then(|n| n.trim().parse().ok())
+                .expect("TotalProvides");
+            (total >= 200).then_some(())
+        });
+        (cid.trim().to_string(), data)
+    });
 }
