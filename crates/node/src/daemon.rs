@@ -114,6 +114,8 @@ pub struct NodeMetrics {
     stored_blocks: Gauge,
     block_cache: crate::cache_metrics::CacheMetrics,
     tiers: crate::cache_metrics::TierMetrics,
+    /// The DHT store: value records, provider records from others, keys we provide.
+    dht: [Gauge; 3],
     /// The RPC API's counters.
     pub rpc: ipfs_kit_rpc::Metrics,
     /// The gateway's counters, by path kind (`ipfs`, `ipns`, `routing`, `other`).
@@ -144,7 +146,25 @@ impl Default for NodeMetrics {
         block_cache.register(registry.sub_registry_with_prefix("block_cache"));
         let tiers = crate::cache_metrics::TierMetrics::default();
         tiers.register(registry.sub_registry_with_prefix("tier"));
+        let dht: [Gauge; 3] = Default::default();
+        let sub = registry.sub_registry_with_prefix("dht");
+        for (g, name, help) in [
+            (
+                &dht[0],
+                "records",
+                "Value records (IPNS, public keys) in the DHT store",
+            ),
+            (
+                &dht[1],
+                "provider_records",
+                "Provider records from other peers in the DHT store",
+            ),
+            (&dht[2], "provided_keys", "Keys this node provides"),
+        ] {
+            sub.register(name, help, g.clone());
+        }
         NodeMetrics {
+            dht,
             tiers,
             registry: Arc::new(registry),
             stored_bytes,
@@ -167,6 +187,19 @@ impl NodeMetrics {
             .set(i64::try_from(stats.blocks).unwrap_or(i64::MAX));
         self.block_cache.update(repo.block_cache_stats());
         self.tiers.update(&repo.tier_figures());
+        let online = repo.online.read().clone();
+        if let Some(o) = online {
+            let net = o.network().clone();
+            if let Ok(Ok(d)) = o.wait(async move { net.dht_store_stat().await }) {
+                for (g, v) in self
+                    .dht
+                    .iter()
+                    .zip([d.records, d.remote_providers, d.provided_keys])
+                {
+                    g.set(i64::try_from(v).unwrap_or(i64::MAX));
+                }
+            }
+        }
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .map_err(|e| Error::Invalid(format!("encode metrics: {e}")))?;

@@ -155,6 +155,23 @@ fn ping_bandwidth_id_and_providing_between_daemons() {
     assert!(stat["LastReprovideBatchSize"].as_u64() >= Some(2), "{stat}");
     let out = a.ok(&["stats", "provide"]);
     assert!(out.starts_with("TotalProvides:"), "{out}");
+    // The DHT store's figures: a provides its blocks (as a DHT client it stores no one
+    // else's records).
+    let out = Command::new("curl")
+        .args(["-s", &format!("{}/debug/metrics/prometheus", da.url)])
+        .output()
+        .expect("curl");
+    let metrics = String::from_utf8_lossy(&out.stdout);
+    let gauge = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {metrics}"))
+    };
+    assert!(gauge("ipfs_kit_dht_provided_keys") >= 2, "{metrics}");
+    assert_eq!(gauge("ipfs_kit_dht_provider_records"), 0);
+    assert_eq!(gauge("ipfs_kit_dht_records"), 0);
 }
 
 #[test]
