@@ -11,6 +11,8 @@ use std::time::Duration;
 use futures::{AsyncRead, AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::{PeerId, StreamProtocol};
 
+use crate::provide::put_varint;
+
 /// The protocol.
 pub const FETCH_PROTOCOL: StreamProtocol = StreamProtocol::new("/libp2p/fetch/0.0.1");
 
@@ -23,14 +25,6 @@ pub(crate) const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Requests served at once; a peer opening more waits for a slot (libp2p-stream drops
 /// inbound streams beyond its own small queue).
 const MAX_SERVING: usize = 32;
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
 
 /// `key` as a varint-delimited `FetchRequest`.
 fn encode_request(key: &[u8]) -> Vec<u8> {

@@ -690,7 +690,8 @@ fn provider_peer(local: PeerId, swarm: &Swarm<Behaviour>) -> Vec<u8> {
     peer
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+/// Appends `v` as an unsigned varint (protobuf, multiformats).
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;

@@ -16,7 +16,9 @@ use ipfs_kit_net::RoutingMode;
 /// The server's ledger bound (`ServerConfig::max_peer_wants`).
 const MAX_PEER_WANTS: usize = 8192;
 
-fn attacker() -> Swarm<Behaviour> {
+/// A bare swarm over TCP, Noise and Yamux with only `behaviour`: a peer that says what it
+/// likes.
+pub(crate) fn attacker_with<B: libp2p::swarm::NetworkBehaviour>(behaviour: B) -> Swarm<B> {
     libp2p::SwarmBuilder::with_new_identity()
         .with_tokio()
         .with_tcp(
@@ -25,9 +27,13 @@ fn attacker() -> Swarm<Behaviour> {
             yamux::Config::default,
         )
         .unwrap()
-        .with_behaviour(|_| Behaviour::new(64 << 20))
+        .with_behaviour(|_| behaviour)
         .unwrap()
         .build()
+}
+
+fn attacker() -> Swarm<Behaviour> {
+    attacker_with(Behaviour::new(64 << 20))
 }
 
 /// Drives `swarm` until `done` says an event is the one awaited.

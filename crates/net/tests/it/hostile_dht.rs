@@ -12,7 +12,7 @@ use ipfs_kit_ipns::{Keypair, Record, RecordOptions};
 use ipfs_kit_net::records::MAX_RECORDS;
 use ipfs_kit_net::RoutingMode;
 use libp2p::swarm::SwarmEvent;
-use libp2p::{noise, tcp, yamux, PeerId, StreamProtocol};
+use libp2p::{PeerId, StreamProtocol};
 
 use crate::{node, tcp_addr};
 
@@ -112,17 +112,7 @@ fn ipns(seed: u32) -> (Vec<u8>, Vec<u8>) {
 async fn hostile_dht_messages_are_refused_and_the_store_stays_bounded() {
     let (victim, _) = node(RoutingMode::Server, false).await;
     let victim_id = victim.peer_id();
-    let mut evil = libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| libp2p_stream::Behaviour::new())
-        .unwrap()
-        .build();
+    let mut evil = crate::hostile::attacker_with(libp2p_stream::Behaviour::new());
     let control = evil.behaviour().new_control();
     let evil_id = *evil.local_peer_id();
     evil.dial(tcp_addr(&victim).await).unwrap();
