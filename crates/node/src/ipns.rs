@@ -172,6 +172,36 @@ impl Repo {
         Ok(n)
     }
 
+    /// With IPNS over pubsub on, gives the network the stored, still valid record of each of
+    /// this node's names, so a peer that joins a name's topic right after a restart can fetch
+    /// it (Kubo's store stays empty until its republisher runs, a minute after start).
+    /// Returns how many names are served.
+    pub(crate) fn serve_own_names_over_pubsub(&self) -> Result<usize, Error> {
+        let Some(online) = self.online() else {
+            return Ok(0);
+        };
+        if !online.names.pubsub_enabled() {
+            return Ok(0);
+        }
+        let now = SystemTime::now();
+        let mut n = 0;
+        for info in self.key_list()? {
+            let name = info.id.to_name();
+            let Some(record) = self
+                .ipns_record(&name)?
+                .filter(|r| r.verify(&name, now).is_ok())
+            else {
+                continue;
+            };
+            let (net, key) = (online.network().clone(), name.routing_key());
+            match online.wait(async move { net.put_value_pubsub(key, record.encode()).await })? {
+                Ok(()) => n += 1,
+                Err(e) => tracing::warn!("IPNS over pubsub for {name}: {e}"),
+            }
+        }
+        Ok(n)
+    }
+
     /// The best valid record of `name`: ours when this repo publishes it, else (online) the
     /// network's.
     fn best_record(&self, name: &Name) -> Result<Record, Error> {

@@ -247,6 +247,16 @@ pub async fn start(repo: &Arc<Repo>, overrides: &NetOverrides) -> Result<Arc<Onl
         reprovide: parking_lot::Mutex::new(routing_on.then_some(trigger_tx)),
     });
     *repo.online.write() = Some(online.clone());
+    if namesys_pubsub {
+        let weak = Arc::downgrade(repo);
+        tokio::task::spawn_blocking(move || {
+            if let Some(r) = weak.upgrade() {
+                if let Err(e) = r.serve_own_names_over_pubsub() {
+                    tracing::warn!("IPNS over pubsub: {e}");
+                }
+            }
+        });
+    }
     let period = ipfs_kit_ipns::parse_go_duration(&cfg.ipns.republish_period)
         .map_err(|_| Error::Config("ipns.republish_period".into()))?;
     let lifetime = ipfs_kit_ipns::parse_go_duration(&cfg.ipns.record_lifetime)

@@ -1777,7 +1777,8 @@ fn delegated_routing_and_ipns_between_two_daemons() {
 /// IPNS over pubsub with no DHT at all, as go-libp2p-pubsub-router does it: a publishes once;
 /// b, which meets a only afterwards, fetches the record from a over `/libp2p/fetch/0.0.1` as it
 /// follows the name; c, which knows only b, fetches it from b (a follower serves what it
-/// holds); a newer record then reaches c through b over gossipsub, replacing c's cached one.
+/// holds); a newer record then reaches c through b over gossipsub, replacing c's cached one;
+/// after a restart, a serves its name to a newcomer straight away.
 #[test]
 fn ipns_over_pubsub_alone_reaches_late_joiners() {
     let (na, nb, nc) = (Node::new(), Node::new(), Node::new());
@@ -1831,9 +1832,19 @@ fn ipns_over_pubsub_alone_reaches_late_joiners() {
         .contains(&addr(&na).rsplit("/p2p/").next().expect("id").to_string()));
     let (_, cid2) = publish("second\n");
     resolve(&nc, &cid2);
-    a.stop();
     b.stop();
     c.stop();
+
+    // a restarts and serves its name at once (not only when its republisher runs, a minute
+    // later): d, which knows only a, fetches the record from it.
+    a.stop();
+    let a = Daemon::start_with(&na, &flags);
+    let nd = Node::new();
+    let d = Daemon::start_with(&nd, &flags);
+    nd.ok(&["swarm", "connect", &addr(&na)]);
+    resolve(&nd, &cid2);
+    a.stop();
+    d.stop();
 }
 
 /// The IPNS republisher re-signs the node's records and puts them again: the record the other
