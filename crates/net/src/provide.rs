@@ -21,9 +21,10 @@
 //!    peers at once.
 //!
 //! Both Kademlia instances are crawled, WAN then LAN: Kubo on a private network serves only
-//! its LAN DHT. On the LAN instance, records go only to peers the WAN crawl did not find (see
-//! [`Provider::assign`]), so a network of ipfs-kit nodes, which keep one store behind both
-//! protocols, gets each record once.
+//! its LAN DHT. On the LAN instance, a key's record goes only to the peers among its K
+//! closest there that are not among its K closest on the WAN (see [`Provider::assign`]), so a
+//! network of ipfs-kit nodes, which keep one store behind both protocols, gets each record
+//! once.
 //!
 //! The peer set found by a crawl is reused for [`SNAPSHOT_TTL`], so announcing newly added
 //! content between reprovides costs no lookups at all (a reprovide always crawls afresh). A small batch with no fresh snapshot
@@ -509,30 +510,33 @@ impl Provider {
 
     /// Computes each key's K closest peers from the snapshots and queues the streams.
     ///
-    /// On the LAN instance only the peers the WAN crawl did not find are sent records: an
-    /// ipfs-kit peer keeps one store for both protocols, so a record sent on either answers
-    /// lookups on both, whereas a Kubo peer on a private network serves only its LAN DHT. A
-    /// peer found by both crawls that is among a key's K closest on the LAN is then also among
-    /// them on the WAN, and has the record already, whenever every WAN server also serves the
-    /// LAN (as on a private network: the WAN set is the smaller).
+    /// On the LAN instance a key's record goes only to those of its K closest that are not
+    /// among its K closest on the WAN, which get it there: an ipfs-kit peer keeps one store
+    /// for both protocols, so a record sent on either answers lookups on both, whereas a Kubo
+    /// peer on a private network serves only its LAN DHT.
     fn assign(&mut self, swarm: &mut Swarm<Behaviour>) {
         let Some(run) = self.run.as_mut() else {
             return;
         };
         let mut per_peer: HashMap<(PeerId, Dht), Vec<Vec<u8>>> = HashMap::new();
         let [wan, lan] = &self.snapshots;
-        let on_wan: HashSet<PeerId> = wan
-            .iter()
-            .flat_map(|s| s.peers.iter().map(|(_, p)| *p))
-            .collect();
-        for (dht, snap) in [(Dht::Wan, wan), (Dht::Lan, lan)] {
-            let Some(snap) = snap else { continue };
-            for cid in &run.job.keys {
-                let key = cid.hash().to_bytes();
-                for p in closest(&snap.peers, &hash(&key), K) {
-                    if p != self.local && (dht == Dht::Wan || !on_wan.contains(&p)) {
-                        per_peer.entry((p, dht)).or_default().push(key.clone());
-                    }
+        let closest_in = |snap: &Option<Snapshot>, key: &[u8]| -> Vec<PeerId> {
+            snap.as_ref()
+                .map(|s| closest(&s.peers, &hash(key), K))
+                .unwrap_or_default()
+        };
+        for cid in &run.job.keys {
+            let key = cid.hash().to_bytes();
+            let on_wan = closest_in(wan, &key);
+            let on_lan = closest_in(lan, &key);
+            let lan_only = on_lan.into_iter().filter(|p| !on_wan.contains(p));
+            let targets = on_wan
+                .iter()
+                .map(|p| (*p, Dht::Wan))
+                .chain(lan_only.map(|p| (p, Dht::Lan)));
+            for (p, dht) in targets {
+                if p != self.local {
+                    per_peer.entry((p, dht)).or_default().push(key.clone());
                 }
             }
         }
