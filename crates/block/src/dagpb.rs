@@ -64,6 +64,55 @@ pub fn get_varint(buf: &[u8], pos: &mut usize) -> Result<u64, Error> {
     Err(Error::DagPb("varint too long".into()))
 }
 
+/// A protobuf field's value as [`for_each_field`] reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PbValue<'a> {
+    /// Wire type 0.
+    Varint(u64),
+    /// Wire type 2 (bytes, strings, embedded messages).
+    Bytes(&'a [u8]),
+}
+
+/// Calls `f` with every varint and length-delimited field of the protobuf message `buf`, in
+/// order, by proto3's reading rules: fixed-width fields are skipped, field number 0 and groups
+/// (deprecated wire types 3 and 4) are refused. For the other protobuf messages IPFS speaks
+/// (IPNS records, keys, libp2p's fetch protocol); dag-pb itself is read more strictly. `bad`
+/// turns why the message is malformed into the caller's error.
+pub fn for_each_field<'a, E>(
+    buf: &'a [u8],
+    bad: impl Fn(String) -> E,
+    f: &mut dyn FnMut(u64, PbValue<'a>) -> Result<(), E>,
+) -> Result<(), E> {
+    let skip = |pos: usize, n: usize| pos.checked_add(n).filter(|end| *end <= buf.len());
+    let mut pos = 0;
+    while pos < buf.len() {
+        let key = get_varint(buf, &mut pos).map_err(|e| bad(e.to_string()))?;
+        let field = key >> 3;
+        if field == 0 {
+            return Err(bad("field number 0".into()));
+        }
+        match key & 7 {
+            0 => {
+                let v = get_varint(buf, &mut pos).map_err(|e| bad(e.to_string()))?;
+                f(field, PbValue::Varint(v))?;
+            }
+            2 => {
+                let len = get_varint(buf, &mut pos).map_err(|e| bad(e.to_string()))?;
+                let end = usize::try_from(len)
+                    .ok()
+                    .and_then(|l| skip(pos, l))
+                    .ok_or_else(|| bad("truncated field".into()))?;
+                f(field, PbValue::Bytes(&buf[pos..end]))?;
+                pos = end;
+            }
+            1 => pos = skip(pos, 8).ok_or_else(|| bad("truncated field".into()))?,
+            5 => pos = skip(pos, 4).ok_or_else(|| bad("truncated field".into()))?,
+            w => return Err(bad(format!("unsupported wire type {w}"))),
+        }
+    }
+    Ok(())
+}
+
 fn get_bytes<'a>(buf: &'a [u8], pos: &mut usize) -> Result<&'a [u8], Error> {
     let len = get_varint(buf, pos)?;
     let len = usize::try_from(len).map_err(|_| Error::DagPb("length overflow".into()))?;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures::{AsyncRead, AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::{PeerId, StreamProtocol};
 
-use crate::provide::put_varint;
+use ipfs_kit_block::dagpb::{put_varint, PbValue};
 
 /// The protocol.
 pub const FETCH_PROTOCOL: StreamProtocol = StreamProtocol::new("/libp2p/fetch/0.0.1");
@@ -62,61 +62,25 @@ fn invalid(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("fetch: {what}"))
 }
 
-fn get_varint(buf: &[u8], pos: &mut usize) -> io::Result<u64> {
-    ipfs_kit_block::dagpb::get_varint(buf, pos).map_err(|_| invalid("bad varint"))
-}
-
-/// The fields of one protobuf message: (field number, varint value or bytes). Unknown
-/// fields are skipped, as protobuf readers do.
-fn fields(buf: &[u8]) -> io::Result<Vec<(u64, Field<'_>)>> {
-    let mut pos = 0;
-    let mut out = Vec::new();
-    while pos < buf.len() {
-        let tag = get_varint(buf, &mut pos)?;
-        let value = match tag & 7 {
-            0 => Field::Varint(get_varint(buf, &mut pos)?),
-            2 => {
-                let len = usize::try_from(get_varint(buf, &mut pos)?)
-                    .map_err(|_| invalid("length overflows"))?;
-                let end = pos
-                    .checked_add(len)
-                    .filter(|e| *e <= buf.len())
-                    .ok_or_else(|| invalid("field runs past the message"))?;
-                let bytes = &buf[pos..end];
-                pos = end;
-                Field::Bytes(bytes)
-            }
-            1 | 5 => {
-                let len = if tag & 7 == 1 { 8 } else { 4 };
-                pos = pos
-                    .checked_add(len)
-                    .filter(|e| *e <= buf.len())
-                    .ok_or_else(|| invalid("field runs past the message"))?;
-                continue;
-            }
-            _ => return Err(invalid("unsupported wire type")),
-        };
-        out.push((tag >> 3, value));
-    }
-    Ok(out)
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Field<'a> {
-    Varint(u64),
-    Bytes(&'a [u8]),
+/// Reads the fields of a message body.
+fn for_each_field<'a>(
+    body: &'a [u8],
+    f: &mut dyn FnMut(u64, PbValue<'a>) -> io::Result<()>,
+) -> io::Result<()> {
+    ipfs_kit_block::dagpb::for_each_field(body, |why| invalid(&why), f)
 }
 
 /// The key a `FetchRequest` body asks for.
 fn decode_request(body: &[u8]) -> io::Result<Vec<u8>> {
     let mut key = Vec::new();
-    for (n, f) in fields(body)? {
+    for_each_field(body, &mut |n, f| {
         match (n, f) {
-            (1, Field::Bytes(b)) => key = b.to_vec(),
+            (1, PbValue::Bytes(b)) => key = b.to_vec(),
             (1, _) => return Err(invalid("identifier is not a string")),
             _ => {}
         }
-    }
+        Ok(())
+    })?;
     Ok(key)
 }
 
@@ -124,14 +88,15 @@ fn decode_request(body: &[u8]) -> io::Result<Vec<u8>> {
 /// unknown status.
 fn decode_response(body: &[u8]) -> io::Result<Option<Vec<u8>>> {
     let (mut status, mut data) = (0, Vec::new());
-    for (n, f) in fields(body)? {
+    for_each_field(body, &mut |n, f| {
         match (n, f) {
-            (1, Field::Varint(v)) => status = v,
-            (2, Field::Bytes(b)) => data = b.to_vec(),
+            (1, PbValue::Varint(v)) => status = v,
+            (2, PbValue::Bytes(b)) => data = b.to_vec(),
             (1 | 2, _) => return Err(invalid("field of the wrong type")),
             _ => {}
         }
-    }
+        Ok(())
+    })?;
     match status {
         0 => Ok(Some(data)),
         1 => Ok(None),
@@ -223,7 +188,7 @@ mod tests {
     /// Drops the length prefix after checking it.
     fn body(framed: &[u8]) -> &[u8] {
         let mut pos = 0;
-        let len = get_varint(framed, &mut pos).unwrap();
+        let len = ipfs_kit_block::dagpb::get_varint(framed, &mut pos).unwrap();
         assert_eq!(len as usize, framed.len() - pos);
         &framed[pos..]
     }

@@ -39,6 +39,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use futures::AsyncWriteExt;
+use ipfs_kit_block::dagpb::put_varint;
 use ipfs_kit_block::Cid;
 use libp2p::kad::store::RecordStore;
 use libp2p::kad::{self, RecordKey};
@@ -692,15 +693,6 @@ fn provider_peer(local: PeerId, swarm: &Swarm<Behaviour>) -> Vec<u8> {
         put_bytes(&mut peer, 2, &a.to_vec());
     }
     peer
-}
-
-/// Appends `v` as an unsigned varint (protobuf, multiformats).
-pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
 }
 
 fn put_bytes(out: &mut Vec<u8>, field: u64, bytes: &[u8]) {

@@ -10,6 +10,16 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
+/// Makes the counter `c` read `v` (a copy of a count kept elsewhere, which only grows).
+fn copy_count(c: &Counter, v: u64) {
+    c.inc_by(v.saturating_sub(c.get()));
+}
+
+/// Sets the gauge `g` to the count `v`, saturating.
+pub(crate) fn set_gauge(g: &Gauge, v: impl TryInto<i64>) {
+    g.set(v.try_into().unwrap_or(i64::MAX));
+}
+
 /// The exported metrics, each a copy of one of the cache's counters.
 #[derive(Clone, Default)]
 pub(crate) struct CacheMetrics {
@@ -72,12 +82,10 @@ impl CacheMetrics {
             (&self.evictions, s.evictions),
             (&self.removals, s.removals),
         ] {
-            c.inc_by(v.saturating_sub(c.get()));
+            copy_count(c, v);
         }
-        self.resident
-            .set(i64::try_from(s.resident_bytes).unwrap_or(i64::MAX));
-        self.capacity
-            .set(i64::try_from(s.capacity).unwrap_or(i64::MAX));
+        set_gauge(&self.resident, s.resident_bytes);
+        set_gauge(&self.capacity, s.capacity);
     }
 }
 
@@ -157,13 +165,10 @@ impl TierMetrics {
     /// Copies every tier's figures.
     pub(crate) fn update(&self, tiers: &[(String, TierFigures)]) {
         let _one = self.update.lock();
-        let set = |c: &Counter, v: u64| {
-            c.inc_by(v.saturating_sub(c.get()));
-        };
         for (name, f) in tiers {
             let tier = TierLabel { tier: name.clone() };
             for (outcome, v) in [("hit", f.hits), ("miss", f.misses), ("error", f.errors)] {
-                set(
+                copy_count(
                     &self.reads.get_or_create(&ReadLabel {
                         tier: name.clone(),
                         outcome,
@@ -171,13 +176,13 @@ impl TierMetrics {
                     v,
                 );
             }
-            set(&self.read_bytes.get_or_create(&tier), f.read_bytes);
-            set(
+            copy_count(&self.read_bytes.get_or_create(&tier), f.read_bytes);
+            copy_count(
                 &self.moved_in_blocks.get_or_create(&tier),
                 f.moved_in_blocks,
             );
-            set(&self.moved_in_bytes.get_or_create(&tier), f.moved_in_bytes);
-            set(
+            copy_count(&self.moved_in_bytes.get_or_create(&tier), f.moved_in_bytes);
+            copy_count(
                 &self.moved_out_blocks.get_or_create(&tier),
                 f.moved_out_blocks,
             );

@@ -181,10 +181,8 @@ impl NodeMetrics {
     pub fn encode(&self, repo: &Repo) -> Result<String, Error> {
         // The local tier's figures: counting object storage would list its bucket each scrape.
         let stats = repo.local_stats()?;
-        self.stored_bytes
-            .set(i64::try_from(stats.block_bytes).unwrap_or(i64::MAX));
-        self.stored_blocks
-            .set(i64::try_from(stats.blocks).unwrap_or(i64::MAX));
+        crate::cache_metrics::set_gauge(&self.stored_bytes, stats.block_bytes);
+        crate::cache_metrics::set_gauge(&self.stored_blocks, stats.blocks);
         self.block_cache.update(repo.block_cache_stats());
         self.tiers.update(&repo.tier_figures());
         let online = repo.online.read().clone();
@@ -196,7 +194,7 @@ impl NodeMetrics {
                     .iter()
                     .zip([d.records, d.remote_providers, d.provided_keys])
                 {
-                    g.set(i64::try_from(v).unwrap_or(i64::MAX));
+                    crate::cache_metrics::set_gauge(g, v);
                 }
             }
         }
