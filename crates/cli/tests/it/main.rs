@@ -75,6 +75,13 @@ impl Node {
         String::from_utf8(out.stdout).expect("utf-8 output")
     }
 
+    /// `config set` of each (key, JSON value), in order: each must leave a valid config.
+    pub fn config_set(&self, settings: &[(&str, &str)]) {
+        for (key, value) in settings {
+            self.ok(&["config", "set", key, value]);
+        }
+    }
+
     /// Runs a command that must fail with a one-line error mentioning `needle`.
     pub fn fails(&self, args: &[&str], needle: &str) {
         let out = self.run(args);
@@ -666,13 +673,11 @@ fn gc_removes_only_unpinned_content() {
 #[test]
 fn the_daemon_collects_garbage_once_the_repo_passes_its_storage_limit() {
     let node = Node::new();
-    for (key, value) in [
+    node.config_set(&[
         ("datastore.storage_max", "\"4MB\""),
         ("datastore.storage_gc_watermark", "50"),
         ("datastore.gc_period", "\"1s\""),
-    ] {
-        node.ok(&["config", "set", key, value]);
-    }
+    ]);
     let kept = node.add_generated("kept.bin", 1_000_000, true);
     let garbage = node.add_generated("garbage.bin", 500_000, false);
     let stat = node.ok(&["repo", "stat"]);

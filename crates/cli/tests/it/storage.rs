@@ -255,14 +255,12 @@ fn the_coldest_blocks_move_out_when_the_local_disk_passes_its_watermark() {
         return;
     };
     let node = node_with_bucket(&s3, "full");
-    for (key, value) in [
+    node.config_set(&[
         ("tiering.local_capacity", "\"2MiB\""),
         // Low first: every config set must leave a valid config (low <= high).
         ("tiering.low_watermark", "0.35"),
         ("tiering.high_watermark", "0.5"),
-    ] {
-        node.ok(&["config", "set", key, value]);
-    }
+    ]);
     let add = |name: &str, pin: bool| node.add_generated(name, 600 * 1024, pin);
     let (hot, cold1, cold2) = (add("hot", true), add("cold1", true), add("cold2", true));
     for _ in 0..3 {
@@ -418,13 +416,11 @@ fn a_full_bucket_lets_go_of_unpinned_blocks_only() {
         return;
     };
     let node = node_with_bucket(&s3, "capped");
-    for (key, value) in [
+    node.config_set(&[
         ("object_storage.capacity", "\"1MB\""),
         ("object_storage.low_watermark", "0.3"),
         ("object_storage.high_watermark", "0.5"),
-    ] {
-        node.ok(&["config", "set", key, value]);
-    }
+    ]);
     let pinned = node.add_generated("pinned.bin", 600_000, true);
     let loose = node.add_generated("loose.bin", 600_000, false);
     for cid in [&pinned, &loose] {
