@@ -726,14 +726,14 @@ impl EventLoop {
                 self.start_op(op, queries);
             }
             Command::PutRecord { key, value, reply } => {
-                if let Err(e) = records::validate(&key, &value, std::time::SystemTime::now()) {
-                    let _ = reply.send(Err(e.into()));
-                    return;
-                }
                 let b = self.swarm.behaviour_mut();
                 // The store takes what it refuses silently (see `SharedStore::put`): check
-                // first, so an outdated record is the caller's error.
-                if let Some(Err(e)) = b.kad.as_mut().map(|k| k.store_mut().check(&key, &value)) {
+                // first, so an invalid or outdated record is the caller's error.
+                let checked = match b.kad.as_mut() {
+                    Some(k) => k.store_mut().check(&key, &value),
+                    None => records::validate(&key, &value, std::time::SystemTime::now()),
+                };
+                if let Err(e) = checked {
                     let _ = reply.send(Err(e.into()));
                     return;
                 }
